@@ -1,0 +1,377 @@
+"""A small CUDA runtime surface for the TensorRT backend: buffers, a stream, events, graph capture.
+
+Three implementations, chosen in this order by :func:`select_cuda_api`:
+
+1. ``cuda-python`` (``cuda.bindings.runtime``, or ``cuda.cudart`` in older releases): binary wheels,
+   installed by the ``trt`` extra, no other framework needed;
+2. ``torch`` CUDA tensors, streams, events and ``torch.cuda.CUDAGraph``: present wherever the CUDA
+   build of torch is;
+3. ``pycuda``: supported where installed, last because it builds from source against a CUDA toolkit.
+
+Handles are opaque to callers; :meth:`CudaApi.stream_handle` gives the integer ``cudaStream_t`` that
+TensorRT's ``execute_async_v3`` takes.
+"""
+
+from __future__ import annotations
+
+import abc
+from typing import Any, Callable
+
+import numpy as np
+
+from sgnas.errors import SgnasError
+
+
+class CudaError(RuntimeError):
+    """A CUDA runtime call failed."""
+
+
+class CudaApi(abc.ABC):
+    """Buffers, one stream, events and graph capture on the current CUDA device."""
+
+    name = "cuda"
+
+    @abc.abstractmethod
+    def device_name(self) -> str: ...
+
+    @abc.abstractmethod
+    def malloc(self, nbytes: int) -> int: ...
+
+    @abc.abstractmethod
+    def free(self, ptr: int) -> None: ...
+
+    @abc.abstractmethod
+    def memcpy_htod(self, ptr: int, host: np.ndarray) -> None: ...
+
+    @abc.abstractmethod
+    def memcpy_dtoh(self, host: np.ndarray, ptr: int) -> None: ...
+
+    @abc.abstractmethod
+    def stream_create(self) -> Any:
+        """A new non-blocking stream (never the legacy default stream)."""
+
+    @abc.abstractmethod
+    def stream_handle(self, stream: Any) -> int: ...
+
+    @abc.abstractmethod
+    def stream_synchronize(self, stream: Any) -> None: ...
+
+    @abc.abstractmethod
+    def stream_destroy(self, stream: Any) -> None: ...
+
+    @abc.abstractmethod
+    def event_create(self) -> Any: ...
+
+    @abc.abstractmethod
+    def event_record(self, event: Any, stream: Any) -> None: ...
+
+    @abc.abstractmethod
+    def event_elapsed_ms(self, start: Any, end: Any) -> float:
+        """Milliseconds between two recorded events (waits for ``end``)."""
+
+    @abc.abstractmethod
+    def event_destroy(self, event: Any) -> None: ...
+
+    @abc.abstractmethod
+    def capture(self, stream: Any, enqueue: Callable[[], None]) -> Any:
+        """Capture the work ``enqueue()`` puts on ``stream`` into an executable CUDA graph."""
+
+    @abc.abstractmethod
+    def graph_launch(self, graph: Any, stream: Any) -> None: ...
+
+    @abc.abstractmethod
+    def graph_destroy(self, graph: Any) -> None: ...
+
+
+# ------------------------------------------------------------------ cuda-python
+def _import_cudart():
+    try:
+        from cuda.bindings import runtime
+    except ImportError:
+        from cuda import cudart as runtime  # cuda-python < 12.6
+    return runtime
+
+
+class CudaPythonApi(CudaApi):
+    """``cuda-python`` runtime bindings."""
+
+    name = "cuda-python"
+
+    def __init__(self, cudart: Any = None) -> None:
+        self.rt = cudart if cudart is not None else _import_cudart()
+
+    def _call(self, fn: str, *args: Any) -> Any:
+        result = getattr(self.rt, fn)(*args)
+        err, rest = result[0], result[1:]
+        if err != self.rt.cudaError_t.cudaSuccess:
+            msg = self.rt.cudaGetErrorString(err)[1]
+            msg = msg.decode() if isinstance(msg, bytes) else str(msg)
+            raise CudaError(f"{fn}: {msg}")
+        if not rest:
+            return None
+        return rest[0] if len(rest) == 1 else rest
+
+    def device_count(self) -> int:
+        return int(self._call("cudaGetDeviceCount"))
+
+    def device_name(self) -> str:
+        props = self._call("cudaGetDeviceProperties", self._call("cudaGetDevice"))
+        name = props.name
+        return (name.decode(errors="replace") if isinstance(name, bytes) else str(name)).rstrip("\x00")
+
+    def malloc(self, nbytes: int) -> int:
+        return int(self._call("cudaMalloc", int(nbytes)))
+
+    def free(self, ptr: int) -> None:
+        self._call("cudaFree", ptr)
+
+    def memcpy_htod(self, ptr: int, host: np.ndarray) -> None:
+        host = np.ascontiguousarray(host)
+        self._call("cudaMemcpy", ptr, host.ctypes.data, host.nbytes,
+                   self.rt.cudaMemcpyKind.cudaMemcpyHostToDevice)
+
+    def memcpy_dtoh(self, host: np.ndarray, ptr: int) -> None:
+        if not host.flags.c_contiguous:
+            raise ValueError("host array must be C-contiguous")
+        self._call("cudaMemcpy", host.ctypes.data, ptr, host.nbytes,
+                   self.rt.cudaMemcpyKind.cudaMemcpyDeviceToHost)
+
+    def stream_create(self) -> Any:
+        return self._call("cudaStreamCreateWithFlags", self.rt.cudaStreamNonBlocking)
+
+    def stream_handle(self, stream: Any) -> int:
+        return int(stream)
+
+    def stream_synchronize(self, stream: Any) -> None:
+        self._call("cudaStreamSynchronize", stream)
+
+    def stream_destroy(self, stream: Any) -> None:
+        self._call("cudaStreamDestroy", stream)
+
+    def event_create(self) -> Any:
+        return self._call("cudaEventCreate")
+
+    def event_record(self, event: Any, stream: Any) -> None:
+        self._call("cudaEventRecord", event, stream)
+
+    def event_elapsed_ms(self, start: Any, end: Any) -> float:
+        self._call("cudaEventSynchronize", end)
+        return float(self._call("cudaEventElapsedTime", start, end))
+
+    def event_destroy(self, event: Any) -> None:
+        self._call("cudaEventDestroy", event)
+
+    def capture(self, stream: Any, enqueue: Callable[[], None]) -> Any:
+        mode = self.rt.cudaStreamCaptureMode.cudaStreamCaptureModeGlobal
+        self._call("cudaStreamBeginCapture", stream, mode)
+        try:
+            enqueue()
+        except BaseException:
+            graph = self.rt.cudaStreamEndCapture(stream)
+            if graph[0] == self.rt.cudaError_t.cudaSuccess and graph[1] is not None:
+                self.rt.cudaGraphDestroy(graph[1])
+            self.rt.cudaGetLastError()
+            raise
+        graph = self._call("cudaStreamEndCapture", stream)
+        try:
+            exe = self._call("cudaGraphInstantiateWithFlags", graph, 0)
+        except CudaError:
+            self.rt.cudaGraphDestroy(graph)
+            self.rt.cudaGetLastError()
+            raise
+        return (graph, exe)
+
+    def graph_launch(self, graph: Any, stream: Any) -> None:
+        self._call("cudaGraphLaunch", graph[1], stream)
+
+    def graph_destroy(self, graph: Any) -> None:
+        self._call("cudaGraphExecDestroy", graph[1])
+        self._call("cudaGraphDestroy", graph[0])
+
+
+# ------------------------------------------------------------------------ torch
+class TorchCudaApi(CudaApi):
+    """CUDA through torch: byte tensors as buffers, ``torch.cuda`` streams/events/graphs."""
+
+    name = "torch"
+
+    def __init__(self) -> None:
+        import torch
+
+        self.torch = torch
+        self._buffers: dict[int, Any] = {}
+
+    def device_name(self) -> str:
+        return self.torch.cuda.get_device_name()
+
+    def malloc(self, nbytes: int) -> int:
+        t = self.torch.empty(max(int(nbytes), 1), dtype=self.torch.uint8, device="cuda")
+        self._buffers[t.data_ptr()] = t
+        return t.data_ptr()
+
+    def free(self, ptr: int) -> None:
+        self._buffers.pop(ptr, None)
+
+    def _bytes(self, a: np.ndarray) -> np.ndarray:
+        return np.ascontiguousarray(a).reshape(-1).view(np.uint8)
+
+    def memcpy_htod(self, ptr: int, host: np.ndarray) -> None:
+        src = self._bytes(host)
+        self._buffers[ptr][: src.size].copy_(self.torch.from_numpy(src.copy()))
+        self.torch.cuda.synchronize()
+
+    def memcpy_dtoh(self, host: np.ndarray, ptr: int) -> None:
+        self.torch.cuda.synchronize()
+        dst = host.reshape(-1).view(np.uint8)
+        dst[:] = self._buffers[ptr][: dst.size].cpu().numpy()
+
+    def stream_create(self) -> Any:
+        return self.torch.cuda.Stream()
+
+    def stream_handle(self, stream: Any) -> int:
+        return int(stream.cuda_stream)
+
+    def stream_synchronize(self, stream: Any) -> None:
+        stream.synchronize()
+
+    def stream_destroy(self, stream: Any) -> None:
+        stream.synchronize()
+
+    def event_create(self) -> Any:
+        return self.torch.cuda.Event(enable_timing=True)
+
+    def event_record(self, event: Any, stream: Any) -> None:
+        event.record(stream)
+
+    def event_elapsed_ms(self, start: Any, end: Any) -> float:
+        end.synchronize()
+        return float(start.elapsed_time(end))
+
+    def event_destroy(self, event: Any) -> None:
+        pass
+
+    def capture(self, stream: Any, enqueue: Callable[[], None]) -> Any:
+        graph = self.torch.cuda.CUDAGraph()
+        with self.torch.cuda.graph(graph, stream=stream):
+            enqueue()
+        return graph
+
+    def graph_launch(self, graph: Any, stream: Any) -> None:
+        with self.torch.cuda.stream(stream):
+            graph.replay()
+
+    def graph_destroy(self, graph: Any) -> None:
+        graph.reset()
+
+
+# ----------------------------------------------------------------------- pycuda
+class PyCudaApi(CudaApi):
+    """pycuda (``pycuda.autoinit`` creates the context on the first GPU)."""
+
+    name = "pycuda"
+
+    def __init__(self) -> None:
+        import pycuda.autoinit  # noqa: F401  (creates and pushes a context)
+        import pycuda.driver as drv
+
+        self.drv = drv
+        self._buffers: dict[int, Any] = {}
+
+    def device_name(self) -> str:
+        return self.drv.Context.get_device().name()
+
+    def malloc(self, nbytes: int) -> int:
+        alloc = self.drv.mem_alloc(max(int(nbytes), 1))
+        self._buffers[int(alloc)] = alloc
+        return int(alloc)
+
+    def free(self, ptr: int) -> None:
+        alloc = self._buffers.pop(ptr, None)
+        if alloc is not None:
+            alloc.free()
+
+    def memcpy_htod(self, ptr: int, host: np.ndarray) -> None:
+        self.drv.memcpy_htod(ptr, np.ascontiguousarray(host))
+
+    def memcpy_dtoh(self, host: np.ndarray, ptr: int) -> None:
+        self.drv.memcpy_dtoh(host, ptr)
+
+    def stream_create(self) -> Any:
+        return self.drv.Stream()
+
+    def stream_handle(self, stream: Any) -> int:
+        return int(stream.handle)
+
+    def stream_synchronize(self, stream: Any) -> None:
+        stream.synchronize()
+
+    def stream_destroy(self, stream: Any) -> None:
+        stream.synchronize()
+
+    def event_create(self) -> Any:
+        return self.drv.Event()
+
+    def event_record(self, event: Any, stream: Any) -> None:
+        event.record(stream)
+
+    def event_elapsed_ms(self, start: Any, end: Any) -> float:
+        end.synchronize()
+        return float(end.time_since(start))
+
+    def event_destroy(self, event: Any) -> None:
+        pass
+
+    def capture(self, stream: Any, enqueue: Callable[[], None]) -> Any:
+        stream.begin_capture()
+        try:
+            enqueue()
+        finally:
+            graph = stream.end_capture()
+        return graph.instantiate()
+
+    def graph_launch(self, graph: Any, stream: Any) -> None:
+        graph.launch(stream)
+
+    def graph_destroy(self, graph: Any) -> None:
+        pass
+
+
+def _cuda_python() -> CudaApi:
+    api = CudaPythonApi()
+    if api.device_count() < 1:
+        raise CudaError("no CUDA device")
+    return api
+
+
+def _torch() -> CudaApi:
+    import torch
+
+    if not torch.cuda.is_available():
+        raise CudaError("torch sees no CUDA device")
+    return TorchCudaApi()
+
+
+def _pycuda() -> CudaApi:
+    return PyCudaApi()
+
+
+#: Implementations in the order they are tried.
+CANDIDATES: tuple[tuple[str, Callable[[], CudaApi]], ...] = (
+    ("cuda-python", _cuda_python),
+    ("torch", _torch),
+    ("pycuda", _pycuda),
+)
+
+
+def select_cuda_api() -> CudaApi:
+    """The first usable implementation among cuda-python, torch and pycuda."""
+    reasons = []
+    for name, make in CANDIDATES:
+        try:
+            return make()
+        except Exception as exc:  # ImportError, no driver, no device: try the next one
+            reasons.append(f"{name}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}")
+    raise SgnasError(
+        "no usable CUDA GPU binding (pip install 'sgnas[trt]' for cuda-python); tried "
+        + "; ".join(reasons)
+    )

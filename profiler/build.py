@@ -1,0 +1,334 @@
+"""Building a LUT: enumerate the space's keys, build each entry's graph, measure it, checkpoint.
+
+For every distinct LUT key (:meth:`SearchSpace.all_keys`; layers of identical shape share keys, so
+each is measured once) the builder makes the entry's ONNX graph (:mod:`profiler.graphs`), writes it
+to a temporary file, opens a runner of the device's backend, measures it with the device's protocol
+and closes the runner before the next entry, so only one session lives at a time. The graph of the
+first entry of each shape (and of stem and head) is checked against its torch module.
+
+Checkpointing: the partial LUT (``complete: false``) is written atomically to the output path after
+every entry and when interrupted, so a killed build loses at most the entry in flight, and
+``resume=True`` continues where it stopped.
+
+Drift: a fixed canary entry is measured at the start, every ``protocol.canary_every`` entries and at
+the end. The canary medians are recorded in ``lut.drift``. With ``normalize_drift`` (default) an
+entry measured while the canary is off its baseline by more than ``drift_tolerance`` is divided by
+the canary factor (current / baseline) and the factor is stored in the entry; within the tolerance,
+which covers the canary's own measurement noise, entries are stored as measured.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import logging
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable, Sequence
+
+from sgnas.errors import SgnasError
+from sgnas.lut import EntryStats, Lut, load_lut, save_lut
+from sgnas.space import SearchSpace
+
+from . import graphs
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .devices import DeviceDescriptor
+    from .protocol import Measurement
+
+log = logging.getLogger(__name__)
+
+#: ``on_entry(key, stats, done, total)`` is called after each entry is recorded and checkpointed.
+EntryCallback = Callable[[str, EntryStats, int, int], None]
+
+
+@dataclass
+class BuildConfig:
+    """What to build: ``device`` measured over ``space``, written to ``out``."""
+
+    device: "DeviceDescriptor"
+    space: SearchSpace
+    out: Path
+    resume: bool = False
+    force: bool = False
+    canary: bool = True
+    normalize_drift: bool = True
+    drift_tolerance: float = 0.03
+    #: Measure only the first ``limit`` keys (tests, quick looks); the LUT stays incomplete.
+    limit: int | None = None
+    #: Measure only these keys (e.g. a sample to re-measure); the LUT stays incomplete.
+    keys: Sequence[str] | None = None
+    tmp_dir: Path | None = None
+    cache_dir: Path | None = None
+    seed: int = 0
+    verify: bool = True
+    checkpoint_every: int = 1
+
+    def __post_init__(self) -> None:
+        self.out = Path(self.out)
+        if self.limit is not None and self.limit < 1:
+            raise SgnasError(f"--limit must be >= 1, got {self.limit}")
+
+
+def canary_key(space: SearchSpace) -> str:
+    """The fixed entry re-measured to track drift: a mid-network layer with a mixed configuration."""
+    layer = space.layers[len(space.layers) // 2]
+    config = tuple(sorted(space.kernels))
+    return layer.key(config if config in space.config_index else space.configs[0])
+
+
+def entry_stats(m: "Measurement", factor: float | None = None) -> EntryStats:
+    """LUT entry of a measurement, divided by ``factor`` when drift is normalized."""
+    f = factor or 1.0
+    return EntryStats(
+        median_ms=m.median_ms / f,
+        p10_ms=m.p10_ms / f,
+        p90_ms=m.p90_ms / f,
+        n=m.n,
+        spread=m.spread,
+        noisy=m.noisy,
+        canary_factor=factor,
+    )
+
+
+def check_device_space(device: "DeviceDescriptor", space: SearchSpace) -> None:
+    """A device whose ``input_size`` differs from the space's cannot profile that space."""
+    if device.input_size is not None and device.input_size != space.input_size:
+        raise SgnasError(
+            f"device {device.name} profiles at input {device.input_size}, space {space.name!r} has "
+            f"input {space.input_size}; choose the matching --space"
+        )
+
+
+def new_lut(device: "DeviceDescriptor", space: SearchSpace, environment: dict) -> Lut:
+    """An empty LUT with the provenance of ``device`` and ``space``."""
+    return Lut(
+        space=space.name,
+        space_fingerprint=space.fingerprint,
+        device=device.to_dict(),
+        environment=environment,
+        input_size=space.input_size,
+    )
+
+
+def _start(cfg: BuildConfig) -> Lut:
+    from .environment import collect_environment
+
+    if cfg.out.exists() and not (cfg.resume or cfg.force):
+        raise SgnasError(f"{cfg.out} exists; use --resume to continue or --force to overwrite")
+    fresh = new_lut(cfg.device, cfg.space, collect_environment(cfg.device))
+    if not (cfg.resume and cfg.out.exists()):
+        return fresh
+    lut = load_lut(cfg.out, space=cfg.space, device=cfg.device, allow_incomplete=True)
+    if lut.fingerprint != fresh.fingerprint:
+        raise SgnasError(
+            f"{cfg.out} was measured with other settings of device {cfg.device.name} (backend, "
+            f"precision, batch or threads differ); use --force to start over"
+        )
+    return lut
+
+
+class _Measurer:
+    """Builds, writes, checks and measures one entry at a time, one live runner at a time."""
+
+    def __init__(self, cfg: BuildConfig, tmp: Path) -> None:
+        self.cfg = cfg
+        self.tmp = tmp
+        self.specs = graphs.key_specs(cfg.space)
+        self.checked: set[str] = set()
+        self.fp16 = cfg.device.precision == "fp16"
+
+    def model_spec(self, key: str):
+        from .backends.base import ModelSpec
+
+        spec = self.specs[key]
+        kg = graphs.key_graph(
+            self.cfg.space, spec, self.cfg.device.batch_size, seed=self.cfg.seed, fp16=self.fp16
+        )
+        shape_id = spec.layer.shape_key if spec.layer is not None else key
+        if self.cfg.verify and shape_id not in self.checked:
+            graphs.check_against_torch(kg.module, kg.model, kg.input_shape, seed=self.cfg.seed)
+            self.checked.add(shape_id)
+        path = graphs.save_model(kg.model, self.tmp / f"{key}.onnx")
+        path16 = graphs.save_model(kg.model_fp16, self.tmp / f"{key}.fp16.onnx") if self.fp16 else None
+        module = kg.module
+        return ModelSpec(
+            onnx_path=path,
+            input_shape=kg.input_shape,
+            name=key,
+            torch_factory=lambda: module,
+            onnx_path_fp16=path16,
+            seed=self.cfg.seed,
+        )
+
+    def measure(self, key: str) -> "Measurement":
+        from .backends.base import make_runner
+        from .protocol import measure
+
+        spec = self.model_spec(key)
+        try:
+            with make_runner(self.cfg.device, spec, cache_dir=self.cfg.cache_dir) as runner:
+                return measure(runner, self.cfg.device.protocol)
+        finally:
+            for p in (spec.onnx_path, spec.onnx_path_fp16):
+                if p is not None:
+                    p.unlink(missing_ok=True)
+
+
+class _Canary:
+    """Canary medians of this build (or of the build it resumes) and the factor entries get."""
+
+    def __init__(self, cfg: BuildConfig, measurer: _Measurer, lut: Lut) -> None:
+        self.cfg = cfg
+        self.measurer = measurer
+        self.key = lut.drift.get("canary_key") or canary_key(cfg.space)
+        self.medians: list[float] = list(lut.drift.get("canary_medians_ms", []))
+        self.at: list[int] = list(lut.drift.get("canary_at_entries", []))
+        self.every = cfg.device.protocol.canary_every
+        self.last_at: int | None = None
+        self.factor: float | None = None
+
+    @property
+    def enabled(self) -> bool:
+        return self.cfg.canary
+
+    def measure(self, done: int) -> None:
+        m = self.measurer.measure(self.key)
+        self.medians.append(m.median_ms)
+        self.at.append(done)
+        self.last_at = done
+        f = self.medians[-1] / self.medians[0]
+        self.factor = f if self.cfg.normalize_drift and abs(f - 1.0) > self.cfg.drift_tolerance else None
+
+    def maybe(self, done: int) -> None:
+        if not self.enabled:
+            return
+        if self.last_at is None or (self.every > 0 and done - self.last_at >= self.every):
+            self.measure(done)
+
+    def to_dict(self) -> dict:
+        if not self.medians:
+            return {}
+        base = self.medians[0]
+        ratios = [m / base for m in self.medians]
+        return {
+            "canary_key": self.key,
+            "canary_medians_ms": self.medians,
+            "canary_at_entries": self.at,
+            "drift": ratios[-1] - 1.0,
+            "max_drift": max(abs(r - 1.0) for r in ratios),
+            "normalized": self.cfg.normalize_drift,
+            "tolerance": self.cfg.drift_tolerance,
+        }
+
+
+def keys_to_measure(cfg: BuildConfig, lut: Lut) -> list[str]:
+    """Keys of the space (restricted to ``cfg.keys``, then the first ``cfg.limit``) not in ``lut`` yet."""
+    keys = cfg.space.all_keys()
+    if cfg.keys is not None:
+        wanted = set(cfg.keys)
+        unknown = wanted - set(keys)
+        if unknown:
+            raise SgnasError(f"space {cfg.space.name!r} has no LUT key {sorted(unknown)[0]}")
+        keys = [k for k in keys if k in wanted]
+    if cfg.limit is not None:
+        keys = keys[: cfg.limit]
+    return [k for k in keys if k not in lut.entries]
+
+
+def build_lut(
+    cfg: BuildConfig, progress: bool = True, on_entry: EntryCallback | None = None
+) -> Lut:
+    """Measure every missing entry of ``cfg.space`` on ``cfg.device`` and write the LUT to ``cfg.out``.
+
+    Raises :class:`SgnasError` if ``cfg.out`` exists and neither ``resume`` nor ``force`` is set. On
+    ``KeyboardInterrupt`` (or any error) the entries measured so far are saved before re-raising.
+    """
+    check_device_space(cfg.device, cfg.space)
+    lut = _start(cfg)
+    lut.build.setdefault("seed", cfg.seed)
+    lut.build.setdefault("verified_graphs", cfg.verify)
+    todo = keys_to_measure(cfg, lut)
+    total = len(todo)
+    with contextlib.ExitStack() as stack:
+        if cfg.tmp_dir is not None:
+            tmp = Path(cfg.tmp_dir)
+            tmp.mkdir(parents=True, exist_ok=True)
+        else:
+            tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="sgnas-lut-")))
+        measurer = _Measurer(cfg, tmp)
+        canary = _Canary(cfg, measurer, lut)
+        bar = _progress(total, cfg, progress)
+        stack.callback(bar.close)
+        started = time.perf_counter()
+        before = len(lut.entries)
+        unsaved = 0
+        try:
+            for done, key in enumerate(todo):
+                canary.maybe(done)
+                m = measurer.measure(key)
+                lut.entries[key] = entry_stats(m, canary.factor)
+                unsaved += 1
+                if unsaved >= cfg.checkpoint_every:
+                    _checkpoint(lut, cfg, canary)
+                    unsaved = 0
+                bar.update(1)
+                if canary.medians:
+                    bar.set_postfix(drift=f"{canary.medians[-1] / canary.medians[0] - 1:+.1%}",
+                                    refresh=False)
+                if on_entry is not None:
+                    on_entry(key, lut.entries[key], done + 1, total)
+            if canary.enabled and total:
+                canary.measure(total)
+        except BaseException:
+            _record_run(lut, started, measured=len(lut.entries) - before)
+            _checkpoint(lut, cfg, canary)
+            raise
+        _record_run(lut, started, measured=total)
+        _checkpoint(lut, cfg, canary)
+    return lut
+
+
+def _record_run(lut: Lut, started: float, measured: int) -> None:
+    seconds = time.perf_counter() - started
+    lut.build["seconds"] = float(lut.build.get("seconds", 0.0)) + seconds
+    lut.build.setdefault("runs", []).append({"measured": measured, "seconds": round(seconds, 3)})
+
+
+def _checkpoint(lut: Lut, cfg: BuildConfig, canary: _Canary) -> None:
+    if canary.medians:
+        lut.drift.update(canary.to_dict())
+    lut.complete = not lut.missing_keys(cfg.space)
+    save_lut(lut, cfg.out)
+
+
+class _NoBar:
+    def update(self, n: int = 1) -> None: ...
+
+    def set_postfix(self, **kw) -> None: ...
+
+    def close(self) -> None: ...
+
+
+def _progress(total: int, cfg: BuildConfig, enabled: bool):
+    if not enabled:
+        return _NoBar()
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=f"profiling {cfg.device.name}", unit="entry", dynamic_ncols=True)
+
+
+def build_config(device, space: SearchSpace, out: str | Path, **kw) -> BuildConfig:
+    """A :class:`BuildConfig`; ``device`` may be a descriptor or a name/path for ``load_device``."""
+    from .devices import load_device
+
+    if isinstance(device, str):
+        device = load_device(device)
+    return BuildConfig(device=device, space=space, out=Path(out), **kw)
+
+
+def with_protocol(device: "DeviceDescriptor", **changes) -> "DeviceDescriptor":
+    """A copy of ``device`` with some protocol fields changed (e.g. a quick protocol for tests)."""
+    return dataclasses.replace(device, protocol=dataclasses.replace(device.protocol, **changes))

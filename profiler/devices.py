@@ -1,0 +1,243 @@
+"""Device descriptors: what to measure on, with which runtime, precision, batch and protocol.
+
+A descriptor is a YAML file (``devices/<name>.yaml``) whose fields are those of
+:class:`DeviceDescriptor`; ``protocol`` holds :class:`~profiler.protocol.ProtocolConfig` fields and
+may be partial (defaults fill the rest). Unknown fields are errors, so a typo never passes silently.
+:func:`check_host` verifies that the machine matches a descriptor before anything is measured.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import types
+import typing
+import warnings
+from dataclasses import MISSING, asdict, dataclass, field, fields
+from pathlib import Path
+
+from sgnas.errors import SgnasError
+
+from .protocol import ProtocolConfig
+
+#: Folder of the descriptors shipped with the project.
+DEVICES_DIR = Path(__file__).resolve().parent.parent / "devices"
+
+KINDS = ("cpu", "gpu")
+BACKENDS = ("onnxruntime", "openvino", "tensorrt", "torch")
+PRECISIONS = ("fp32", "fp16")
+#: Backends usable per device kind.
+BACKEND_KINDS = {
+    "onnxruntime": ("cpu",),
+    "openvino": ("cpu",),
+    "tensorrt": ("gpu",),
+    "torch": ("cpu", "gpu"),
+}
+
+
+@dataclass(frozen=True)
+class DeviceDescriptor:
+    """A measurement target (see ``devices/*.yaml``)."""
+
+    name: str
+    description: str
+    kind: str  # "cpu" | "gpu"
+    backend: str  # "onnxruntime" | "openvino" | "tensorrt" | "torch"
+    precision: str  # "fp32" | "fp16"
+    batch_size: int
+    #: Input resolution of the whole network; None = the search space's own input size.
+    input_size: int | None = None
+    #: CPU intra-op threads (required for CPU devices).
+    threads: int | None = None
+    #: Pin the calling thread (and the runtime's workers where it allows) to fixed CPUs.
+    pin_threads: bool = False
+    #: Substring expected in the GPU name, e.g. "V100" (GPU devices; None accepts any GPU).
+    gpu_model: str | None = None
+    #: Capture a CUDA graph of one inference when possible (falls back to plain launches).
+    cuda_graphs: bool = False
+    #: TensorRT builder workspace limit in MiB.
+    workspace_mb: int = 1024
+    protocol: ProtocolConfig = field(default_factory=ProtocolConfig)
+
+    def __post_init__(self) -> None:
+        where = f"device {self.name}"
+        if self.kind not in KINDS:
+            raise SgnasError(f"{where}: kind must be one of {', '.join(KINDS)}, not {self.kind!r}")
+        if self.backend not in BACKENDS:
+            raise SgnasError(
+                f"{where}: backend must be one of {', '.join(BACKENDS)}, not {self.backend!r}"
+            )
+        if self.kind not in BACKEND_KINDS[self.backend]:
+            raise SgnasError(f"{where}: backend {self.backend} does not run on kind {self.kind}")
+        if self.precision not in PRECISIONS:
+            raise SgnasError(
+                f"{where}: precision must be one of {', '.join(PRECISIONS)}, not {self.precision!r}"
+            )
+        if self.kind == "cpu" and self.precision != "fp32":
+            raise SgnasError(f"{where}: cpu devices measure precision fp32 only")
+        if self.batch_size < 1:
+            raise SgnasError(f"{where}: batch_size must be >= 1")
+        if self.input_size is not None and self.input_size < 1:
+            raise SgnasError(f"{where}: input_size must be >= 1 or null")
+        if self.kind == "cpu" and self.threads is None:
+            raise SgnasError(f"{where}: threads is required for cpu devices")
+        if self.threads is not None and self.threads < 1:
+            raise SgnasError(f"{where}: threads must be >= 1")
+        if self.workspace_mb < 1:
+            raise SgnasError(f"{where}: workspace_mb must be >= 1")
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["protocol"] = self.protocol.to_dict()
+        return d
+
+
+# --------------------------------------------------------------------- loading
+def known_devices() -> list[str]:
+    """Names of the descriptors in :data:`DEVICES_DIR`, sorted."""
+    if not DEVICES_DIR.is_dir():
+        return []
+    return sorted(p.stem for p in DEVICES_DIR.glob("*.yaml"))
+
+
+def _resolve(name_or_path: str) -> Path:
+    text = str(name_or_path)
+    path = Path(text)
+    looks_like_path = path.suffix in (".yaml", ".yml") or "/" in text or "\\" in text
+    if looks_like_path:
+        if not path.is_file():
+            raise SgnasError(f"device file not found: {text}")
+        return path
+    candidate = DEVICES_DIR / f"{text}.yaml"
+    if not candidate.is_file():
+        known = ", ".join(known_devices()) or "(none)"
+        raise SgnasError(f"unknown device {text!r}; known devices: {known} (or pass a .yaml path)")
+    return candidate
+
+
+def _type_name(tp: object) -> str:
+    return {int: "an integer", float: "a number", bool: "true or false", str: "a string"}.get(
+        tp, str(tp)
+    )
+
+
+def _coerce(value: object, tp: object, field_name: str, where: str) -> object:
+    """Check ``value`` against the annotation ``tp`` (int, float, bool, str, X | None)."""
+    args = typing.get_args(tp)
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        tp = inner[0]
+    ok = (
+        (tp is bool and isinstance(value, bool))
+        or (tp is int and isinstance(value, int) and not isinstance(value, bool))
+        or (tp is float and isinstance(value, (int, float)) and not isinstance(value, bool))
+        or (tp is str and isinstance(value, str))
+    )
+    if not ok:
+        suffix = " or null" if type(None) in args else ""
+        raise SgnasError(
+            f"{where}: field {field_name!r} must be {_type_name(tp)}{suffix}, got {value!r}"
+        )
+    return float(value) if tp is float else value
+
+
+def _from_mapping(cls: type, data: dict, where: str, prefix: str = "") -> dict:
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise SgnasError(
+            f"{where}: unknown field {prefix + unknown[0]!r}; known: {', '.join(sorted(names))}"
+        )
+    out = {}
+    for f in fields(cls):
+        if f.name not in data:
+            if f.default is MISSING and f.default_factory is MISSING:
+                raise SgnasError(f"{where}: missing field {prefix + f.name!r}")
+            continue
+        if f.name == "protocol":
+            continue
+        out[f.name] = _coerce(data[f.name], hints[f.name], prefix + f.name, where)
+    return out
+
+
+def device_from_dict(data: dict, where: str = "device") -> DeviceDescriptor:
+    """Validate a mapping (a parsed descriptor file) and build the descriptor."""
+    if not isinstance(data, dict):
+        raise SgnasError(f"{where}: expected a mapping of fields, got {type(data).__name__}")
+    kwargs = _from_mapping(DeviceDescriptor, data, where)
+    proto = data.get("protocol", {}) or {}
+    if not isinstance(proto, dict):
+        raise SgnasError(f"{where}: field 'protocol' must be a mapping")
+    try:
+        kwargs["protocol"] = ProtocolConfig(**_from_mapping(ProtocolConfig, proto, where, "protocol."))
+        return DeviceDescriptor(**kwargs)
+    except SgnasError as exc:
+        msg = str(exc)
+        raise SgnasError(msg if msg.startswith(where) else f"{where}: {msg}") from None
+
+
+def load_device(name_or_path: str) -> DeviceDescriptor:
+    """Load ``devices/<name>.yaml`` or a descriptor file path, validated."""
+    import yaml
+
+    path = _resolve(name_or_path)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise SgnasError(f"cannot read device file {path}: {str(exc).splitlines()[0]}") from exc
+    device = device_from_dict(data, where=str(path))
+    if device.name != path.stem:
+        raise SgnasError(f"{path}: field 'name' is {device.name!r} but the file is {path.name}")
+    return device
+
+
+# ------------------------------------------------------------------- host check
+def gpu_names() -> list[str]:
+    """Names of the CUDA GPUs visible here, the current one first (torch, else nvidia-smi)."""
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            n = torch.cuda.device_count()
+            cur = torch.cuda.current_device()
+            order = [cur] + [i for i in range(n) if i != cur]
+            return [torch.cuda.get_device_name(i) for i in order]
+    except Exception:  # a broken CUDA install must not hide nvidia-smi's answer
+        pass
+    smi = shutil.which("nvidia-smi")
+    if not smi:
+        return []
+    try:
+        out = subprocess.run([smi, "--query-gpu=name", "--format=csv,noheader"], capture_output=True,
+                             text=True, timeout=20, check=True).stdout
+    except (OSError, subprocess.SubprocessError):
+        return []
+    return [line.strip() for line in out.splitlines() if line.strip()]
+
+
+def check_host(device: DeviceDescriptor, force: bool = False) -> None:
+    """Refuse to measure ``device`` on a host that does not match it.
+
+    A GPU device on a host without a CUDA GPU is always an error. A GPU whose name does not contain
+    ``device.gpu_model`` is an error unless ``force`` (then a warning). A pinned CPU device needs as
+    many available CPUs as threads.
+    """
+    if device.kind == "gpu":
+        names = gpu_names()
+        if not names:
+            raise SgnasError(
+                f"device {device.name} needs an NVIDIA GPU with CUDA, but none was found on this host"
+            )
+        if device.gpu_model and device.gpu_model.lower() not in names[0].lower():
+            msg = (f"device {device.name} expects a GPU matching {device.gpu_model!r}, "
+                   f"but this host's GPU is {names[0]!r}")
+            if not force:
+                raise SgnasError(f"{msg}; use --force to override")
+            warnings.warn(f"{msg}; measuring anyway (--force)", stacklevel=2)
+    elif device.pin_threads:
+        from .backends.base import cpus_for
+
+        cpus_for(device)

@@ -1,0 +1,162 @@
+"""``sgnas check``: fail CI when latency regressed beyond the measured noise.
+
+Exit codes: 0 within tolerance, 1 on a regression, 2 on a usage or environment error (LUT or
+baseline of another device or model, missing runtime, GPU device on a host without a GPU).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+NAME = "check"
+HELP = "re-measure a LUT sample or an ONNX model and fail on latency regressions (exit 0/1/2)"
+
+EPILOG = """\
+examples:
+  sgnas check --lut lut/cpu.json --device cpu --junit report.xml
+  sgnas check --onnx model.onnx --device cpu --baseline latency.json --update
+  sgnas check --onnx model.onnx --device cpu --baseline latency.json --tolerance 10%
+
+exit codes: 0 within tolerance, 1 regression, 2 usage or environment error.
+tolerance of an item = max(--tolerance, k x spread), spread = IQR/median recorded or measured now.
+"""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.epilog = EPILOG
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    src = parser.add_mutually_exclusive_group(required=True)
+    src.add_argument("--lut", metavar="PATH", help="LUT to re-measure (a sample of entries + networks)")
+    src.add_argument("--onnx", metavar="PATH", help="ONNX model to compare with --baseline")
+    parser.add_argument("--device", required=True, metavar="NAME",
+                        help="device descriptor name or YAML path (must match the recorded device)")
+    parser.add_argument("--tolerance", default="10%", metavar="PCT",
+                        help="tolerance floor in percent, e.g. 10%% (default 10%%)")
+    parser.add_argument("--spread-k", type=float, default=2.0, metavar="K",
+                        help="tolerance = max(floor, K x spread) (default 2)")
+    parser.add_argument("--remeasure", type=int, default=3, metavar="N",
+                        help="re-measure a suspect up to N times before failing it (default 3)")
+    parser.add_argument("--reduce", choices=("min", "median"), default="min",
+                        help="how re-measurements of a suspect are combined (default min)")
+    parser.add_argument("--json", metavar="PATH", help="write the report as JSON")
+    parser.add_argument("--junit", metavar="PATH", help="write the report as JUnit XML")
+    parser.add_argument("--force", action="store_true",
+                        help="measure even if the host does not look like the device")
+    parser.add_argument("--allow-device-change", action="store_true",
+                        help="compare with a LUT/baseline recorded on another device or settings")
+
+    lut = parser.add_argument_group("LUT mode (--lut)")
+    size = lut.add_mutually_exclusive_group()
+    size.add_argument("--sample", type=int, default=40, metavar="N",
+                      help="entries to re-measure, stem and head included (default 40)")
+    size.add_argument("--full", action="store_true", help="re-measure every entry")
+    lut.add_argument("--networks", type=int, default=3, metavar="N",
+                     help="random reference networks measured end to end (default 3)")
+    lut.add_argument("--network-tolerance", metavar="PCT",
+                     help="tolerance floor of the networks (default: --tolerance, or the LUT's "
+                          "recorded calibration error if larger)")
+    lut.add_argument("--uncalibrated", action="store_true",
+                     help="compare networks with the raw LUT sum even if the LUT is calibrated")
+    lut.add_argument("--seed", type=int, default=0, help="seed of sampling and networks (default 0)")
+
+    onnx = parser.add_argument_group("ONNX mode (--onnx)")
+    onnx.add_argument("--baseline", metavar="PATH", help="baseline JSON of the model on this device")
+    onnx.add_argument("--update", action="store_true",
+                      help="measure now and write or refresh --baseline (atomically)")
+    onnx.add_argument("--allow-model-change", action="store_true",
+                      help="compare a changed model (other sha256) with the baseline")
+    onnx.add_argument("--input-shape", metavar="SHAPE",
+                      help="input shape such as 1x3x224x224 (default: read from the model)")
+
+
+def _shape(text: str | None) -> tuple[int, ...] | None:
+    from ..errors import SgnasError
+
+    if text is None:
+        return None
+    try:
+        shape = tuple(int(x) for x in text.lower().replace(",", "x").split("x") if x.strip())
+    except ValueError:
+        shape = ()
+    if not shape or any(d < 1 for d in shape):
+        raise SgnasError(f"--input-shape {text!r} is not a shape like 1x3x224x224")
+    return shape
+
+
+def _config(args: argparse.Namespace):
+    from profiler.check import CheckConfig, parse_tolerance
+
+    return CheckConfig(
+        tolerance=parse_tolerance(args.tolerance),
+        spread_k=args.spread_k,
+        sample=None if args.full else args.sample,
+        networks=args.networks,
+        seed=args.seed,
+        remeasure=args.remeasure,
+        reduce=args.reduce,
+        calibrated=not args.uncalibrated,
+        network_tolerance=(None if args.network_tolerance is None
+                           else parse_tolerance(args.network_tolerance)),
+        allow_device_change=args.allow_device_change,
+        allow_model_change=args.allow_model_change,
+        force=args.force,
+        input_shape=_shape(args.input_shape),
+    )
+
+
+def _validate(args: argparse.Namespace) -> None:
+    from ..errors import SgnasError
+
+    if args.lut:
+        for flag, value in (("--baseline", args.baseline), ("--update", args.update),
+                            ("--allow-model-change", args.allow_model_change),
+                            ("--input-shape", args.input_shape)):
+            if value:
+                raise SgnasError(f"{flag} applies to --onnx, not --lut")
+    else:
+        if not args.baseline:
+            raise SgnasError("--onnx needs --baseline PATH (record it first with --update)")
+    for flag in ("json", "junit"):
+        path = getattr(args, flag)
+        if path and args.baseline and _same(path, args.baseline):
+            raise SgnasError(f"--{flag} would overwrite the baseline {args.baseline}")
+
+
+def _same(a: str, b: str) -> bool:
+    import os
+
+    return os.path.abspath(a) == os.path.abspath(b)
+
+
+def run(args: argparse.Namespace) -> int:
+    from profiler.check import check_lut, check_onnx, update_baseline
+    from profiler.devices import load_device
+
+    _validate(args)
+    cfg = _config(args)
+    device = load_device(args.device)
+
+    if args.onnx and args.update:
+        baseline = update_baseline(args.onnx, device, args.baseline, cfg)
+        m = baseline.measurement
+        print(f"baseline written to {args.baseline}: {args.onnx} on device {device.name}, "
+              f"input {list(baseline.input_shape)}, median {m['median_ms']:.4f} ms "
+              f"(p10 {m.get('p10_ms', float('nan')):.4f}, p90 {m.get('p90_ms', float('nan')):.4f}, "
+              f"spread {100 * float(m.get('spread', 0.0)):.1f}%, n {m.get('n', '?')})")
+        return 0
+
+    if args.lut:
+        report = check_lut(args.lut, device, cfg)
+    else:
+        report = check_onnx(args.onnx, device, args.baseline, cfg)
+
+    print(report.table())
+    if args.json:
+        report.write_json(args.json)
+    if args.junit:
+        report.write_junit(args.junit)
+    if not report.passed:
+        names = ", ".join(r.name for r in report.failures)
+        print(f"latency regression: {names}", file=sys.stderr)
+    return report.exit_code

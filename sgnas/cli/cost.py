@@ -1,0 +1,75 @@
+"""``sgnas cost``: FLOPs, parameters and (with a LUT) predicted latency of an architecture.
+
+::
+
+    sgnas cost --arch arch.json
+    sgnas cost --arch imagenet:357-33-... --lut lut/cpu.json --json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+NAME = "cost"
+HELP = "FLOPs, parameters and LUT-predicted latency of an architecture"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--arch", required=True, metavar="PATH|STRING",
+                        help="architecture: a JSON file, JSON text or the string form space:357-33-...")
+    parser.add_argument("--lut", metavar="PATH", help="latency LUT of a device (e.g. lut/cpu.json)")
+    parser.add_argument("--se", action="store_true",
+                        help="count FLOPs and params with squeeze-and-excitation (no latency: LUTs "
+                             "measure blocks without SE)")
+    parser.add_argument("--json", action="store_true", help="print one JSON line")
+
+
+def cost_report(arch_source: str, lut_path: str | None = None, se: bool = False) -> dict:
+    """FLOPs (multiply-adds), params and, with ``lut_path``, raw and calibrated latency in ms."""
+    from ..errors import SgnasError
+    from ..lut import load_lut
+    from ..network import count_flops, count_params
+    from ..space import get_space, load_architecture
+
+    arch = load_architecture(arch_source)
+    space = get_space(arch.space)
+    out = {
+        "arch": str(arch),
+        "space": space.name,
+        "se": se,
+        "flops": int(count_flops(space, arch, se=se)),
+        "params": int(count_params(space, arch, se=se)),
+    }
+    if lut_path is not None:
+        if se:
+            raise SgnasError("--se: LUTs measure blocks without squeeze-and-excitation; "
+                             "drop --se for a latency prediction")
+        lut = load_lut(lut_path, space=space)
+        out.update(
+            lut=str(lut_path),
+            device=lut.device_name,
+            lut_fingerprint=lut.fingerprint,
+            latency_ms_raw=lut.predict_ms(arch, calibrated=False),
+            latency_ms_calibrated=(lut.predict_ms(arch) if lut.calibration is not None else None),
+        )
+    return out
+
+
+def run(args: argparse.Namespace) -> int:
+    report = cost_report(args.arch, args.lut, args.se)
+    if args.json:
+        print(json.dumps(report))
+        return 0
+    print(f"architecture  {report['arch']}")
+    print(f"FLOPs         {report['flops'] / 1e6:.1f} M multiply-adds{' (with SE)' if args.se else ''}")
+    print(f"params        {report['params'] / 1e6:.3f} M")
+    if "latency_ms_raw" in report:
+        print(f"latency       {report['latency_ms_raw']:.3f} ms LUT sum "
+              f"({report['lut']}, device {report['device']})")
+        cal = report["latency_ms_calibrated"]
+        if cal is not None:
+            print(f"              {cal:.3f} ms calibrated")
+        else:
+            print("              (no calibration: run sgnas-profile --validate N --lut ...)")
+    return 0

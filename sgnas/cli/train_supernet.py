@@ -1,0 +1,114 @@
+"""``sgnas train-supernet``: SPOS training of the unified supernet (DDP under ``torchrun``)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+NAME = "train-supernet"
+HELP = "Train the unified supernet with single-path one-shot sampling (torch DDP under torchrun)."
+
+
+def number(text: str) -> float:
+    """A held-out size: a fraction below 1 or a whole number of images."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if value < 0 or (value >= 1 and value != int(value)):
+        raise argparse.ArgumentTypeError(f"want a fraction below 1 or a whole count, got {text!r}")
+    return value
+
+
+def add_data_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments shared with ``sgnas evaluate``: data location and loading."""
+    parser.add_argument("--data", required=True, metavar="DIR",
+                        help="ImageFolder root with train/ and test/ (or val/), or a CIFAR-10 root")
+    parser.add_argument("--data-format", default="auto", choices=("auto", "imagefolder", "cifar10"),
+                        help="auto: CIFAR-10 pickles if DIR/cifar-10-batches-py exists (default)")
+    parser.add_argument("--download", action="store_true",
+                        help="download CIFAR-10 into DIR (with --data-format cifar10)")
+    parser.add_argument("--workers", type=int, default=2, help="data loader processes (default 2)")
+    parser.add_argument("--device", default="auto",
+                        help="auto (cuda:LOCAL_RANK if available, else cpu), cpu, cuda, cuda:N")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--space", default="cifar10", help="search space (default cifar10)")
+    add_data_arguments(parser)
+    parser.add_argument("--out", required=True, metavar="DIR",
+                        help="output folder: supernet.pt, last.pt while running, train_log.jsonl")
+    parser.add_argument("--epochs", type=int, default=50, help="training epochs (default 50)")
+    parser.add_argument("--batch-size", type=int, default=128,
+                        help="images per step and process (default 128)")
+    parser.add_argument("--max-steps-per-epoch", type=int, default=None, metavar="K",
+                        help="cap each epoch at K steps (budgeted runs)")
+    parser.add_argument("--paths-per-step", type=int, default=4,
+                        help="sampled paths whose gradients each step accumulates (default 4)")
+    parser.add_argument("--held-out", type=number, default=0.1, metavar="N",
+                        help="training images held out for the generator: fraction < 1 or count "
+                             "(default 0.1)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of paths, data order, split")
+    parser.add_argument("--lr", type=float, default=None,
+                        help="initial learning rate (default 0.1 x batch/128 for small images, "
+                             "0.045 x batch/256 for ImageNet-size ones; batch over all processes)")
+    parser.add_argument("--weight-decay", type=float, default=None,
+                        help="default 5e-4 for small images, 4e-5 for ImageNet-size ones")
+    parser.add_argument("--momentum", type=float, default=0.9)
+    parser.add_argument("--no-nesterov", action="store_true", help="plain momentum")
+    parser.add_argument("--label-smoothing", type=float, default=0.1)
+    parser.add_argument("--warmup-epochs", type=float, default=0.0)
+    parser.add_argument("--no-forced-sampling", action="store_true",
+                        help="place skips anywhere instead of at the highest sub-block indices")
+    parser.add_argument("--image-size", type=int, default=None, help="default: the space's input")
+    parser.add_argument("--amp", action="store_true", help="bfloat16 autocast")
+    parser.add_argument("--channels-last", action="store_true")
+    parser.add_argument("--log-every", type=int, default=50, help="steps between log lines")
+    parser.add_argument("--save-every-steps", type=int, default=None,
+                        help="also checkpoint every N steps inside an epoch")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--resume", action="store_true", help="continue the run in --out")
+    group.add_argument("--force", action="store_true", help="start over, replacing --out's run")
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..train import distributed
+    from ..train.data import DataConfig
+    from ..train.supernet import SupernetTrainConfig, train_supernet
+
+    cfg = SupernetTrainConfig(
+        space=args.space,
+        epochs=args.epochs,
+        lr=args.lr,
+        momentum=args.momentum,
+        weight_decay=args.weight_decay,
+        nesterov=not args.no_nesterov,
+        label_smoothing=args.label_smoothing,
+        paths_per_step=args.paths_per_step,
+        forced_sampling=not args.no_forced_sampling,
+        warmup_epochs=args.warmup_epochs,
+        seed=args.seed,
+        max_steps_per_epoch=args.max_steps_per_epoch,
+        amp=args.amp,
+        channels_last=args.channels_last,
+        device=args.device,
+        log_every=args.log_every,
+        save_every_steps=args.save_every_steps,
+        progress=not args.no_progress and sys.stderr.isatty(),
+    )
+    data_cfg = DataConfig(
+        root=args.data,
+        format=args.data_format,
+        image_size=args.image_size,
+        batch_size=args.batch_size,
+        workers=args.workers,
+        held_out=args.held_out,
+        seed=args.seed,
+        download=args.download,
+    )
+    with distributed.process_group(args.device) as info:
+        path = train_supernet(cfg, data_cfg, args.out, resume=args.resume, force=args.force)
+        if info.is_main:
+            print(path)
+    return 0

@@ -1,0 +1,92 @@
+"""Inherited accuracy as a cached ``arch -> float`` callable for the search baselines."""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from typing import Any, Callable, Iterable
+
+from ..space import Architecture
+
+
+class InheritedAccuracy:
+    """Score an architecture with the supernet's weights: BN recalibration, then top-1 (fraction).
+
+    Wraps :func:`sgnas.train.evaluate.inherited_accuracy` with fixed loaders and batch counts. Scores
+    are kept in an LRU cache keyed by the architecture (``cache_size`` entries, 0 disables it), so a
+    revisited candidate costs nothing. ``calls``, ``evaluations`` (cache misses), ``cache_hits`` and
+    ``time_s`` (time spent evaluating) count the work done. ``score`` replaces the scoring function
+    (``score(arch) -> float``), e.g. with a synthetic one.
+    """
+
+    def __init__(
+        self,
+        model: Any = None,
+        calib_loader: Iterable | None = None,
+        eval_loader: Iterable | None = None,
+        calib_batches: int = 20,
+        eval_batches: int | None = None,
+        seed: int | None = 0,
+        cache_size: int = 4096,
+        score: Callable[[Architecture], float] | None = None,
+    ) -> None:
+        if score is None and (model is None or calib_loader is None or eval_loader is None):
+            raise ValueError("InheritedAccuracy needs a model and both loaders, or a score function")
+        self.model = model
+        self.calib_loader = calib_loader
+        self.eval_loader = eval_loader
+        self.calib_batches = calib_batches
+        self.eval_batches = eval_batches
+        self.seed = seed
+        self.cache_size = cache_size
+        self._score = score
+        self._cache: OrderedDict[Architecture, float] = OrderedDict()
+        self.calls = 0
+        self.evaluations = 0
+        self.cache_hits = 0
+        self.time_s = 0.0
+
+    def __call__(self, arch: Architecture) -> float:
+        self.calls += 1
+        if arch in self._cache:
+            self.cache_hits += 1
+            self._cache.move_to_end(arch)
+            return self._cache[arch]
+        start = time.perf_counter()
+        value = float(self._evaluate(arch))
+        self.time_s += time.perf_counter() - start
+        self.evaluations += 1
+        if self.cache_size > 0:
+            self._cache[arch] = value
+            if len(self._cache) > self.cache_size:
+                self._cache.popitem(last=False)
+        return value
+
+    def _evaluate(self, arch: Architecture) -> float:
+        if self._score is not None:
+            return self._score(arch)
+        from ..train.evaluate import inherited_accuracy
+
+        return inherited_accuracy(
+            self.model,
+            arch,
+            self.calib_loader,
+            self.eval_loader,
+            calib_batches=self.calib_batches,
+            eval_batches=self.eval_batches,
+            seed=self.seed,
+        )
+
+    def stats(self) -> dict[str, Any]:
+        """Counters as a JSON-able dict."""
+        return {
+            "calls": self.calls,
+            "evaluations": self.evaluations,
+            "cache_hits": self.cache_hits,
+            "eval_time_s": self.time_s,
+            "seconds_per_evaluation": self.time_s / self.evaluations if self.evaluations else 0.0,
+        }
+
+    def clear(self) -> None:
+        """Empty the cache (counters are kept)."""
+        self._cache.clear()

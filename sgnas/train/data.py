@@ -1,0 +1,364 @@
+"""Image data for supernet training and evaluation: ImageFolder trees or CIFAR-10, via torchvision.
+
+An ImageFolder root holds ``train/<class>/*.jpg`` and ``test/<class>/*.jpg`` (or ``val/``); a CIFAR-10
+root holds torchvision's ``cifar-10-batches-py`` pickles. The training split is divided, from a seed,
+into a training part (the supernet learns on it) and a held-out part (the generator and the search
+baselines score architectures on it); the ``test`` split is kept for final numbers.
+
+Augmentation follows the usual recipes: for small images (<= 64 px, CIFAR style) a padded random crop
+and a horizontal flip; for large images (ImageNet style) ``RandomResizedCrop`` and a flip, evaluated
+at ``Resize(size / 0.875)`` + ``CenterCrop(size)``. BN recalibration uses the training transforms (as
+in SPOS); evaluation and the held-out split use the evaluation transforms.
+
+torchvision is imported inside the functions that need it.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, Sampler, Subset
+
+from ..errors import SgnasError
+from ..space import SearchSpace
+from .distributed import current
+
+CIFAR_MEAN = (0.4914, 0.4822, 0.4465)
+CIFAR_STD = (0.2470, 0.2435, 0.2616)
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+FORMATS = ("auto", "imagefolder", "cifar10")
+STYLES = ("auto", "cifar", "imagenet")
+TEST_SPLITS = ("test", "val")
+
+
+@dataclass
+class DataConfig:
+    """Where the images are and how they are split, augmented and batched.
+
+    ``held_out`` below 1 is a fraction of the training split, 1 or more a number of images.
+    ``batch_size`` is per process (per GPU under ``torchrun``). ``image_size`` defaults to the
+    space's input size; ``style`` ``"auto"`` picks CIFAR augmentation for images of 64 px or less.
+    """
+
+    root: str
+    format: str = "auto"
+    image_size: int | None = None
+    batch_size: int = 128
+    eval_batch_size: int | None = None
+    workers: int = 2
+    held_out: float = 0.1
+    seed: int = 0
+    style: str = "auto"
+    download: bool = False
+
+    def __post_init__(self) -> None:
+        if self.format not in FORMATS:
+            raise SgnasError(f"unknown data format {self.format!r}; known: {', '.join(FORMATS)}")
+        if self.style not in STYLES:
+            raise SgnasError(f"unknown augmentation style {self.style!r}; known: {', '.join(STYLES)}")
+        if self.batch_size < 1:
+            raise SgnasError(f"batch size must be at least 1, got {self.batch_size}")
+        if self.workers < 0:
+            raise SgnasError(f"workers must be 0 or more, got {self.workers}")
+        if self.held_out < 0:
+            raise SgnasError(f"held-out size must be 0 or more, got {self.held_out}")
+
+    @property
+    def eval_batch(self) -> int:
+        return self.eval_batch_size or self.batch_size
+
+
+@dataclass
+class Datasets:
+    """The three splits, each available with training or evaluation transforms.
+
+    ``train`` (training transforms) is what the supernet learns on and what BN recalibration uses;
+    ``held_out`` and ``test`` carry evaluation transforms; ``held_out_augmented`` is the held-out
+    part with training transforms.
+    """
+
+    train: Subset
+    held_out: Subset
+    held_out_augmented: Subset
+    test: Dataset
+    classes: list[str]
+    image_size: int
+    style: str
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+
+# ------------------------------------------------------------------------------ transforms
+def resolve_style(cfg: DataConfig, image_size: int) -> str:
+    """The augmentation style: ``cifar`` for images of 64 px or less unless configured."""
+    if cfg.style != "auto":
+        return cfg.style
+    return "cifar" if image_size <= 64 else "imagenet"
+
+
+def build_transforms(style: str, image_size: int):
+    """``(train_transform, eval_transform)`` for ``style`` (``cifar`` or ``imagenet``)."""
+    from torchvision import transforms as T
+
+    if style == "cifar":
+        norm = T.Normalize(CIFAR_MEAN, CIFAR_STD)
+        pad = max(1, image_size // 8)
+        train = T.Compose([
+            T.RandomCrop(image_size, padding=pad, pad_if_needed=True),
+            T.RandomHorizontalFlip(),
+            T.ToTensor(),
+            norm,
+        ])
+        evaluation = T.Compose([T.CenterCrop(image_size), T.ToTensor(), norm])
+    elif style == "imagenet":
+        norm = T.Normalize(IMAGENET_MEAN, IMAGENET_STD)
+        train = T.Compose([
+            T.RandomResizedCrop(image_size),
+            T.RandomHorizontalFlip(),
+            T.ToTensor(),
+            norm,
+        ])
+        evaluation = T.Compose([
+            T.Resize(int(round(image_size / 0.875))),
+            T.CenterCrop(image_size),
+            T.ToTensor(),
+            norm,
+        ])
+    else:
+        raise SgnasError(f"unknown augmentation style {style!r}; known: cifar, imagenet")
+    return train, evaluation
+
+
+# ------------------------------------------------------------------------------ datasets
+def detect_format(root: str | os.PathLike) -> str:
+    """``cifar10`` when ``root`` holds torchvision's CIFAR-10 pickles, else ``imagefolder``."""
+    return "cifar10" if (Path(root) / "cifar-10-batches-py").is_dir() else "imagefolder"
+
+
+def _class_folders(split: Path) -> list[str]:
+    return sorted(e.name for e in os.scandir(split) if e.is_dir() and not e.name.startswith("."))
+
+
+def check_image_folder(root: str | os.PathLike) -> tuple[Path, Path]:
+    """Check an ImageFolder root and return its ``(train, test)`` split folders.
+
+    Raises :class:`SgnasError` naming the path for a missing root or split, a split without class
+    folders, or class folders that differ between the splits. Empty class folders are reported when
+    the datasets are built.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise SgnasError(f"data folder not found: {root}")
+    train = root / "train"
+    if not train.is_dir():
+        raise SgnasError(f"data folder {root} has no train/ split (want train/<class>/<image>)")
+    test = next((root / s for s in TEST_SPLITS if (root / s).is_dir()), None)
+    if test is None:
+        raise SgnasError(f"data folder {root} has no test/ or val/ split (want test/<class>/<image>)")
+    train_classes = _class_folders(train)
+    if not train_classes:
+        raise SgnasError(f"{train} has no class folders (want {train}/<class>/<image>)")
+    test_classes = _class_folders(test)
+    if not test_classes:
+        raise SgnasError(f"{test} has no class folders (want {test}/<class>/<image>)")
+    if test_classes != train_classes:
+        diff = sorted(set(train_classes) ^ set(test_classes))
+        raise SgnasError(
+            f"{test} and {train} have different class folders ({', '.join(diff[:5])})"
+        )
+    return train, test
+
+
+def _image_folder(split: Path):
+    from torchvision.datasets import ImageFolder
+    from torchvision.datasets.folder import IMG_EXTENSIONS
+
+    try:
+        return ImageFolder(str(split))
+    except FileNotFoundError:
+        empty = [
+            c for c in _class_folders(split)
+            if not any(f.lower().endswith(IMG_EXTENSIONS)
+                       for _, _, files in os.walk(split / c) for f in files)
+        ]
+        raise SgnasError(
+            f"{split} has class folders without images: {', '.join(empty[:5]) or '?'} "
+            f"(want {', '.join(IMG_EXTENSIONS[:2])}, ... files)"
+        ) from None
+
+
+def _load_base(cfg: DataConfig) -> tuple[Dataset, Dataset, list[str]]:
+    fmt = detect_format(cfg.root) if cfg.format == "auto" else cfg.format
+    if fmt == "cifar10":
+        from torchvision.datasets import CIFAR10
+
+        if not Path(cfg.root).is_dir() and not cfg.download:
+            raise SgnasError(f"data folder not found: {cfg.root}")
+        try:
+            train = CIFAR10(cfg.root, train=True, download=cfg.download)
+            test = CIFAR10(cfg.root, train=False, download=cfg.download)
+        except RuntimeError as exc:
+            raise SgnasError(
+                f"CIFAR-10 not found or corrupt under {cfg.root} (want "
+                f"{Path(cfg.root) / 'cifar-10-batches-py'}; pass --download to fetch it)"
+            ) from exc
+        return train, test, list(train.classes)
+    train_dir, test_dir = check_image_folder(cfg.root)
+    train = _image_folder(train_dir)
+    test = _image_folder(test_dir)
+    return train, test, list(train.classes)
+
+
+def _with_transform(dataset: Dataset, transform) -> Dataset:
+    view = copy.copy(dataset)
+    view.transform = transform
+    return view
+
+
+def split_indices(n: int, held_out: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Deterministic disjoint ``(train, held_out)`` index arrays (each sorted) over ``range(n)``.
+
+    ``held_out`` below 1 is a fraction of ``n``, otherwise a count; at least one image stays in the
+    training part.
+    """
+    count = int(round(held_out * n)) if held_out < 1 else int(held_out)
+    if held_out >= 1 and held_out != int(held_out):
+        raise SgnasError(f"held-out count must be a whole number, got {held_out}")
+    if count >= n:
+        raise SgnasError(f"held-out size {count} leaves no training images (the split has {n})")
+    perm = np.random.default_rng(seed).permutation(n)
+    return np.sort(perm[count:]), np.sort(perm[:count])
+
+
+def build_datasets(cfg: DataConfig, space: SearchSpace | None = None) -> Datasets:
+    """Load and check the data, split the training set and attach the transforms.
+
+    With ``space``, the image size defaults to ``space.input_size`` and a dataset with more classes
+    than the space's classifier has outputs is refused.
+    """
+    image_size = cfg.image_size or (space.input_size if space is not None else None)
+    if image_size is None:
+        raise SgnasError("an image size is needed (give DataConfig.image_size or a search space)")
+    base_train, base_test, classes = _load_base(cfg)
+    if space is not None and len(classes) > space.num_classes:
+        raise SgnasError(
+            f"{cfg.root} has {len(classes)} classes, space {space.name!r} classifies "
+            f"{space.num_classes}"
+        )
+    style = resolve_style(cfg, image_size)
+    train_tf, eval_tf = build_transforms(style, image_size)
+    train_idx, held_idx = split_indices(len(base_train), cfg.held_out, cfg.seed)
+    aug = _with_transform(base_train, train_tf)
+    plain = _with_transform(base_train, eval_tf)
+    return Datasets(
+        train=Subset(aug, train_idx.tolist()),
+        held_out=Subset(plain, held_idx.tolist()),
+        held_out_augmented=Subset(aug, held_idx.tolist()),
+        test=_with_transform(base_test, eval_tf),
+        classes=classes,
+        image_size=image_size,
+        style=style,
+    )
+
+
+# ------------------------------------------------------------------------------ loaders
+class SkipSampler(Sampler[int]):
+    """Yields the indices of ``base`` from position ``skip`` on (to resume inside an epoch)."""
+
+    def __init__(self, base: Sampler[int], skip: int = 0) -> None:
+        self.base = base
+        self.skip = skip
+
+    def __iter__(self) -> Iterator[int]:
+        it = iter(self.base)
+        for _ in range(self.skip):
+            next(it, None)
+        return it
+
+    def __len__(self) -> int:
+        return max(0, len(self.base) - self.skip)  # type: ignore[arg-type]
+
+
+def train_loader(
+    dataset: Dataset,
+    batch_size: int,
+    *,
+    seed: int,
+    epoch: int = 0,
+    start_batch: int = 0,
+    workers: int = 0,
+    pin_memory: bool = False,
+) -> DataLoader:
+    """Shuffled training loader of one epoch, sharded across processes when distributed.
+
+    The order comes from a :class:`~torch.utils.data.DistributedSampler` seeded with ``seed`` and
+    ``epoch`` (one replica when not distributed); incomplete batches are dropped; the first
+    ``start_batch`` batches are skipped. Worker seeds come from ``(seed, epoch, rank, start_batch)``.
+    """
+    from torch.utils.data import DistributedSampler
+
+    info = current()
+    rank, world = info.rank, info.world_size
+    base = DistributedSampler(dataset, num_replicas=world, rank=rank, shuffle=True, seed=seed,
+                              drop_last=True)
+    base.set_epoch(epoch)
+    sampler = SkipSampler(base, start_batch * batch_size)
+    gen = torch.Generator().manual_seed(_mix(seed, epoch, rank, start_batch))
+    return DataLoader(dataset, batch_size=batch_size, sampler=sampler, drop_last=True,
+                      num_workers=workers, pin_memory=pin_memory, generator=gen,
+                      persistent_workers=False)
+
+
+def batches_per_epoch(dataset: Dataset, batch_size: int) -> int:
+    """Full batches each process gets per epoch (as :func:`train_loader` yields them)."""
+    world = current().world_size
+    return (len(dataset) // world) // batch_size  # type: ignore[arg-type]
+
+
+def eval_loader(dataset: Dataset, batch_size: int, *, workers: int = 0,
+                pin_memory: bool = False) -> DataLoader:
+    """Ordered loader over all of ``dataset`` (no sharding), workers kept alive between passes."""
+    return DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=workers,
+                      pin_memory=pin_memory, persistent_workers=workers > 0)
+
+
+def calibration_loader(dataset: Dataset, batch_size: int, batches: int, *, seed: int,
+                       workers: int = 0, pin_memory: bool = False) -> DataLoader:
+    """Loader over a fixed random subset of ``batches * batch_size`` images of ``dataset``.
+
+    Used for BN recalibration: the images are the same on every pass; with training transforms the
+    augmentation draws come from the global torch RNG (or worker seeds drawn from it), which
+    :func:`sgnas.train.evaluate.recalibrate_bn` seeds, so each pass is reproducible.
+    """
+    n = len(dataset)  # type: ignore[arg-type]
+    count = min(n, batches * batch_size)
+    idx = np.sort(np.random.default_rng(seed).permutation(n)[:count])
+    return DataLoader(Subset(dataset, idx.tolist()), batch_size=batch_size, shuffle=False,
+                      num_workers=workers, pin_memory=pin_memory, persistent_workers=False)
+
+
+def _mix(*values: int) -> int:
+    """A 63-bit seed from a tuple of non-negative ints."""
+    return int(np.random.SeedSequence(list(values)).generate_state(1, np.uint64)[0] >> 1)
+
+
+def describe(datasets: Datasets) -> dict[str, Any]:
+    """Sizes and settings of ``datasets`` as a JSON-able dict (for logs and checkpoints)."""
+    return {
+        "train": len(datasets.train),
+        "held_out": len(datasets.held_out),
+        "test": len(datasets.test),  # type: ignore[arg-type]
+        "classes": list(datasets.classes),
+        "image_size": datasets.image_size,
+        "style": datasets.style,
+    }
+

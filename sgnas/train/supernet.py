@@ -1,0 +1,457 @@
+"""Single-path one-shot (SPOS) training of the unified supernet, on one process or under torch DDP.
+
+Every step takes one batch and accumulates the gradients of ``paths_per_step`` paths sampled
+uniformly (per layer: expansion rate, then kernels; forced sampling by default), each path's loss
+divided by the number of paths, then takes one SGD step; the learning rate follows a linear warm-up
+and a per-step cosine decay. Parameters that no sampled path used keep no gradient, so SGD leaves
+them (and their momentum) untouched. Weight decay is not applied to BN parameters and biases.
+
+Under ``torchrun`` the model is wrapped in ``DistributedDataParallel`` (``find_unused_parameters``:
+each path uses a different subset of the weights); all ranks draw the same paths from a path RNG
+seeded with ``seed`` alone, each rank reads its own shard of every batch, and the gradients of the
+accumulated paths are all-reduced once per step. ``DataConfig.batch_size`` is per process.
+
+Checkpoints (rank 0, atomic) go to ``out_dir/last.pt`` after each epoch, every
+``save_every_steps`` steps and on ``KeyboardInterrupt``; the finished run writes
+``out_dir/supernet.pt`` and removes ``last.pt``. A checkpoint holds model, optimizer, schedule,
+progress and RNG states, so ``resume`` continues the run exactly: the data order and the
+augmentation draws of an epoch derive from ``(seed, epoch)``, the path RNG state is stored. (A resume
+inside an epoch is exact with ``workers=0``; with loader workers the augmentation of the rest of
+that epoch is drawn afresh.) Events go to ``out_dir/train_log.jsonl``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import time
+from contextlib import nullcontext
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..errors import SgnasError
+from ..space import SearchSpace, get_space
+from . import distributed
+from .checkpoint import SUPERNET_KIND, check_space, load_checkpoint, save_checkpoint
+from .data import DataConfig, Datasets, batches_per_epoch, build_datasets, describe, train_loader
+from .trainlog import JsonlLog, Progress, format_eta
+
+LAST = "last.pt"
+FINAL = "supernet.pt"
+LOG = "train_log.jsonl"
+
+#: Settings that must match when a run is resumed (they shape the schedule or the sampled paths).
+RESUME_FIELDS = ("space", "epochs", "lr", "momentum", "weight_decay", "nesterov", "label_smoothing",
+                 "paths_per_step", "forced_sampling", "warmup_epochs", "seed",
+                 "max_steps_per_epoch")
+RESUME_DATA_FIELDS = ("batch_size", "held_out", "seed", "image_size", "style")
+
+
+@dataclass
+class SupernetTrainConfig:
+    """Settings of SPOS supernet training.
+
+    ``lr`` and ``weight_decay`` default by image size: for small images (<= 64 px, CIFAR)
+    0.1 x total batch / 128 and 5e-4, for large ones (ImageNet) 0.045 x total batch / 256 (the
+    paper: 0.045 at batch 256) and 4e-5. ``max_steps_per_epoch`` caps an epoch for budgeted runs.
+    """
+
+    space: str = "cifar10"
+    epochs: int = 50
+    lr: float | None = None
+    momentum: float = 0.9
+    weight_decay: float | None = None
+    nesterov: bool = True
+    label_smoothing: float = 0.1
+    paths_per_step: int = 4
+    forced_sampling: bool = True
+    warmup_epochs: float = 0.0
+    seed: int = 0
+    max_steps_per_epoch: int | None = None
+    amp: bool = False
+    channels_last: bool = False
+    device: str = "auto"
+    log_every: int = 50
+    save_every_steps: int | None = None
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1:
+            raise SgnasError(f"epochs must be at least 1, got {self.epochs}")
+        if self.paths_per_step < 1:
+            raise SgnasError(f"paths per step must be at least 1, got {self.paths_per_step}")
+        if self.max_steps_per_epoch is not None and self.max_steps_per_epoch < 1:
+            raise SgnasError(f"max steps per epoch must be at least 1, got {self.max_steps_per_epoch}")
+        if self.lr is not None and not self.lr > 0:
+            raise SgnasError(f"learning rate must be positive, got {self.lr}")
+        if self.warmup_epochs < 0:
+            raise SgnasError(f"warm-up epochs must be 0 or more, got {self.warmup_epochs}")
+
+    def resolved(self, space: SearchSpace, total_batch: int) -> "SupernetTrainConfig":
+        """A copy with ``lr`` and ``weight_decay`` filled in for ``space`` and the total batch."""
+        small = space.input_size <= 64
+        lr = self.lr
+        if lr is None:
+            lr = 0.1 * total_batch / 128 if small else 0.045 * total_batch / 256
+        wd = self.weight_decay
+        if wd is None:
+            wd = 5e-4 if small else 4e-5
+        return replace(self, lr=float(lr), weight_decay=float(wd))
+
+
+def cosine_lr(step: int, total_steps: int, base_lr: float, warmup_steps: int = 0) -> float:
+    """Linear warm-up over ``warmup_steps`` then cosine decay to 0 at ``total_steps``."""
+    if warmup_steps > 0 and step < warmup_steps:
+        return base_lr * (step + 1) / warmup_steps
+    span = max(1, total_steps - warmup_steps)
+    t = min(1.0, (step - warmup_steps) / span)
+    return 0.5 * base_lr * (1.0 + math.cos(math.pi * t))
+
+
+def param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    """Two SGD groups: conv/linear weights with ``weight_decay``, BN parameters and biases without."""
+    decay, no_decay = [], []
+    for p in model.parameters():
+        if p.requires_grad:
+            (no_decay if p.ndim <= 1 else decay).append(p)
+    return [{"params": decay, "weight_decay": weight_decay},
+            {"params": no_decay, "weight_decay": 0.0}]
+
+
+def state_hash(model: nn.Module) -> str:
+    """SHA-256 (16 hex digits) of all parameters and buffers, to compare replicas and runs."""
+    h = hashlib.sha256()
+    for name, t in model.state_dict().items():
+        h.update(name.encode())
+        h.update(t.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+def _seed(*values: int) -> int:
+    return int(np.random.SeedSequence(list(values)).generate_state(1, np.uint64)[0] >> 1)
+
+
+def build_supernet(space: SearchSpace, forced_sampling: bool, seed: int) -> nn.Module:
+    """A freshly initialized :class:`~sgnas.supernet.UnifiedSupernet`, its init drawn from ``seed``."""
+    from ..supernet import UnifiedSupernet
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return UnifiedSupernet(space, forced_sampling=forced_sampling)
+
+
+def checkpoint_paths(out_dir: str | Path) -> tuple[Path, Path]:
+    """``(last.pt, supernet.pt)`` in ``out_dir``."""
+    out = Path(out_dir)
+    return out / LAST, out / FINAL
+
+
+class SupernetTrainer:
+    """One SPOS training run; :meth:`run` trains and returns the final checkpoint's path.
+
+    Construction checks the data and the output folder before anything is written: an existing
+    checkpoint in ``out_dir`` is refused unless ``resume`` (continue it) or ``force`` (start over).
+    """
+
+    def __init__(
+        self,
+        cfg: SupernetTrainConfig,
+        data_cfg: DataConfig,
+        out_dir: str | Path,
+        resume: bool = False,
+        force: bool = False,
+    ):
+        self.dist = distributed.current()
+        self.space = get_space(cfg.space)
+        self.out_dir = Path(out_dir)
+        self.last_path, self.final_path = checkpoint_paths(self.out_dir)
+        self.data_cfg = data_cfg
+        self.cfg = cfg.resolved(self.space, data_cfg.batch_size * self.dist.world_size)
+
+        ckpt = self._find_checkpoint(resume, force)
+        self.datasets: Datasets = build_datasets(data_cfg, self.space)
+        self.steps_per_epoch = batches_per_epoch(self.datasets.train, data_cfg.batch_size)
+        if self.cfg.max_steps_per_epoch is not None:
+            self.steps_per_epoch = min(self.steps_per_epoch, self.cfg.max_steps_per_epoch)
+        if self.steps_per_epoch < 1:
+            raise SgnasError(
+                f"the training split ({len(self.datasets.train)} images) gives no full batch of "
+                f"{data_cfg.batch_size} per process on {self.dist.world_size} process(es)"
+            )
+        self.total_steps = self.steps_per_epoch * self.cfg.epochs
+        self.warmup_steps = int(round(self.cfg.warmup_epochs * self.steps_per_epoch))
+
+        self.device = distributed.resolve_device(self.cfg.device, self.dist.local_rank)
+        self.model = build_supernet(self.space, self.cfg.forced_sampling, self.cfg.seed)
+        self.model.to(self.device)
+        if self.cfg.channels_last:
+            self.model.to(memory_format=torch.channels_last)
+        self.optimizer = torch.optim.SGD(
+            param_groups(self.model, self.cfg.weight_decay), lr=self.cfg.lr,
+            momentum=self.cfg.momentum, nesterov=self.cfg.nesterov and self.cfg.momentum > 0,
+        )
+        self.criterion = nn.CrossEntropyLoss(label_smoothing=self.cfg.label_smoothing)
+        self.path_rng = np.random.default_rng(self.cfg.seed)
+        self.epoch = 0
+        self.batch_in_epoch = 0
+        self.global_step = 0
+        self.finished = False
+        self._torch_rng: torch.Tensor | None = None
+        self._snapshot: tuple[dict, torch.Tensor] | None = None
+        if ckpt is not None:
+            self._restore(ckpt)
+        self.ddp_model: nn.Module = self.model
+        if self.dist.distributed:
+            from torch.nn.parallel import DistributedDataParallel as DDP
+
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.ddp_model = DDP(self.model, device_ids=ids, find_unused_parameters=True)
+        self.log = JsonlLog(self.out_dir / LOG, enabled=self.dist.is_main,
+                            append=ckpt is not None)
+
+    # ------------------------------------------------------------------ checkpoints
+    def _find_checkpoint(self, resume: bool, force: bool) -> dict[str, Any] | None:
+        existing = [p for p in (self.last_path, self.final_path) if p.exists()]
+        if resume:
+            if not existing:
+                raise SgnasError(f"nothing to resume: no {LAST} or {FINAL} in {self.out_dir}")
+            data = load_checkpoint(existing[0], SUPERNET_KIND)
+            check_space(data, existing[0])
+            self._check_compatible(data, existing[0])
+            return data
+        if existing and not force:
+            raise SgnasError(
+                f"{existing[0]} exists; pass --resume to continue that run or --force to start over"
+            )
+        return None
+
+    def _check_compatible(self, data: dict[str, Any], path: Path) -> None:
+        old_cfg, old_data = data.get("config", {}), data.get("data", {})
+        new_cfg, new_data = asdict(self.cfg), asdict(self.data_cfg)
+        for key in RESUME_FIELDS:
+            if old_cfg.get(key) != new_cfg.get(key):
+                raise SgnasError(f"cannot resume {path}: {key} was {old_cfg.get(key)!r}, "
+                                 f"now {new_cfg.get(key)!r}")
+        for key in RESUME_DATA_FIELDS:
+            if old_data.get(key) != new_data.get(key):
+                raise SgnasError(f"cannot resume {path}: data {key} was {old_data.get(key)!r}, "
+                                 f"now {new_data.get(key)!r}")
+        if data.get("world_size") != self.dist.world_size:
+            raise SgnasError(f"cannot resume {path}: it ran on {data.get('world_size')} "
+                             f"process(es), now {self.dist.world_size}")
+
+    def _restore(self, data: dict[str, Any]) -> None:
+        self.model.load_state_dict(data["model"])
+        self.optimizer.load_state_dict(data["optimizer"])
+        self.epoch = int(data["epoch"])
+        self.batch_in_epoch = int(data["batch_in_epoch"])
+        self.global_step = int(data["global_step"])
+        self.finished = bool(data.get("finished", False))
+        self.path_rng.bit_generator.state = data["rng"]["path"]
+        self._torch_rng = data["rng"]["torch"]
+        if int(data.get("steps_per_epoch", -1)) != self.steps_per_epoch:
+            raise SgnasError(f"cannot resume: {data.get('steps_per_epoch')} steps per epoch in the "
+                             f"checkpoint, {self.steps_per_epoch} now (data changed?)")
+
+    def payload(self, interrupted: bool = False) -> dict[str, Any]:
+        """The checkpoint content of the current state (model and optimizer on CPU)."""
+        path_state, torch_state = (self._snapshot if self._snapshot is not None
+                                   else (self.path_rng.bit_generator.state, torch.get_rng_state()))
+        model_state = {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()}
+        return {
+            "space": self.space.name,
+            "space_fingerprint": self.space.fingerprint,
+            "forced_sampling": self.cfg.forced_sampling,
+            "config": asdict(self.cfg),
+            "data": asdict(self.data_cfg),
+            "dataset": describe(self.datasets),
+            "model": model_state,
+            "optimizer": _to_cpu(self.optimizer.state_dict()),
+            "scheduler": {"name": "cosine", "base_lr": self.cfg.lr, "warmup_steps": self.warmup_steps,
+                          "total_steps": self.total_steps, "step": self.global_step},
+            "epoch": self.epoch,
+            "batch_in_epoch": self.batch_in_epoch,
+            "global_step": self.global_step,
+            "steps_per_epoch": self.steps_per_epoch,
+            "world_size": self.dist.world_size,
+            "rng": {"path": dict(path_state), "torch": torch_state.clone()},
+            "finished": self.finished,
+            "interrupted": interrupted,
+            "num_classes": self.space.num_classes,
+            "versions": {"torch": torch.__version__, "sgnas": _sgnas_version()},
+        }
+
+    def _take_snapshot(self) -> None:
+        """Remember the RNG states from which the next batch of the epoch will be drawn."""
+        self._snapshot = (self.path_rng.bit_generator.state, torch.get_rng_state())
+
+    def save(self, path: Path, interrupted: bool = False) -> None:
+        """Write a checkpoint of the current state to ``path`` (rank 0 only)."""
+        if self.dist.is_main:
+            save_checkpoint(path, self.payload(interrupted), SUPERNET_KIND)
+
+    # ------------------------------------------------------------------------ training
+    def lr_at(self, step: int) -> float:
+        return cosine_lr(step, self.total_steps, self.cfg.lr, self.warmup_steps)
+
+    def _autocast(self):
+        if not self.cfg.amp:
+            return nullcontext()
+        return torch.autocast(self.device.type, dtype=torch.bfloat16)
+
+    def train_step(self, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
+        """One optimizer step over ``paths_per_step`` sampled paths; ``(mean loss, last top-1)``."""
+        lr = self.lr_at(self.global_step)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        self.optimizer.zero_grad(set_to_none=True)
+        n = self.cfg.paths_per_step
+        total = torch.zeros((), device=x.device)
+        correct = torch.zeros((), device=x.device)
+        for p in range(n):
+            choices = self.space.sample_choices(self.path_rng, self.cfg.forced_sampling)
+            sync = p == n - 1 or self.ddp_model is self.model
+            with (nullcontext() if sync else self.ddp_model.no_sync()):
+                with self._autocast():
+                    logits = self.ddp_model(x, choices)
+                    loss = self.criterion(logits.float(), y) / n
+                loss.backward()
+            total += loss.detach().float()
+            if p == n - 1:
+                correct = (logits.detach().argmax(1) == y).sum()
+        self.optimizer.step()
+        return float(total), int(correct) / max(1, y.numel())
+
+    def _train_epoch(self, epoch: int) -> dict[str, Any]:
+        cfg, data_cfg = self.cfg, self.data_cfg
+        start = self.batch_in_epoch
+        loader = train_loader(self.datasets.train, data_cfg.batch_size, seed=data_cfg.seed,
+                              epoch=epoch, start_batch=start, workers=data_cfg.workers,
+                              pin_memory=self.device.type == "cuda")
+        bar = Progress(self.steps_per_epoch, f"epoch {epoch + 1}/{cfg.epochs}",
+                       enabled=cfg.progress and self.dist.is_main, initial=start)
+        memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
+        world_batch = data_cfg.batch_size * self.dist.world_size
+        window_loss = window_acc = 0.0
+        window_n = 0
+        epoch_loss = 0.0
+        epoch_n = 0
+        t_epoch = t_window = time.perf_counter()
+        self.model.train()
+        try:
+            with torch.random.fork_rng(devices=[]):
+                if start == 0 or self._torch_rng is None:
+                    torch.manual_seed(_seed(cfg.seed, epoch, self.dist.rank))
+                else:
+                    torch.set_rng_state(self._torch_rng)
+                batches = iter(loader)
+                self._take_snapshot()
+                for b in range(start, self.steps_per_epoch):
+                    x, y = next(batches)
+                    x = x.to(self.device, non_blocking=True, memory_format=memory_format)
+                    y = y.to(self.device, non_blocking=True)
+                    loss, acc = self.train_step(x, y)
+                    self.global_step += 1
+                    self.batch_in_epoch = b + 1
+                    self._take_snapshot()
+                    window_loss += loss
+                    window_acc += acc
+                    window_n += 1
+                    epoch_loss += loss
+                    epoch_n += 1
+                    done = self.global_step
+                    if cfg.log_every and (done % cfg.log_every == 0 or b + 1 == self.steps_per_epoch):
+                        now = time.perf_counter()
+                        rate = window_n * world_batch / max(now - t_window, 1e-9)
+                        eta = (self.total_steps - done) * world_batch / rate
+                        self.log.write("step", epoch=epoch, step=b + 1, global_step=done,
+                                       loss=window_loss / window_n, top1=window_acc / window_n,
+                                       lr=self.lr_at(done - 1), images_per_s=rate,
+                                       eta_s=eta)
+                        bar.update(0, loss=f"{window_loss / window_n:.3f}",
+                                   lr=f"{self.lr_at(done - 1):.4f}", eta_all=format_eta(eta))
+                        window_loss = window_acc = 0.0
+                        window_n = 0
+                        t_window = now
+                    bar.update(1)
+                    if cfg.save_every_steps and done % cfg.save_every_steps == 0 \
+                            and b + 1 < self.steps_per_epoch:
+                        self.save(self.last_path)
+        finally:
+            bar.close()
+        self._snapshot = None
+        seconds = time.perf_counter() - t_epoch
+        return {"loss": epoch_loss / max(1, epoch_n), "steps": epoch_n, "time_s": seconds,
+                "images_per_s": epoch_n * world_batch / max(seconds, 1e-9)}
+
+    def run(self, stop_after: int | None = None) -> Path:
+        """Train to ``cfg.epochs`` (or for at most ``stop_after`` more epochs in this call) and
+        return the path of the latest checkpoint (``supernet.pt`` once finished)."""
+        if self.finished:
+            return self.final_path
+        if self.dist.is_main:
+            self.log.write("start", resumed_at_epoch=self.epoch, resumed_at_step=self.global_step,
+                           world_size=self.dist.world_size, device=str(self.device),
+                           steps_per_epoch=self.steps_per_epoch, config=asdict(self.cfg),
+                           data=describe(self.datasets))
+        stop = self.cfg.epochs if stop_after is None else min(self.cfg.epochs, self.epoch + stop_after)
+        try:
+            while self.epoch < stop:
+                stats = self._train_epoch(self.epoch)
+                self.epoch += 1
+                self.batch_in_epoch = 0
+                self._torch_rng = None
+                hashes = distributed.all_gather_object(state_hash(self.model))
+                self.log.write("epoch", epoch=self.epoch - 1, global_step=self.global_step,
+                               replica_hashes=hashes, **stats)
+                if self.epoch == self.cfg.epochs:
+                    self.finished = True
+                    self.save(self.final_path)
+                    if self.dist.is_main and self.last_path.exists():
+                        self.last_path.unlink()
+                else:
+                    self.save(self.last_path)
+        except KeyboardInterrupt:
+            self.save(self.last_path, interrupted=True)
+            self.log.write("interrupted", epoch=self.epoch, global_step=self.global_step)
+            raise
+        finally:
+            self.log.close()
+        distributed.barrier()
+        return self.final_path if self.finished else self.last_path
+
+
+def train_supernet(
+    cfg: SupernetTrainConfig,
+    data_cfg: DataConfig,
+    out_dir: str | Path,
+    resume: bool = False,
+    force: bool = False,
+    stop_after: int | None = None,
+) -> Path:
+    """Train a unified supernet with SPOS (see the module docstring); returns the checkpoint path.
+
+    Runs distributed when a ``torch.distributed`` process group is initialized.
+    """
+    return SupernetTrainer(cfg, data_cfg, out_dir, resume=resume, force=force).run(stop_after)
+
+
+def _to_cpu(obj: Any) -> Any:
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().cpu().clone()
+    if isinstance(obj, dict):
+        return {k: _to_cpu(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_to_cpu(v) for v in obj]
+    return obj
+
+
+def _sgnas_version() -> str:
+    from .. import __version__
+
+    return __version__

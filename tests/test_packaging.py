@@ -1,0 +1,85 @@
+"""The core imports with numpy and torch alone, and every ``--help`` works without the extras."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+OPTIONAL = (
+    "onnx", "onnxruntime", "openvino", "tensorrt", "cuda", "pycuda", "torchvision", "tqdm",
+    "yaml", "scipy", "sklearn", "matplotlib", "onnxscript", "PIL",
+)
+
+_BLOCKER = textwrap.dedent(
+    f"""
+    import sys, importlib.abc
+    BLOCKED = {OPTIONAL!r}
+    class Block(importlib.abc.MetaPathFinder):
+        def find_spec(self, name, path=None, target=None):
+            if name.split(".")[0] in BLOCKED:
+                raise ImportError("blocked optional dependency: " + name)
+            return None
+    sys.meta_path.insert(0, Block())
+    """
+)
+
+
+def _run_bare(code: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-c", _BLOCKER + textwrap.dedent(code)],
+        capture_output=True, text=True, timeout=120,
+    )
+
+
+def test_core_modules_import_without_extras():
+    proc = _run_bare(
+        """
+        import importlib, pkgutil, sgnas
+        core = ["sgnas", "sgnas.space", "sgnas.errors", "sgnas.fileio", "sgnas.cli.main"]
+        for name in ("blocks", "supernet", "network", "lut", "costs", "generator"):
+            if importlib.util.find_spec("sgnas." + name) is not None:
+                core.append("sgnas." + name)
+        for name in core:
+            importlib.import_module(name)
+        print("ok", len(core))
+        """
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("ok")
+
+
+def test_every_help_works_without_extras():
+    proc = _run_bare(
+        """
+        import contextlib, io
+        from sgnas.cli.main import build_parser, main
+        parser = build_parser()
+        names = list(parser._subparsers._group_actions[0].choices)
+        assert names, "no subcommands registered"
+        for argv in [["--help"]] + [[n, "--help"] for n in names]:
+            buf = io.StringIO()
+            with contextlib.redirect_stdout(buf):
+                try:
+                    main(argv)
+                except SystemExit as exc:
+                    assert exc.code == 0, (argv, exc.code)
+            assert "usage:" in buf.getvalue(), argv
+        print(" ".join(names))
+        """
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "export" in proc.stdout.split() or proc.stdout.strip(), proc.stdout
+
+
+@pytest.mark.parametrize("script", ["sgnas", "sgnas-profile", "sgnas-generate"])
+def test_console_scripts_are_installed(script):
+    import shutil
+
+    if shutil.which(script) is None:
+        pytest.skip(f"{script} not on PATH (package not installed with pip)")
+    proc = subprocess.run([script, "--help"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "usage:" in proc.stdout
