@@ -20,7 +20,9 @@ which covers the canary's own measurement noise, entries are stored as measured.
 from __future__ import annotations
 
 import contextlib
+import copy
 import dataclasses
+import functools
 import logging
 import tempfile
 import time
@@ -158,7 +160,7 @@ class _Measurer:
             onnx_path=path,
             input_shape=kg.input_shape,
             name=key,
-            torch_factory=lambda: module,
+            torch_factory=lambda: copy.deepcopy(module),
             onnx_path_fp16=path16,
             seed=self.cfg.seed,
         )
@@ -300,8 +302,13 @@ def _record_run(lut: Lut, started: float, measured: int) -> None:
 def _checkpoint(lut: Lut, cfg: BuildConfig, canary: _Canary) -> None:
     if canary.medians:
         lut.drift.update(canary.to_dict())
-    lut.complete = not lut.missing_keys(cfg.space)
+    lut.complete = all(k in lut.entries for k in _all_keys(cfg.space))
     save_lut(lut, cfg.out)
+
+
+@functools.lru_cache(maxsize=8)
+def _all_keys(space: SearchSpace) -> tuple[str, ...]:
+    return tuple(space.all_keys())
 
 
 class _NoBar:

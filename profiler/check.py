@@ -10,7 +10,8 @@ Two modes share one comparison rule:
 
 An item's tolerance is ``max(floor, k * spread)``, where ``spread`` (IQR / median) is the larger of
 the one recorded with the baseline and the one measured now: a noisy entry or a noisy machine widens
-its own tolerance. An item slower than ``1 + tolerance`` is a *suspect* and is re-measured up to
+its own tolerance, up to ``max_tolerance`` (50% by default, never below the floor), so that a
+measurement too noisy to judge cannot hide a large slowdown. An item slower than ``1 + tolerance`` is a *suspect* and is re-measured up to
 ``remeasure`` times; it fails (``regressed``) only if the re-measurements (their minimum, or their
 median) stay beyond tolerance, and passes as ``noisy`` otherwise. Items faster than
 ``1 / (1 + tolerance)`` are reported as ``improved``, a note, not a failure. Finally the median ratio
@@ -42,10 +43,13 @@ from sgnas.fileio import atomic_write_bytes, atomic_write_json
 from sgnas.space import Architecture, SearchSpace, get_space
 
 OK, IMPROVED, NOISY, REGRESSED = "ok", "improved", "noisy", "regressed"
+#: A network slower than the LUT predicts, when the LUT records no end-to-end error: reported, not failed.
+MISMATCH = "mismatch"
 BASELINE_SCHEMA = 1
 REPORT_SCHEMA = 1
 #: Device settings that shape latency; a baseline recorded with other values is not comparable.
-LATENCY_FIELDS = ("name", "backend", "precision", "batch_size", "threads", "input_size", "gpu_model")
+LATENCY_FIELDS = ("name", "backend", "precision", "batch_size", "threads", "pin_threads",
+                  "input_size", "gpu_model", "cuda_graphs")
 #: Tolerances at or above this (1000%) are refused: the check would not check anything.
 MAX_TOLERANCE = 10.0
 
@@ -86,11 +90,14 @@ class CheckConfig:
     is the number of LUT entries to re-measure (``None``: all). Suspects are re-measured up to
     ``remeasure`` times, reduced by ``reduce`` (``"min"`` stops at the first re-measurement within
     tolerance; ``"median"`` always takes all). ``network_tolerance`` overrides the tolerance floor of
-    reference networks (their baseline is a prediction, not a measurement).
+    reference networks (their baseline is a prediction, not a measurement). ``max_tolerance`` caps
+    the spread-derived tolerance. ``canary`` re-measures the LUT build's canary entry at the start
+    and the end of a LUT check to report drift.
     """
 
     tolerance: float = 0.10
     spread_k: float = 2.0
+    max_tolerance: float = 0.5
     sample: int | None = 40
     networks: int = 3
     seed: int = 0
@@ -99,6 +106,7 @@ class CheckConfig:
     calibrated: bool = True
     network_tolerance: float | None = None
     global_min_entries: int = 3
+    canary: bool = True
     allow_device_change: bool = False
     allow_model_change: bool = False
     force: bool = False
@@ -109,6 +117,8 @@ class CheckConfig:
             raise SgnasError(f"tolerance {self.tolerance!r} out of range [0, {MAX_TOLERANCE})")
         if self.network_tolerance is not None and not 0 <= self.network_tolerance < MAX_TOLERANCE:
             raise SgnasError(f"network tolerance {self.network_tolerance!r} out of range")
+        if not 0 < self.max_tolerance < MAX_TOLERANCE:
+            raise SgnasError(f"maximum tolerance {self.max_tolerance!r} out of range (0, {MAX_TOLERANCE})")
         if self.spread_k < 0:
             raise SgnasError(f"spread factor k must be >= 0, got {self.spread_k}")
         if self.sample is not None and self.sample < 2:
@@ -121,10 +131,15 @@ class CheckConfig:
             raise SgnasError(f"re-measurement reduction must be 'min' or 'median', not {self.reduce!r}")
 
     def item_tolerance(self, baseline_spread: float, now_spread: float, floor: float | None = None) -> float:
-        """``max(floor, k * max(baseline_spread, now_spread))``; non-finite spreads count as 0."""
-        spreads = [s for s in (baseline_spread, now_spread) if s is not None and math.isfinite(s)]
+        """``max(floor, min(k * max(baseline_spread, now_spread), max_tolerance))``.
+
+        A missing or non-finite spread counts as maximal noise (the cap).
+        """
         floor = self.tolerance if floor is None else floor
-        return float(max(floor, self.spread_k * max(spreads, default=0.0)))
+        spreads = [s if s is not None and math.isfinite(s) else math.inf
+                   for s in (baseline_spread, now_spread)]
+        widened = min(self.spread_k * max(spreads), self.max_tolerance) if self.spread_k else 0.0
+        return float(max(floor, widened))
 
 
 # ----------------------------------------------------------------- targets, results
@@ -133,7 +148,8 @@ class Target:
     """One thing to re-measure: a LUT ``"entry"``, a reference ``"network"`` or an ONNX ``"model"``.
 
     ``baseline_ms`` is what it is compared with (the LUT entry, the LUT's prediction of the network,
-    the baseline file's median); ``tolerance_floor`` overrides the configured floor.
+    the baseline file's median); ``tolerance_floor`` overrides the configured floor. An
+    ``informational`` target is reported as ``mismatch`` instead of failing.
     """
 
     name: str
@@ -144,6 +160,7 @@ class Target:
     path: str | None = None
     input_shape: tuple[int, ...] | None = None
     tolerance_floor: float | None = None
+    informational: bool = False
 
 
 MeasureFn = Callable[[Target], Any]
@@ -252,8 +269,13 @@ def compare(target: Target, cfg: CheckConfig, measure_fn: MeasureFn) -> ItemResu
             status = IMPROVED
         else:
             status = OK
+    if status == REGRESSED and target.informational:
+        status = MISMATCH
     note = ""
-    if status == NOISY:
+    if status == MISMATCH:
+        note = ("slower than the LUT predicts, but the LUT records no end-to-end error to judge it "
+                "by (calibrate it with sgnas-profile --validate); not failed")
+    elif status == NOISY:
         note = (f"first run {float(first.median_ms):.4f} ms ({float(first.median_ms) / target.baseline_ms:.2f}x) "
                 f"was not confirmed by {len(taken) - 1} re-measurement(s)")
     elif status == REGRESSED and len(taken) > 1:
@@ -334,7 +356,7 @@ class CheckReport:
         return 0 if self.passed else 1
 
     def counts(self) -> dict[str, int]:
-        out = {s: 0 for s in (OK, NOISY, IMPROVED, REGRESSED)}
+        out = {s: 0 for s in (OK, NOISY, IMPROVED, MISMATCH, REGRESSED)}
         for r in self.items:
             out[r.status] = out.get(r.status, 0) + 1
         return out
@@ -344,7 +366,8 @@ class CheckReport:
         c = self.counts()
         verdict = "PASS" if self.passed else "FAIL"
         text = (f"{verdict}: {len(self.items)} checks on device {self.device.get('name', '?')}: "
-                f"{c[OK]} ok, {c[NOISY]} noisy, {c[IMPROVED]} improved, {c[REGRESSED]} regressed")
+                f"{c[OK]} ok, {c[NOISY]} noisy, {c[IMPROVED]} improved, "
+                + (f"{c[MISMATCH]} mismatch, " if c[MISMATCH] else "") + f"{c[REGRESSED]} regressed")
         return text + "; " + self.noise_line()
 
     def noise_line(self) -> str:
@@ -355,7 +378,9 @@ class CheckReport:
         if n.get("baseline_median_spread") is not None:
             parts.append(f"{100 * n['baseline_median_spread']:.1f}% in the baseline")
         if n.get("canary_drift") is not None:
-            parts.append(f"canary drift {100 * n['canary_drift']:+.1f}%")
+            parts.append(f"canary drift {100 * n['canary_drift']:+.1f}% during the check")
+        if n.get("canary_vs_lut") is not None:
+            parts.append(f"canary {n['canary_vs_lut']:.2f}x its LUT value")
         if n.get("remeasured"):
             parts.append(f"{n['remeasured']} suspect(s) re-measured")
         return "noise: " + (", ".join(parts) if parts else "not measured")
@@ -559,29 +584,37 @@ def lut_targets(lut: Any, space: SearchSpace, cfg: CheckConfig, rng: np.random.G
             for k in keys]
 
 
-def lut_model_error(lut: Any) -> float | None:
-    """The LUT's recorded end-to-end prediction error (a fraction), if its calibration stores one."""
+def lut_model_error(lut: Any, calibrated: bool) -> float | None:
+    """The LUT's recorded end-to-end prediction error (MAPE, a fraction) of its calibrated or raw
+    prediction, as ``sgnas-profile --validate`` stores it in the calibration's metrics."""
     cal = getattr(lut, "calibration", None)
     metrics = getattr(cal, "metrics", None) or {}
-    for key in ("mape_after", "mape_calibrated", "mape"):
+    keys = ("heldout_calibrated_mape",) if calibrated else ("raw_mape", "heldout_raw_mape")
+    for key in keys:
         value = metrics.get(key)
         if isinstance(value, (int, float)) and math.isfinite(value) and value >= 0:
-            return float(value) / 100.0 if value > 1 else float(value)
+            return float(value)
     return None
 
 
 def network_targets(lut: Any, space: SearchSpace, cfg: CheckConfig, rng: np.random.Generator) -> list[Target]:
-    """``cfg.networks`` random architectures, each with the LUT's (calibrated) prediction."""
+    """``cfg.networks`` random architectures, each with the LUT's (calibrated) prediction.
+
+    The baseline spread of a network is the LUT's recorded end-to-end error, so its tolerance is
+    ``max(floor, k * max(error, spread now))``. Without a recorded error (a LUT never validated) a
+    network cannot fail: it is reported as ``mismatch`` when slower than predicted, unless
+    ``cfg.network_tolerance`` is given explicitly.
+    """
     calibrated = cfg.calibrated and getattr(lut, "calibration", None) is not None
-    error = lut_model_error(lut) if calibrated else None
-    floor = cfg.network_tolerance
-    if floor is None:
-        floor = max(cfg.tolerance, error or 0.0)
+    error = lut_model_error(lut, calibrated)
+    floor = cfg.network_tolerance if cfg.network_tolerance is not None else cfg.tolerance
+    informational = error is None and cfg.network_tolerance is None
     out = []
     for i in range(cfg.networks):
         arch = space.sample(rng)
         predicted = float(lut.predict_ms(arch, calibrated=calibrated))
-        out.append(Target(f"network-{i}", "network", predicted, 0.0, arch=arch, tolerance_floor=floor))
+        out.append(Target(f"network-{i}", "network", predicted, error or 0.0, arch=arch,
+                          tolerance_floor=floor, informational=informational))
     return out
 
 
@@ -596,7 +629,8 @@ class DeviceMeasurer:
     """
 
     def __init__(self, device: Any, space: SearchSpace | None = None, protocol: Any = None,
-                 cache_dir: str | os.PathLike | None = None, canary_key: str | None = None) -> None:
+                 cache_dir: str | os.PathLike | None = None, canary_key: str | None = None,
+                 seed: int = 0) -> None:
         from .protocol import ProtocolConfig
 
         self.device = device
@@ -607,6 +641,7 @@ class DeviceMeasurer:
             protocol = ProtocolConfig.from_dict(protocol)
         self.protocol = protocol if protocol is not None else ProtocolConfig()
         self.cache_dir = Path(cache_dir) if cache_dir is not None else None
+        self.seed = seed
         self._tmp = tempfile.TemporaryDirectory(prefix="sgnas-check-")
         self._specs: dict[str, Any] = {}
         self.canary = None
@@ -644,7 +679,8 @@ class DeviceMeasurer:
         specs = graphs.key_specs(self.space)
         if key not in specs:
             raise SgnasError(f"{key} is not a LUT key of space {self.space.name!r}")
-        kg = graphs.key_graph(self.space, specs[key], batch_size=self._batch, fp16=self._fp16)
+        kg = graphs.key_graph(self.space, specs[key], batch_size=self._batch, seed=self.seed,
+                              fp16=self._fp16)
         spec = self._save(key, kg.model, kg.model_fp16, kg.input_shape, kg.module)
         self._specs[key] = spec
         return spec
@@ -652,7 +688,8 @@ class DeviceMeasurer:
     def _network_spec(self, target: Target):
         from . import graphs
 
-        modules, model = graphs.network_graph(self.space, target.arch, batch_size=self._batch)
+        modules, model = graphs.network_graph(self.space, target.arch, batch_size=self._batch,
+                                              seed=self.seed)
         model16 = None
         if self._fp16:
             _, model16 = graphs.network_graph(self.space, target.arch, batch_size=self._batch,
@@ -668,7 +705,7 @@ class DeviceMeasurer:
         path = save_model(model, Path(self._tmp.name) / f"{stem}.onnx")
         path16 = save_model(model16, Path(self._tmp.name) / f"{stem}.fp16.onnx") if model16 else None
         return ModelSpec(path, tuple(shape), name=name, torch_factory=lambda: module,
-                         onnx_path_fp16=path16)
+                         onnx_path_fp16=path16, seed=self.seed)
 
     def spec(self, target: Target):
         """The :class:`~profiler.backends.base.ModelSpec` that ``target`` runs."""
@@ -701,9 +738,14 @@ class DeviceMeasurer:
             self.canary.measure_now()
 
     def drift(self) -> float | None:
+        """Relative change of the canary from the first to the last measurement of this check."""
         if self.canary is None or len(self.canary.medians) < 2:
             return None
         return float(self.canary.drift())
+
+    def canary_ms(self) -> float | None:
+        """The canary's first median in this check."""
+        return float(self.canary.medians[0]) if self.canary is not None and self.canary.medians else None
 
 
 def preflight(device: Any, force: bool = False) -> None:
@@ -721,10 +763,14 @@ def preflight(device: Any, force: bool = False) -> None:
     require(runtime, extra)
 
 
-def _canary_key(space: SearchSpace) -> str:
-    layer = space.layers[len(space.layers) // 2]
-    config = (3, 5, 7) if (3, 5, 7) in space.config_index else space.configs[len(space.configs) // 2]
-    return layer.key(config)
+def _lut_canary(lut: Any, space: SearchSpace) -> tuple[str, float | None]:
+    """The canary key the LUT build used (or the build's default) and its first recorded median."""
+    from .build import canary_key
+
+    drift = getattr(lut, "drift", None) or {}
+    key = drift.get("canary_key") or canary_key(space)
+    medians = drift.get("canary_medians_ms") or []
+    return str(key), (float(medians[0]) if medians and drift.get("canary_key") else None)
 
 
 def _environment(device: Any) -> dict:
@@ -771,9 +817,13 @@ def check_lut(lut: Any, device: Any, cfg: CheckConfig | None = None,
     targets += network_targets(lut, space, cfg, rng)
 
     measurer = None
+    canary_lut_ms = None
     if measure_fn is None:
         preflight(device, force=cfg.force)
-        measurer = DeviceMeasurer(device, space, canary_key=_canary_key(space))
+        canary_key, canary_lut_ms = _lut_canary(lut, space)
+        seed = int((getattr(lut, "build", None) or {}).get("seed", 0))
+        measurer = DeviceMeasurer(device, space, canary_key=canary_key if cfg.canary else None,
+                                  seed=seed)
         measure_fn = measurer
     try:
         results = [compare(t, cfg, measure_fn) for t in targets]
@@ -783,6 +833,10 @@ def check_lut(lut: Any, device: Any, cfg: CheckConfig | None = None,
         if measurer is not None:
             measurer.close()
     drift = measurer.drift() if measurer is not None else getattr(measure_fn, "drift", lambda: None)()
+    noise = _noise(results, drift)
+    canary_now = measurer.canary_ms() if measurer is not None else None
+    if canary_now is not None and canary_lut_ms:
+        noise["canary_vs_lut"] = canary_now / canary_lut_ms
     report = CheckReport(
         mode="lut",
         source=str(lut.path or ""),
@@ -791,7 +845,7 @@ def check_lut(lut: Any, device: Any, cfg: CheckConfig | None = None,
         results=results,
         config=cfg,
         global_result=global_shift(results, cfg),
-        noise=_noise(results, drift),
+        noise=noise,
         environment=_environment(device) if measurer is not None else {},
     )
     report.notes.extend(_notes(report, lut))
@@ -809,6 +863,10 @@ def _notes(report: CheckReport, lut: Any = None) -> list[str]:
         notes.append(f"note: {len(noisy)} suspect(s) were noise (not confirmed on re-measurement)")
     if lut is not None and report.config.networks and getattr(lut, "calibration", None) is None:
         notes.append("note: the LUT has no calibration; networks are compared with its raw sum")
+    mismatched = [r for r in report.results if r.status == MISMATCH]
+    if mismatched:
+        notes.append(f"note: {len(mismatched)} network(s) slower than the LUT predicts; the LUT "
+                     "records no end-to-end error, so they are not failed")
     return notes
 
 

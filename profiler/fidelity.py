@@ -15,6 +15,7 @@ are divided by that factor, so a slower or faster machine state now does not rea
 
 from __future__ import annotations
 
+import copy
 import logging
 import math
 import tempfile
@@ -50,8 +51,8 @@ def error_metrics(predicted: np.ndarray, measured: np.ndarray) -> dict:
         "mape": float(np.mean(np.abs(rel))),
         "bias": float(np.mean(rel)),
         "max_abs_error": float(np.max(np.abs(rel))),
-        "within_5pct": float(np.mean(np.abs(rel) <= 0.05)),
-        "within_10pct": float(np.mean(np.abs(rel) <= 0.10)),
+        "within_5pct": float(np.mean(np.abs(rel) <= 0.05 + 1e-9)),
+        "within_10pct": float(np.mean(np.abs(rel) <= 0.10 + 1e-9)),
     }
     if len(m) >= 2 and np.ptp(p) > 0 and np.ptp(m) > 0:
         out["kendall_tau"] = float(stats.kendalltau(p, m).statistic)
@@ -158,7 +159,7 @@ class _NetworkMeasurer:
         path = graphs.save_model(model, self.tmp / f"{name}.onnx")
         path16 = graphs.save_model(model16, self.tmp / f"{name}.fp16.onnx") if model16 else None
         spec = ModelSpec(onnx_path=path, input_shape=shape, name=name,
-                         torch_factory=lambda: module, onnx_path_fp16=path16, seed=self.seed)
+                         torch_factory=lambda: copy.deepcopy(module), onnx_path_fp16=path16, seed=self.seed)
         try:
             with make_runner(self.device, spec, cache_dir=self.cache_dir) as runner:
                 return measure(runner, self.device.protocol).median_ms

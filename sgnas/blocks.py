@@ -275,7 +275,9 @@ class UnifiedBlock(nn.Module):
         kernels = tuple(kernels)
         unknown = [k for k in kernels if k not in CHOICES[:SKIP_INDEX]]
         if unknown:
-            raise SgnasError(f"kernel {unknown[0]} is not one of the choices {CHOICES[:SKIP_INDEX]}")
+            raise SgnasError(
+                f"kernel {unknown[0]} is not one of the choices {CHOICES[:SKIP_INDEX]}"
+            )
         if not 1 <= min_expansion <= max_expansion:
             raise SgnasError(f"expansion range {min_expansion}..{max_expansion} is empty")
         self.layer = layer
@@ -286,7 +288,8 @@ class UnifiedBlock(nn.Module):
         c, m = layer.c_in, max_expansion
         self.expand = ConvBN(c, m * c, 1)
         self.dw = nn.ModuleList(
-            nn.ModuleList(ConvBN(c, c, k, layer.stride, groups=c) for k in kernels) for _ in range(m)
+            nn.ModuleList(ConvBN(c, c, k, layer.stride, groups=c) for k in kernels)
+            for _ in range(m)
         )
         self.project = nn.Conv2d(m * c, layer.c_out, 1, bias=False)
         n_bn = max_expansion - min_expansion + 1 if shadow_bn else 1
@@ -308,11 +311,14 @@ class UnifiedBlock(nn.Module):
             if c == SKIP_INDEX:
                 continue
             if c not in self._kernel_pos:
-                raise ArchitectureError(f"sub-block {i}: choice index {c} is not one of this block's")
+                raise ArchitectureError(
+                    f"sub-block {i}: choice index {c} is not one of this block's"
+                )
             out.append((i, self._kernel_pos[c]))
         if not self.min_expansion <= len(out) <= self.max_expansion:
             raise ArchitectureError(
-                f"{len(out)} active sub-blocks, must be {self.min_expansion} to {self.max_expansion}"
+                f"{len(out)} active sub-blocks, must be {self.min_expansion} to "
+                f"{self.max_expansion}"
             )
         return out
 
@@ -346,7 +352,9 @@ class UnifiedBlock(nn.Module):
         the shadow BNs are mixed with the exact distribution of e, renormalized over the allowed e."""
         c, m = self.layer.c_in, self.max_expansion
         if tuple(probs.shape) != (m, len(CHOICES)):
-            raise SgnasError(f"probs has shape {tuple(probs.shape)}, expected ({m}, {len(CHOICES)})")
+            raise SgnasError(
+                f"probs has shape {tuple(probs.shape)}, expected ({m}, {len(CHOICES)})"
+            )
         probs = probs.to(dtype=x.dtype)
         h = self.act(self.expand(x))
         mixed = None

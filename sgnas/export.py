@@ -183,7 +183,9 @@ def export_onnx(
         out = run_onnxruntime(data, example.cpu().numpy())
         if out is not None:
             if out.shape != ref.shape:
-                raise SgnasError(f"ONNX model output shape {out.shape} differs from torch's {ref.shape}")
+                raise SgnasError(
+                    f"ONNX model output shape {out.shape} differs from torch's {ref.shape}"
+                )
             diff = float(np.max(np.abs(out.astype(np.float32) - ref))) if ref.size else 0.0
             ref_max = float(np.max(np.abs(ref))) if ref.size else 0.0
             if not diff <= atol + rtol * ref_max:

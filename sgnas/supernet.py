@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 import torch
@@ -11,7 +11,7 @@ from torch import nn
 from .blocks import Head, Stem, UnifiedBlock, init_weights
 from .errors import ArchitectureError, SgnasError
 from .network import SubNetwork, block_params, fixed_params
-from .space import CHOICES, SKIP_INDEX, Architecture, SearchSpace
+from .space import CHOICES, SKIP_INDEX, Architecture, LayerSpec, SearchSpace
 
 
 class UnifiedSupernet(nn.Module):
@@ -80,7 +80,9 @@ class UnifiedSupernet(nn.Module):
         return arr
 
     # ------------------------------------------------------------------------ forward
-    def forward(self, x: torch.Tensor, arch: Architecture | np.ndarray | torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, arch: Architecture | np.ndarray | torch.Tensor
+    ) -> torch.Tensor:
         """Single-path forward of ``arch`` (an :class:`Architecture` or a choice array)."""
         choices = self.resolve_choices(arch)
         x = self.stem(x)
@@ -114,8 +116,8 @@ class UnifiedSupernet(nn.Module):
 
         With ``se=False`` and ``activation="relu6"`` its eval-mode outputs equal the supernet's
         single-path eval outputs. SE layers (``se=True``) have no supernet counterpart and keep a
-        fresh initialization (drawn from ``generator``); ``hswish`` changes the function. The result is in the supernet's
-        train/eval mode and on its device.
+        fresh initialization (drawn from ``generator``); ``hswish`` changes the function. The result
+        is in the supernet's train/eval mode and on its device.
         """
         choices = self.resolve_choices(arch)
         net = SubNetwork(
@@ -136,10 +138,15 @@ class UnifiedSupernet(nn.Module):
 
 
 # ---------------------------------------------------------------------- parameter counts
-def unified_block_params(block_layer, max_expansion: int = 6, kernels=(3, 5, 7),
-                         shadow_bn: bool = True, min_expansion: int = 2) -> int:
-    """Trainable parameters of one :class:`UnifiedBlock` (analytic)."""
-    c, m, o = block_layer.c_in, max_expansion, block_layer.c_out
+def unified_block_params(
+    layer: LayerSpec,
+    max_expansion: int = 6,
+    kernels: Sequence[int] = (3, 5, 7),
+    shadow_bn: bool = True,
+    min_expansion: int = 2,
+) -> int:
+    """Trainable parameters of one :class:`~sgnas.blocks.UnifiedBlock` (analytic)."""
+    c, m, o = layer.c_in, max_expansion, layer.c_out
     expand = c * m * c + 2 * m * c
     dw = m * sum(c * k * k + 2 * c for k in kernels)
     n_bn = max_expansion - min_expansion + 1 if shadow_bn else 1
@@ -161,7 +168,9 @@ GREEDYNAS_CANDIDATES = tuple((k, e, se) for k in (3, 5, 7) for e in (3, 6) for s
 FAIRNAS_CANDIDATES = tuple((k, e, False) for k in (3, 5, 7) for e in (3, 6))
 
 
-def candidate_supernet_params(space: SearchSpace, candidates) -> int:
+def candidate_supernet_params(
+    space: SearchSpace, candidates: Sequence[tuple[int, int, bool]]
+) -> int:
     """Parameters of a single-path supernet with one independent MBConv per candidate
     ``(kernel, expansion, se)`` in every layer, on the macro of ``space`` (same stem and head)."""
     return fixed_params(space) + sum(

@@ -92,7 +92,7 @@ class OnnxRuntimeRunner(Runner):
         self._session, self._binding, self._values = sess, binding, values
         self.info.update(provider="CPUExecutionProvider", onnxruntime=ort.__version__,
                          threads=int(self.device.threads or 1),
-                         cpus=cpus if cpus is not None else None)
+                         cpus=cpus)
 
     def deactivate_impl(self) -> None:
         self._binding = None

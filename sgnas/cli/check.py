@@ -19,7 +19,8 @@ examples:
   sgnas check --onnx model.onnx --device cpu --baseline latency.json --tolerance 10%
 
 exit codes: 0 within tolerance, 1 regression, 2 usage or environment error.
-tolerance of an item = max(--tolerance, k x spread), spread = IQR/median recorded or measured now.
+tolerance of an item = max(--tolerance, min(K x spread, --max-tolerance)), where spread is the
+IQR/median recorded with the baseline or measured now, whichever is larger.
 """
 
 
@@ -35,6 +36,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="tolerance floor in percent, e.g. 10%% (default 10%%)")
     parser.add_argument("--spread-k", type=float, default=2.0, metavar="K",
                         help="tolerance = max(floor, K x spread) (default 2)")
+    parser.add_argument("--max-tolerance", default="50%", metavar="PCT",
+                        help="cap of the spread-derived tolerance (default 50%%)")
     parser.add_argument("--remeasure", type=int, default=3, metavar="N",
                         help="re-measure a suspect up to N times before failing it (default 3)")
     parser.add_argument("--reduce", choices=("min", "median"), default="min",
@@ -54,10 +57,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     lut.add_argument("--networks", type=int, default=3, metavar="N",
                      help="random reference networks measured end to end (default 3)")
     lut.add_argument("--network-tolerance", metavar="PCT",
-                     help="tolerance floor of the networks (default: --tolerance, or the LUT's "
-                          "recorded calibration error if larger)")
+                     help="tolerance floor of the networks (default --tolerance). Networks of a LUT "
+                          "without a recorded end-to-end error (sgnas-profile --validate) are "
+                          "reported but never fail, unless this is given")
     lut.add_argument("--uncalibrated", action="store_true",
                      help="compare networks with the raw LUT sum even if the LUT is calibrated")
+    lut.add_argument("--no-canary", action="store_true",
+                     help="do not re-measure the canary entry to report drift")
     lut.add_argument("--seed", type=int, default=0, help="seed of sampling and networks (default 0)")
 
     onnx = parser.add_argument_group("ONNX mode (--onnx)")
@@ -90,6 +96,8 @@ def _config(args: argparse.Namespace):
     return CheckConfig(
         tolerance=parse_tolerance(args.tolerance),
         spread_k=args.spread_k,
+        max_tolerance=parse_tolerance(args.max_tolerance),
+        canary=not args.no_canary,
         sample=None if args.full else args.sample,
         networks=args.networks,
         seed=args.seed,

@@ -47,6 +47,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="seed of the random weights and of the validation networks")
     parser.add_argument("--no-canary", action="store_true",
                         help="do not re-measure the canary entry to track drift")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="log a warning for every entry whose timing varies much")
     parser.add_argument("--limit", type=int, help=argparse.SUPPRESS)
 
 
@@ -57,10 +59,14 @@ def default_out(device_name: str, space_name: str) -> Path:
 
 
 def run(args: argparse.Namespace) -> int:
+    import logging
+
     from profiler.devices import check_host, load_device
 
     from ..space import get_space
 
+    if not args.verbose:  # noisy entries are counted in the summary instead
+        logging.getLogger("profiler.protocol").setLevel(logging.ERROR)
     device = load_device(args.device)
     space = get_space(args.space)
     check_host(device, force=args.force)

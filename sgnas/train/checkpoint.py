@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import pickle
-import zipfile
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
@@ -26,17 +26,17 @@ STATE_KEYS = ("model", "optimizer", "scheduler", "rng")
 
 
 def check_plain(obj: Any, where: str = "checkpoint") -> None:
-    """Raise ``TypeError`` unless ``obj`` is made of tensors, dicts, lists, tuples, str, int, float,
-    bool and None only (what ``torch.load(weights_only=True)`` reads back)."""
-    if obj is None or isinstance(obj, (bool, int, float, str, torch.Tensor)):
+    """Raise ``TypeError`` unless ``obj`` is made of tensors, dicts (ordered or not), lists, tuples,
+    str, int, float, bool and None only (what ``torch.load(weights_only=True)`` reads back)."""
+    if obj is None or type(obj) in (bool, int, float, str) or isinstance(obj, torch.Tensor):
         return
-    if isinstance(obj, dict):
+    if type(obj) in (dict, OrderedDict):
         for k, v in obj.items():
-            if not isinstance(k, (str, int)):
+            if type(k) not in (str, int):
                 raise TypeError(f"{where}: key {k!r} is not a str or int")
             check_plain(v, f"{where}.{k}")
         return
-    if isinstance(obj, (list, tuple)):
+    if type(obj) in (list, tuple):
         for i, v in enumerate(obj):
             check_plain(v, f"{where}[{i}]")
         return
@@ -63,8 +63,15 @@ def load_checkpoint(
         raise SgnasError(f"checkpoint not found: {path}")
     try:
         data = torch.load(path, map_location=map_location, weights_only=True)
-    except (RuntimeError, EOFError, OSError, ValueError, pickle.UnpicklingError,
-            zipfile.BadZipFile, AttributeError, ImportError) as exc:
+    except pickle.UnpicklingError as exc:
+        detail = next((line.strip() for line in str(exc).splitlines()
+                       if "Unsupported global" in line), "")
+        if detail:
+            detail = detail.split(" was not")[0].replace("WeightsUnpickler error: ", "")
+            raise SgnasError(f"{path} holds objects other than tensors and plain values, refused "
+                             f"by a weights-only load ({detail})") from exc
+        raise SgnasError(f"cannot read checkpoint {path}: truncated or not a checkpoint") from exc
+    except Exception as exc:  # any failure to decode means the file is damaged or foreign
         msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise SgnasError(
             f"cannot read checkpoint {path}: truncated or not a checkpoint ({msg[:120]})"

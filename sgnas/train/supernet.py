@@ -283,7 +283,7 @@ class SupernetTrainer:
             "finished": self.finished,
             "interrupted": interrupted,
             "num_classes": self.space.num_classes,
-            "versions": {"torch": torch.__version__, "sgnas": _sgnas_version()},
+            "versions": {"torch": str(torch.__version__), "sgnas": _sgnas_version()},
         }
 
     def _take_snapshot(self) -> None:

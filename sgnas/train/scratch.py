@@ -1,0 +1,562 @@
+"""Training a standalone network of an architecture from scratch, with a :class:`TrainRecipe`.
+
+The network is ``build_network(space, arch, se, activation, dropout=recipe.dropout)``; it trains on
+the whole training split (no held-out part) and is evaluated on the test split after every epoch.
+The learning rate follows :meth:`TrainRecipe.lr_at` per step; weight decay spares BN parameters and
+biases; an exponential moving average of the weights is kept when ``recipe.ema_decay > 0`` and
+evaluated beside the raw weights. ``recipe.batch_size`` is the global batch: under ``torchrun`` each
+of the N processes takes ``batch_size / N`` images per step (DDP), and the test split is sharded.
+
+Files in ``out_dir`` (rank 0, atomic): ``last.pt`` after every epoch (model, optimizer, EMA, progress;
+``torch.load(weights_only=True)`` reads it), ``model.pt`` when the run is complete (weights plus
+architecture, see :func:`load_trained`), ``train_log.jsonl`` (events) and ``run.json`` (settings).
+``resume`` continues from ``last.pt`` exactly: the data order and every random draw of an epoch
+(augmentation, cutout, dropout) derive from ``(seed, epoch, rank)``.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import sys
+import time
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..errors import SgnasError
+from ..space import Architecture, SearchSpace
+from . import distributed
+from .checkpoint import check_space, load_checkpoint, save_checkpoint
+from .data import DataConfig, batches_per_epoch, build_datasets, describe, train_loader
+from .recipes import TrainRecipe
+from .trainlog import JsonlLog, Progress, format_eta
+
+SCRATCH_KIND = "sgnas-scratch"
+NETWORK_KIND = "sgnas-network"
+LAST = "last.pt"
+FINAL = "model.pt"
+LOG = "train_log.jsonl"
+RUN = "run.json"
+
+
+@dataclass
+class ScratchResult:
+    """Summary of a from-scratch run (JSON-able via :meth:`to_dict`)."""
+
+    out_dir: str
+    arch: str
+    epochs: int
+    finished: bool
+    test_top1: float
+    best_top1: float
+    test_top1_ema: float | None
+    params: int
+    flops: int
+    wall_time_s: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class ModelEma:
+    """Exponential moving average of a model's parameters (buffers are copied).
+
+    The decay ramps up as ``min(decay, (1 + n) / (10 + n))`` over the first updates, as in the
+    TensorFlow recipe, so short runs are not dominated by the initial weights.
+    """
+
+    def __init__(self, model: nn.Module, decay: float):
+        self.module = copy.deepcopy(model).eval()
+        for p in self.module.parameters():
+            p.requires_grad_(False)
+        self.decay = decay
+        self.updates = 0
+
+    @torch.no_grad()
+    def update(self, model: nn.Module) -> None:
+        self.updates += 1
+        d = min(self.decay, (1 + self.updates) / (10 + self.updates))
+        for e, p in zip(self.module.parameters(), model.parameters()):
+            e.mul_(d).add_(p.detach(), alpha=1 - d)
+        for e, b in zip(self.module.buffers(), model.buffers()):
+            e.copy_(b)
+
+
+def _seed(*values: int) -> int:
+    return int(np.random.SeedSequence(list(values)).generate_state(1, np.uint64)[0] >> 1)
+
+
+def _param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    decay, no_decay = [], []
+    for p in model.parameters():
+        if p.requires_grad:
+            (no_decay if p.ndim <= 1 else decay).append(p)
+    return [{"params": decay, "weight_decay": weight_decay},
+            {"params": no_decay, "weight_decay": 0.0}]
+
+
+def make_optimizer(model: nn.Module, recipe: TrainRecipe) -> torch.optim.Optimizer:
+    """SGD or RMSProp per ``recipe``.
+
+    ``rmsprop_eps`` follows the TensorFlow convention (added inside the square root); torch adds its
+    epsilon outside, so it gets ``sqrt(rmsprop_eps)``, which matches where the squared average is small.
+    """
+    groups = _param_groups(model, recipe.weight_decay)
+    if recipe.optimizer == "sgd":
+        return torch.optim.SGD(groups, lr=recipe.peak_lr, momentum=recipe.momentum,
+                               nesterov=recipe.nesterov and recipe.momentum > 0)
+    return torch.optim.RMSprop(groups, lr=recipe.peak_lr, alpha=recipe.rmsprop_alpha,
+                               eps=math.sqrt(recipe.rmsprop_eps), momentum=recipe.momentum)
+
+
+def cutout(x: torch.Tensor, size: int) -> torch.Tensor:
+    """Zero one ``size`` x ``size`` square per image (clipped at the border); the square's centre is
+    drawn uniformly over the image from the global torch RNG."""
+    n, _, h, w = x.shape
+    top = (torch.randint(0, h, (n, 1, 1)) - size // 2).to(x.device)
+    left = (torch.randint(0, w, (n, 1, 1)) - size // 2).to(x.device)
+    ys = torch.arange(h, device=x.device).view(1, h, 1)
+    xs = torch.arange(w, device=x.device).view(1, 1, w)
+    inside = (ys >= top) & (ys < top + size) & (xs >= left) & (xs < left + size)
+    return x * (~inside).unsqueeze(1).to(x.dtype)
+
+
+@torch.no_grad()
+def evaluate_network(
+    model: nn.Module, dataset, batch_size: int, device: torch.device, workers: int = 0,
+    max_batches: int | None = None,
+) -> dict[str, float]:
+    """Top-1 and top-5 (fractions) of ``model`` on ``dataset``; sharded and summed across processes
+    when distributed."""
+    from torch.utils.data import DataLoader, Subset
+
+    info = distributed.current()
+    if info.distributed:
+        dataset = Subset(dataset, list(range(info.rank, len(dataset), info.world_size)))
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=workers,
+                        pin_memory=device.type == "cuda")
+    was_training = model.training
+    model.eval()
+    counts = torch.zeros(3, dtype=torch.float64, device=device)
+    try:
+        for i, (x, y) in enumerate(loader):
+            if max_batches is not None and i >= max_batches:
+                break
+            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+            logits = model(x)
+            k = min(5, logits.shape[1])
+            top = logits.topk(k, dim=1).indices
+            hit = top == y[:, None]
+            counts += torch.stack([hit[:, 0].sum(), hit.any(1).sum(), torch.tensor(y.numel(),
+                                   device=device)]).to(counts)
+    finally:
+        model.train(was_training)
+    if info.distributed:
+        import torch.distributed as dist
+
+        dist.all_reduce(counts)
+    correct1, correct5, total = counts.tolist()
+    if total == 0:
+        return {"top1": float("nan"), "top5": float("nan")}
+    return {"top1": correct1 / total, "top5": correct5 / total}
+
+
+class ScratchTrainer:
+    """One from-scratch training run; :meth:`run` trains and returns a :class:`ScratchResult`.
+
+    Construction checks the architecture, the data and the output folder before anything is written:
+    an existing run in ``out_dir`` is refused unless ``resume`` (continue it; the architecture, the
+    network options, the seed and the recipe except ``epochs`` must match) or ``force`` (start over).
+    """
+
+    def __init__(
+        self,
+        space: SearchSpace,
+        arch: Architecture,
+        recipe: TrainRecipe,
+        data_cfg: DataConfig,
+        out_dir: str | Path,
+        resume: bool = False,
+        se: bool = False,
+        activation: str = "relu6",
+        *,
+        force: bool = False,
+        seed: int = 0,
+        device: str = "auto",
+        max_steps_per_epoch: int | None = None,
+        max_eval_batches: int | None = None,
+        amp: bool = False,
+        progress: bool = True,
+    ):
+        from ..network import build_network, count_flops, count_params
+
+        space.validate(arch)
+        self.space, self.arch, self.recipe = space, arch, recipe.validate()
+        self.se, self.activation, self.seed = se, activation, seed
+        self.max_steps_per_epoch = max_steps_per_epoch
+        self.max_eval_batches = max_eval_batches
+        self.amp, self.progress = amp, progress
+        self.out_dir = Path(out_dir)
+        self.dist = distributed.current()
+        if recipe.batch_size % self.dist.world_size:
+            raise SgnasError(f"batch size {recipe.batch_size} is not divisible by the "
+                             f"{self.dist.world_size} processes")
+        self.local_batch = recipe.batch_size // self.dist.world_size
+        style = data_cfg.style if recipe.augment == "auto" else recipe.augment
+        self.data_cfg = replace(data_cfg, held_out=0, batch_size=self.local_batch, style=style)
+
+        ckpt = self._find_checkpoint(resume, force)
+        self.datasets = build_datasets(self.data_cfg, space)
+        self.steps_per_epoch = batches_per_epoch(self.datasets.train, self.local_batch)
+        if max_steps_per_epoch is not None:
+            self.steps_per_epoch = min(self.steps_per_epoch, max_steps_per_epoch)
+        if self.steps_per_epoch < 1:
+            raise SgnasError(
+                f"the training split ({len(self.datasets.train)} images) gives no full batch of "
+                f"{self.local_batch} per process"
+            )
+        self.device = distributed.resolve_device(device, self.dist.local_rank)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            self.model = build_network(space, arch, se=se, activation=activation,
+                                       dropout=recipe.dropout)
+        self.model.to(self.device)
+        self.params = count_params(space, arch, se=se, activation=activation)
+        self.flops = count_flops(space, arch, se=se)
+        self.optimizer = make_optimizer(self.model, recipe)
+        self.criterion = nn.CrossEntropyLoss(label_smoothing=recipe.label_smoothing)
+        self.ema = ModelEma(self.model, recipe.ema_decay) if recipe.ema_decay > 0 else None
+        self.epoch = 0
+        self.global_step = 0
+        self.history: list[dict[str, Any]] = []
+        if ckpt is not None:
+            self._restore(ckpt)
+        self.train_model: nn.Module = self.model
+        if self.dist.distributed:
+            from torch.nn.parallel import DistributedDataParallel as DDP
+
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.train_model = DDP(self.model, device_ids=ids)
+        self._resumed = ckpt is not None
+
+    # ------------------------------------------------------------------ checkpoints
+    @property
+    def last_path(self) -> Path:
+        return self.out_dir / LAST
+
+    @property
+    def final_path(self) -> Path:
+        return self.out_dir / FINAL
+
+    def _find_checkpoint(self, resume: bool, force: bool) -> dict[str, Any] | None:
+        ours = [self.out_dir / name for name in (LAST, FINAL, LOG, RUN)]
+        existing = [p for p in ours if p.exists()]
+        if resume:
+            if not self.last_path.exists():
+                raise SgnasError(f"nothing to resume: no {LAST} in {self.out_dir}")
+            data = load_checkpoint(self.last_path, SCRATCH_KIND)
+            check_space(data, self.last_path)
+            self._check_compatible(data)
+            return data
+        if existing and not force:
+            raise SgnasError(
+                f"{existing[0]} exists; pass --resume to continue that run or --force to start over"
+            )
+        if existing and self.dist.is_main:
+            for p in existing:
+                p.unlink()
+        return None
+
+    def _check_compatible(self, data: dict[str, Any]) -> None:
+        path = self.last_path
+        old_arch = Architecture.from_dict(data["arch"])
+        if old_arch != self.arch:
+            raise SgnasError(f"cannot resume {path}: it trains {old_arch}, not {self.arch}")
+        for key, now in (("se", self.se), ("activation", self.activation), ("seed", self.seed),
+                         ("max_steps_per_epoch", self.max_steps_per_epoch),
+                         ("world_size", self.dist.world_size)):
+            if data.get(key) != now:
+                raise SgnasError(f"cannot resume {path}: {key} was {data.get(key)!r}, now {now!r}")
+        old = TrainRecipe.from_dict(data["recipe"])
+        changed = [k for k in old.diff(self.recipe) if k not in ("epochs", "name")]
+        if changed:
+            k = changed[0]
+            raise SgnasError(f"cannot resume {path}: recipe {k} was {getattr(old, k)!r}, "
+                             f"now {getattr(self.recipe, k)!r}")
+
+    def _restore(self, data: dict[str, Any]) -> None:
+        if int(data.get("steps_per_epoch", -1)) != self.steps_per_epoch:
+            raise SgnasError(f"cannot resume: {data.get('steps_per_epoch')} steps per epoch in the "
+                             f"checkpoint, {self.steps_per_epoch} now (data changed?)")
+        self.model.load_state_dict(data["model"])
+        self.optimizer.load_state_dict(data["optimizer"])
+        if self.ema is not None:
+            if data.get("ema") is None:
+                raise SgnasError("cannot resume: the checkpoint has no weight EMA")
+            self.ema.module.load_state_dict(data["ema"])
+            self.ema.updates = int(data["ema_updates"])
+        self.epoch = int(data["epoch"])
+        self.global_step = int(data["global_step"])
+        self.history = list(data.get("history", []))
+
+    def _meta(self) -> dict[str, Any]:
+        return {
+            "space": self.space.name,
+            "space_fingerprint": self.space.fingerprint,
+            "arch": self.arch.to_dict(),
+            "arch_str": str(self.arch),
+            "se": self.se,
+            "activation": self.activation,
+            "dropout": self.recipe.dropout,
+            "num_classes": self.space.num_classes,
+            "params": self.params,
+            "flops": self.flops,
+        }
+
+    def payload(self) -> dict[str, Any]:
+        """Checkpoint content of the current state (tensors on CPU)."""
+        return {
+            **self._meta(),
+            "recipe": self.recipe.to_dict(),
+            "seed": self.seed,
+            "max_steps_per_epoch": self.max_steps_per_epoch,
+            "world_size": self.dist.world_size,
+            "data": {k: v for k, v in asdict(self.data_cfg).items()},
+            "model": _to_cpu(self.model.state_dict()),
+            "optimizer": _to_cpu(self.optimizer.state_dict()),
+            "ema": _to_cpu(self.ema.module.state_dict()) if self.ema is not None else None,
+            "ema_updates": self.ema.updates if self.ema is not None else 0,
+            "epoch": self.epoch,
+            "global_step": self.global_step,
+            "steps_per_epoch": self.steps_per_epoch,
+            "history": self.history,
+            "versions": {"torch": str(torch.__version__)},
+        }
+
+    def _save_final(self) -> None:
+        last = self.history[-1] if self.history else {}
+        save_checkpoint(self.final_path, {
+            **self._meta(),
+            "model": _to_cpu(self.model.state_dict()),
+            "ema": _to_cpu(self.ema.module.state_dict()) if self.ema is not None else None,
+            "epochs": self.epoch,
+            "test_top1": last.get("test_top1"),
+            "test_top1_ema": last.get("test_top1_ema"),
+            "recipe": self.recipe.to_dict(),
+        }, NETWORK_KIND)
+
+    # ------------------------------------------------------------------------ training
+    def _autocast(self):
+        if not self.amp or self.device.type != "cuda":
+            from contextlib import nullcontext
+
+            return nullcontext()
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+
+    def _train_epoch(self, epoch: int, bar: Progress) -> dict[str, Any]:
+        recipe = self.recipe
+        loader = train_loader(self.datasets.train, self.local_batch, seed=self.seed, epoch=epoch,
+                              workers=self.data_cfg.workers, pin_memory=self.device.type == "cuda")
+        total_steps = recipe.epochs * self.steps_per_epoch
+        loss_sum = torch.zeros((), device=self.device)
+        correct = torch.zeros((), device=self.device)
+        seen = 0
+        t0 = time.perf_counter()
+        self.train_model.train()
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(_seed(self.seed, epoch, self.dist.rank))
+            batches = iter(loader)
+            for i in range(self.steps_per_epoch):
+                x, y = next(batches)
+                x = x.to(self.device, non_blocking=True)
+                y = y.to(self.device, non_blocking=True)
+                if recipe.cutout:
+                    x = cutout(x, recipe.cutout)
+                lr = recipe.lr_at(epoch + i / self.steps_per_epoch)
+                for group in self.optimizer.param_groups:
+                    group["lr"] = lr
+                with self._autocast():
+                    logits = self.train_model(x)
+                    loss = self.criterion(logits.float(), y)
+                self.optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                if recipe.grad_clip:
+                    nn.utils.clip_grad_norm_(self.model.parameters(), recipe.grad_clip)
+                self.optimizer.step()
+                if self.ema is not None:
+                    self.ema.update(self.model)
+                self.global_step += 1
+                loss_sum += loss.detach() * y.numel()
+                correct += (logits.detach().argmax(1) == y).sum()
+                seen += y.numel()
+                if (i + 1) % 10 == 0 or i + 1 == self.steps_per_epoch:
+                    elapsed = time.perf_counter() - t0
+                    eta = elapsed / (i + 1) * (total_steps - self.global_step)
+                    bar.update(0, loss=f"{float(loss.detach()):.3f}", lr=f"{lr:.4g}",
+                               eta_all=format_eta(eta))
+                bar.update(1)
+        seconds = time.perf_counter() - t0
+        return {
+            "lr": recipe.lr_at(epoch + 1 - 1 / self.steps_per_epoch),
+            "train_loss": float(loss_sum) / max(seen, 1),
+            "train_top1": float(correct) / max(seen, 1),
+            "time_s": seconds,
+            "images_per_s": seen * self.dist.world_size / max(seconds, 1e-9),
+        }
+
+    def evaluate(self) -> dict[str, Any]:
+        """Test-split accuracy of the raw weights (and of the EMA weights when kept)."""
+        bs = self.data_cfg.eval_batch_size or self.local_batch
+        kwargs = dict(batch_size=bs, device=self.device, workers=self.data_cfg.workers,
+                      max_batches=self.max_eval_batches)
+        raw = evaluate_network(self.model, self.datasets.test, **kwargs)
+        out: dict[str, Any] = {"test_top1": raw["top1"], "test_top5": raw["top5"]}
+        if self.ema is not None:
+            ema = evaluate_network(self.ema.module, self.datasets.test, **kwargs)
+            out.update(test_top1_ema=ema["top1"], test_top5_ema=ema["top5"])
+        return out
+
+    def run(self, stop_after: int | None = None) -> ScratchResult:
+        """Train to ``recipe.epochs`` (or at most ``stop_after`` more epochs in this call)."""
+        from ..fileio import atomic_write_json
+
+        start_time = time.perf_counter()
+        main = self.dist.is_main
+        log = JsonlLog(self.out_dir / LOG, enabled=main, append=self._resumed)
+        if main:
+            atomic_write_json(self.out_dir / RUN, {
+                **self._meta(), "recipe": self.recipe.to_dict(), "seed": self.seed,
+                "data": asdict(self.data_cfg), "dataset": describe(self.datasets),
+                "steps_per_epoch": self.steps_per_epoch, "world_size": self.dist.world_size,
+                "device": str(self.device),
+            })
+            log.write("start", epoch=self.epoch, global_step=self.global_step,
+                      steps_per_epoch=self.steps_per_epoch, arch=str(self.arch),
+                      params=self.params, flops=self.flops, device=str(self.device))
+        epochs = self.recipe.epochs
+        stop = epochs if stop_after is None else min(epochs, self.epoch + stop_after)
+        bar = Progress(epochs * self.steps_per_epoch, "train", enabled=self.progress and main,
+                       initial=self.epoch * self.steps_per_epoch)
+        try:
+            while self.epoch < stop:
+                stats = self._train_epoch(self.epoch, bar)
+                stats.update(self.evaluate())
+                record = {"epoch": self.epoch, "global_step": self.global_step, **stats}
+                self.epoch += 1
+                self.history.append(record)
+                if main:
+                    save_checkpoint(self.last_path, self.payload(), SCRATCH_KIND)
+                    if self.epoch == epochs:
+                        self._save_final()
+                    log.write("epoch", **record)
+                    if self.progress:
+                        _note(self._epoch_line(record))
+        except KeyboardInterrupt:
+            log.write("interrupted", epoch=self.epoch, global_step=self.global_step)
+            raise
+        finally:
+            bar.close()
+            log.close()
+        if self.epoch == epochs and not self.final_path.exists() and main:
+            self._save_final()
+        distributed.barrier()
+        return self.result(time.perf_counter() - start_time)
+
+    def _epoch_line(self, r: dict[str, Any]) -> str:
+        line = (f"epoch {r['epoch'] + 1}/{self.recipe.epochs}  loss {r['train_loss']:.4f}  "
+                f"test top1 {100 * r['test_top1']:.2f}%")
+        if "test_top1_ema" in r:
+            line += f"  ema {100 * r['test_top1_ema']:.2f}%"
+        return line
+
+    def result(self, wall_time_s: float = 0.0) -> ScratchResult:
+        last = self.history[-1] if self.history else {}
+        tops = [h["test_top1"] for h in self.history if h.get("test_top1") == h.get("test_top1")]
+        return ScratchResult(
+            out_dir=str(self.out_dir),
+            arch=str(self.arch),
+            epochs=self.epoch,
+            finished=self.epoch >= self.recipe.epochs,
+            test_top1=float(last.get("test_top1", float("nan"))),
+            best_top1=max(tops) if tops else float("nan"),
+            test_top1_ema=last.get("test_top1_ema"),
+            params=self.params,
+            flops=self.flops,
+            wall_time_s=wall_time_s,
+        )
+
+
+def train_from_scratch(
+    space: SearchSpace,
+    arch: Architecture,
+    recipe: TrainRecipe,
+    data_cfg: DataConfig,
+    out_dir: str | Path,
+    resume: bool = False,
+    se: bool = False,
+    activation: str = "relu6",
+    **options: Any,
+) -> ScratchResult:
+    """Train ``build_network(space, arch, se, activation)`` from scratch with ``recipe``.
+
+    ``options``: ``force``, ``seed``, ``device``, ``max_steps_per_epoch``, ``max_eval_batches``,
+    ``amp``, ``progress`` (see :class:`ScratchTrainer`) and ``stop_after`` (epochs in this call).
+    """
+    stop_after = options.pop("stop_after", None)
+    trainer = ScratchTrainer(space, arch, recipe, data_cfg, out_dir, resume, se, activation,
+                             **options)
+    return trainer.run(stop_after)
+
+
+def load_trained(path: str | Path, ema: bool = True, map_location: Any = "cpu"):
+    """Load ``model.pt`` (or ``last.pt``) as ``(network in eval mode, metadata)``; with ``ema`` the
+    EMA weights are used when the run kept them."""
+    from ..network import build_network
+
+    data = load_checkpoint(path)
+    if data["kind"] not in (NETWORK_KIND, SCRATCH_KIND):
+        raise SgnasError(f"{path} is a {data['kind']!r} checkpoint, not a trained network")
+    space = check_space(data, path)
+    arch = space.validate(Architecture.from_dict(data["arch"]))
+    net = build_network(space, arch, se=bool(data["se"]), activation=data["activation"],
+                        dropout=float(data.get("dropout", 0.0)))
+    state = data["ema"] if ema and data.get("ema") is not None else data["model"]
+    net.load_state_dict(state)
+    meta = {k: v for k, v in data.items() if k not in ("model", "ema", "optimizer")}
+    return net.to(map_location if isinstance(map_location, (str, torch.device)) else "cpu").eval(), meta
+
+
+def _note(line: str) -> None:
+    """Print a line to stderr without breaking an active progress bar."""
+    try:
+        from tqdm import tqdm
+
+        tqdm.write(line, file=sys.stderr)
+    except ImportError:  # pragma: no cover - tqdm is in the tools extra
+        print(line, file=sys.stderr)
+
+
+def _to_cpu(obj: Any) -> Any:
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().cpu().clone()
+    if isinstance(obj, dict):
+        return {k: _to_cpu(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_to_cpu(v) for v in obj]
+    return obj
+
+
+__all__ = [
+    "ModelEma",
+    "ScratchResult",
+    "ScratchTrainer",
+    "evaluate_network",
+    "load_trained",
+    "make_optimizer",
+    "train_from_scratch",
+]

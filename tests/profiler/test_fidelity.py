@@ -1,0 +1,102 @@
+import math
+
+import numpy as np
+import pytest
+
+from profiler import fidelity
+from profiler.build import new_lut, with_protocol
+from profiler.devices import load_device
+from profiler.fidelity import error_metrics, fit_calibration, validate_lut
+from sgnas.errors import SgnasError
+from sgnas.lut import EntryStats
+from sgnas.network import block_flops, head_flops, stem_flops
+from sgnas.space import get_space
+
+SPACE = get_space("tiny")
+QUICK = dict(warmup_ms=0.0, warmup_min_iters=1, rounds=1, min_iters_per_round=3, min_round_ms=0.0,
+             remeasure=0)
+
+
+@pytest.fixture
+def device():
+    return with_protocol(load_device("cpu"), **QUICK)
+
+
+def flops_lut(device):
+    """A complete LUT whose entries are proportional to FLOPs (no measuring needed)."""
+    lut = new_lut(device, SPACE, {})
+    ms = {SPACE.stem_key: stem_flops(SPACE) * 1e-7, SPACE.head_key: head_flops(SPACE) * 1e-7}
+    for layer in SPACE.layers:
+        for c in SPACE.configs:
+            ms[layer.key(c)] = block_flops(layer, c) * 1e-7 + 0.001
+    lut.entries = {k: EntryStats(v, v, v, 10, 0.0) for k, v in ms.items()}
+    lut.complete = True
+    return lut
+
+
+def test_error_metrics():
+    m = error_metrics(np.array([1.0, 2.2, 2.9, 4.0]), np.array([1.0, 2.0, 3.0, 4.0]))
+    assert m["n"] == 4
+    assert m["mape"] == pytest.approx((0.1 + 1 / 30) / 4)
+    assert m["within_5pct"] == 0.75 and m["within_10pct"] == 1.0
+    assert m["kendall_tau"] == pytest.approx(1.0) and m["spearman"] == pytest.approx(1.0)
+
+
+def test_fit_calibration_recovers_linear_map():
+    raw = np.linspace(1.0, 5.0, 12)
+    cal = fit_calibration(raw, 1.3 * raw + 0.4)
+    assert cal.slope == pytest.approx(1.3, rel=1e-3) and cal.intercept == pytest.approx(0.4, abs=1e-3)
+    assert cal.metrics["estimator"] == "huber"
+    assert fit_calibration(raw[:3], 2 * raw[:3]).metrics["estimator"] == "ols"
+    with pytest.raises(SgnasError):
+        fit_calibration(raw[:1], raw[:1])
+
+
+def test_validate_with_real_backend_writes_plot(tmp_path, device):
+    lut = flops_lut(device)
+    plot = tmp_path / "fid.png"
+    report = validate_lut(lut, device, SPACE, n=6, rng=np.random.default_rng(0), plot_path=plot)
+    assert report.n == 6 and report.n_fit == 3
+    assert len(report.measured_ms) == 6 and all(m > 0 for m in report.measured_ms)
+    assert report.predicted_raw_ms == pytest.approx([lut.raw_ms(SPACE.validate(
+        __import__("sgnas").Architecture.parse(a))) for a in report.archs])
+    for block in (report.raw, report.raw_heldout, report.calibrated_heldout):
+        assert 0 <= block["within_5pct"] <= block["within_10pct"] <= 1
+        assert block["mape"] >= 0
+    assert report.raw_heldout["n"] == report.calibrated_heldout["n"] == 3
+    assert lut.calibration is not None and lut.calibration.n_fit == 3
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    d = report.to_dict()
+    assert d["plot_path"] == str(plot) and "calibration" in d
+    assert "MAPE" in report.summary()
+
+
+def test_validate_metrics_and_drift_normalization(device, monkeypatch):
+    lut = flops_lut(device)
+    lut.drift = {"canary_key": SPACE.layers[0].key((3, 3)), "canary_medians_ms": [1.0]}
+    # the machine now runs 1.5x slower (canary 1.5 vs baseline 1.0); networks = 2*raw + 0.1 at
+    # build-time speed, so measurements are 1.5*(2*raw + 0.1)
+    monkeypatch.setattr(fidelity._NetworkMeasurer, "entry", lambda self, key: 1.5)
+    monkeypatch.setattr(
+        fidelity._NetworkMeasurer, "network",
+        lambda self, arch, i: 1.5 * (2 * lut.raw_ms(arch) + 0.1),
+    )
+    report = validate_lut(lut, device, SPACE, n=20, rng=np.random.default_rng(1))
+    assert report.measured_unnormalized_ms == pytest.approx(1.5 * np.array(report.measured_ms))
+    assert lut.calibration.slope == pytest.approx(2.0, rel=1e-3)
+    assert lut.calibration.intercept == pytest.approx(0.1, abs=1e-3)
+    assert report.calibrated_heldout["mape"] < 1e-3
+    assert report.calibrated_heldout["within_5pct"] == 1.0
+    assert report.raw["within_10pct"] == 0.0
+    assert report.raw["kendall_tau"] == pytest.approx(1.0)
+    assert report.drift["factors"] == [1.5]
+    assert lut.calibration.metrics["heldout_calibrated_mape"] < 1e-3
+    assert not math.isnan(report.raw["spearman"])
+
+
+def test_validate_rejects_bad_requests(device):
+    lut = flops_lut(device)
+    with pytest.raises(SgnasError, match="at least 4"):
+        validate_lut(lut, device, SPACE, n=3)
+    with pytest.raises(SgnasError, match="not 'cpu-2t'"):
+        validate_lut(lut, load_device("cpu-2t"), SPACE, n=6)

@@ -1,0 +1,107 @@
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from sgnas.cli.main import main, profile_main
+from sgnas.cli.profile import default_out
+from sgnas.lut import EntryStats, Lut, load_lut, save_lut
+from sgnas.space import get_space
+
+QUICK_YAML = """
+name: quick
+description: ONNX Runtime, 1 thread, quick protocol for tests
+kind: cpu
+backend: onnxruntime
+precision: fp32
+batch_size: 1
+threads: 1
+pin_threads: false
+protocol: {warmup_ms: 0, warmup_min_iters: 1, rounds: 1, min_iters_per_round: 2, min_round_ms: 0,
+           remeasure: 0, canary_every: 100}
+"""
+
+
+@pytest.fixture
+def quick(tmp_path) -> Path:
+    path = tmp_path / "quick.yaml"
+    path.write_text(QUICK_YAML)
+    return path
+
+
+def test_default_out():
+    assert default_out("cpu", "imagenet") == Path("lut/cpu.json")
+    assert default_out("v100", "tiny") == Path("lut/v100-tiny.json")
+
+
+def test_unknown_device_lists_known(capsys):
+    assert profile_main(["--device", "nope"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: unknown device 'nope'") and "cpu" in err and "v100" in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_gpu_device_on_cpu_host(capsys, tmp_path):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this host has a GPU")
+    out = tmp_path / "v100.json"
+    assert main(["profile", "--device", "v100", "--space", "tiny", "--out", str(out)]) == 2
+    assert "needs an NVIDIA GPU" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_build_limit_json_and_refuse_existing(capsys, tmp_path, quick):
+    out = tmp_path / "lut.json"
+    args = ["--device", str(quick), "--space", "tiny", "--out", str(out), "--limit", "3", "--json"]
+    assert profile_main(args) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert result["entries"] == 3 and result["complete"] is False and result["device"] == "quick"
+    before = out.read_bytes()
+    assert profile_main(args) == 2
+    assert "exists; use --resume to continue or --force to overwrite" in capsys.readouterr().err
+    assert out.read_bytes() == before
+    assert profile_main(args[:-3] + ["--limit", "5", "--resume", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["entries"] == 5
+    assert load_lut(out, allow_incomplete=True).entries.keys() >= set(get_space("tiny").all_keys()[:5])
+
+
+def synthetic_lut(path: Path, device_name: str) -> Lut:
+    from profiler.build import new_lut
+    from profiler.devices import load_device
+
+    space = get_space("tiny")
+    lut = new_lut(load_device(device_name), space, {})
+    lut.entries = {k: EntryStats(0.01, 0.01, 0.01, 5, 0.0) for k in space.all_keys()}
+    lut.complete = True
+    save_lut(lut, path)
+    return lut
+
+
+def test_validate_writes_calibration_and_plot(capsys, tmp_path, quick):
+    lut_path = tmp_path / "quick-tiny.json"
+    synthetic_lut(lut_path, str(quick))
+    args = ["--device", str(quick), "--space", "tiny", "--validate", "4", "--lut", str(lut_path),
+            "--json"]
+    assert profile_main(args) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["n"] == 4 and report["lut"] == str(lut_path)
+    assert Path(report["plot_path"]) == tmp_path / "quick-tiny.fidelity.png"
+    assert (tmp_path / "quick-tiny.fidelity.png").exists()
+    cal = load_lut(lut_path).calibration
+    assert cal is not None and cal.slope == pytest.approx(report["calibration"]["slope"])
+
+
+def test_validate_missing_or_other_device_lut(capsys, tmp_path, quick):
+    missing = tmp_path / "none.json"
+    assert profile_main(["--device", str(quick), "--space", "tiny", "--validate", "4",
+                         "--lut", str(missing)]) == 2
+    assert "LUT file not found" in capsys.readouterr().err
+    other = tmp_path / "cpu-tiny.json"
+    synthetic_lut(other, "cpu")
+    assert profile_main(["--device", str(quick), "--space", "tiny", "--validate", "4",
+                         "--lut", str(other)]) == 2
+    assert "measured on device 'cpu', not 'quick'" in capsys.readouterr().err
+    assert load_lut(other).calibration is None
