@@ -244,7 +244,7 @@ def compare(target: Target, cfg: CheckConfig, measure_fn: MeasureFn) -> ItemResu
     taken = [first]
     final_ms, final_spread = float(first.median_ms), _spread(first)
     status = None
-    if not within(first) and cfg.remeasure > 0:
+    if not within(first) and cfg.remeasure > 0 and not target.informational:
         again = []
         for _ in range(cfg.remeasure):
             m = measure_fn(target)
@@ -400,7 +400,8 @@ class CheckReport:
         for row in rows:
             cells = [row[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(row[1:5], widths[1:5])]
             lines.append("  ".join(cells + [row[5]]))
-        notes = [f"{r.name}: {r.note}" for r in self.items if r.note and r.status != OK]
+        notes = [f"{r.name}: {r.note}" for r in self.items
+                 if r.note and (r.status in (NOISY, REGRESSED, MISMATCH) or r.kind == "global")]
         return "\n".join(lines + [""] + notes + self.notes + [self.summary()])
 
     def to_dict(self) -> dict:
@@ -500,7 +501,7 @@ def check_same_device(recorded: dict, now: dict, what: str, allow_change: bool =
     if r_name != n_name:
         raise SgnasError(
             f"{what} was recorded on device {r_name!r}, this check runs on {n_name!r}; "
-            f"use the baseline of {n_name!r} or pass --allow-device-change"
+            f"use one recorded on {n_name!r} or pass --allow-device-change"
         )
     changed = [f"{k} {recorded[k]!r} -> {now[k]!r}" for k in LATENCY_FIELDS
                if k in recorded and k in now and recorded[k] != now[k]]
@@ -643,14 +644,16 @@ class DeviceMeasurer:
         self.cache_dir = Path(cache_dir) if cache_dir is not None else None
         self.seed = seed
         self._tmp = tempfile.TemporaryDirectory(prefix="sgnas-check-")
-        self._specs: dict[str, Any] = {}
+        #: (identity, ModelSpec) of the last target built; its files are deleted when the next is built
+        self._current: tuple[str, Any] | None = None
         self.canary = None
         if canary_key is not None:
             from .backends.base import make_runner
             from .protocol import CanaryMonitor
 
-            self.canary = CanaryMonitor(make_runner(device, self._entry_spec(canary_key),
-                                                    cache_dir=self.cache_dir), self.protocol)
+            spec = self._entry_spec(canary_key, f"canary:{canary_key}")
+            self.canary = CanaryMonitor(make_runner(device, spec, cache_dir=self.cache_dir),
+                                        self.protocol)
 
     def __enter__(self) -> "DeviceMeasurer":
         return self
@@ -661,6 +664,15 @@ class DeviceMeasurer:
     def close(self) -> None:
         self._tmp.cleanup()
 
+    def _discard(self) -> None:
+        """Delete the graph files of the last target (a full ImageNet check builds ~900)."""
+        if self._current is not None:
+            spec = self._current[1]
+            for path in (spec.onnx_path, spec.onnx_path_fp16):
+                if path is not None:
+                    Path(path).unlink(missing_ok=True)
+            self._current = None
+
     @property
     def _fp16(self) -> bool:
         return getattr(self.device, "precision", "fp32") == "fp16"
@@ -669,11 +681,9 @@ class DeviceMeasurer:
     def _batch(self) -> int:
         return int(getattr(self.device, "batch_size", 1) or 1)
 
-    def _entry_spec(self, key: str):
+    def _entry_spec(self, key: str, ident: str):
         from . import graphs
 
-        if key in self._specs:
-            return self._specs[key]
         if self.space is None:
             raise SgnasError(f"cannot build LUT entry {key} without a search space")
         specs = graphs.key_specs(self.space)
@@ -681,11 +691,9 @@ class DeviceMeasurer:
             raise SgnasError(f"{key} is not a LUT key of space {self.space.name!r}")
         kg = graphs.key_graph(self.space, specs[key], batch_size=self._batch, seed=self.seed,
                               fp16=self._fp16)
-        spec = self._save(key, kg.model, kg.model_fp16, kg.input_shape, kg.module)
-        self._specs[key] = spec
-        return spec
+        return self._save(ident, key, kg.model, kg.model_fp16, kg.input_shape, kg.module)
 
-    def _network_spec(self, target: Target):
+    def _network_spec(self, target: Target, ident: str):
         from . import graphs
 
         modules, model = graphs.network_graph(self.space, target.arch, batch_size=self._batch,
@@ -695,13 +703,13 @@ class DeviceMeasurer:
             _, model16 = graphs.network_graph(self.space, target.arch, batch_size=self._batch,
                                               dtype="fp16", modules=modules)
         shape = (self._batch, 3, self.space.input_size, self.space.input_size)
-        return self._save(target.name, model, model16, shape, modules)
+        return self._save(ident, target.name, model, model16, shape, modules)
 
-    def _save(self, name: str, model: Any, model16: Any, shape: Sequence[int], module: Any):
+    def _save(self, ident: str, name: str, model: Any, model16: Any, shape: Sequence[int], module: Any):
         from .backends.base import ModelSpec
         from .graphs import save_model
 
-        stem = hashlib.sha1(name.encode()).hexdigest()[:12]
+        stem = hashlib.sha1(ident.encode()).hexdigest()[:12]
         path = save_model(model, Path(self._tmp.name) / f"{stem}.onnx")
         path16 = save_model(model16, Path(self._tmp.name) / f"{stem}.fp16.onnx") if model16 else None
         return ModelSpec(path, tuple(shape), name=name, torch_factory=lambda: module,
@@ -711,10 +719,15 @@ class DeviceMeasurer:
         """The :class:`~profiler.backends.base.ModelSpec` that ``target`` runs."""
         from .backends.base import ModelSpec
 
-        if target.kind == "entry":
-            return self._entry_spec(target.name)
-        if target.kind == "network":
-            return self._network_spec(target)
+        if target.kind in ("entry", "network"):
+            ident = f"{target.kind}:{target.name}:{target.arch}"
+            if self._current is not None and self._current[0] == ident:
+                return self._current[1]
+            self._discard()
+            spec = (self._entry_spec(target.name, ident) if target.kind == "entry"
+                    else self._network_spec(target, ident))
+            self._current = (ident, spec)
+            return spec
         if target.path is None or target.input_shape is None:
             raise SgnasError(f"{target.name}: a model target needs a path and an input shape")
         path = Path(target.path)

@@ -39,8 +39,10 @@ OUTPUT_NAME = "output"
 class ExportResult:
     """What :func:`export_onnx` wrote and how well ONNX Runtime reproduced torch.
 
-    ``max_abs_diff`` and ``ref_max_abs`` (largest torch output magnitude) are ``None`` when the
-    model was not run (``verify=False`` or ONNX Runtime missing); ``verified`` tells which.
+    ``opset`` is the one the file declares (the dynamo exporter keeps 18 when it cannot convert
+    down to a lower requested opset). ``max_abs_diff`` and ``ref_max_abs`` (largest torch output
+    magnitude) are ``None`` when the model was not run (``verify=False`` or ONNX Runtime missing);
+    ``verified`` tells which.
     """
 
     path: str
@@ -101,7 +103,8 @@ def onnx_bytes(
         return buf.getvalue()
 
 
-def _check_single_file(data: bytes) -> None:
+def _check_single_file(data: bytes) -> int:
+    """Check the model and that it holds all weights inline; return its default-domain opset."""
     onnx = require("onnx", "export")
     from onnx.external_data_helper import uses_external_data
 
@@ -110,6 +113,7 @@ def _check_single_file(data: bytes) -> None:
     if external:
         raise SgnasError(f"exported ONNX model keeps {len(external)} tensors in an external file")
     onnx.checker.check_model(model)
+    return next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), -1)
 
 
 def run_onnxruntime(data: bytes, inputs: np.ndarray, threads: int = 1) -> np.ndarray | None:
@@ -173,7 +177,7 @@ def export_onnx(
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise SgnasError(f"ONNX export failed: {first}") from exc
     seconds = time.perf_counter() - start
-    _check_single_file(data)
+    written_opset = _check_single_file(data)
 
     diff = ref_max = None
     verified = False
@@ -198,7 +202,7 @@ def export_onnx(
     return ExportResult(
         path=os.fspath(path),
         exporter="dynamo" if dynamo else "torchscript",
-        opset=opset,
+        opset=written_opset,
         half=half,
         input_shape=shape,
         size_bytes=len(data),

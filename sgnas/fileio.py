@@ -24,6 +24,7 @@ def atomic_write_with(path: str | os.PathLike, write: Callable[[Any], Any]) -> N
             write(fh)
             fh.flush()
             os.fsync(fh.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     except BaseException:
         try:
@@ -31,6 +32,12 @@ def atomic_write_with(path: str | os.PathLike, write: Callable[[Any], Any]) -> N
         except FileNotFoundError:
             pass
         raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def atomic_write_json(path: str | os.PathLike, obj: Any, indent: int | None = 1) -> None:

@@ -40,3 +40,14 @@ def make_images(tmp_path):
         return make_image_folder(tmp_path / name, **kw)
 
     return make
+
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    """Tests run on one intra-op thread: on a busy 2-core machine, two threads are much slower."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)

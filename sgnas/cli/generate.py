@@ -228,7 +228,7 @@ def _describe(space, cost, lut, target: float, arch) -> dict:
 
 def _line(r: dict, cost) -> str:
     p = r["predicted"]
-    parts = [f"{p['flops_m']:.1f} MFLOPs", f"{p['params_m']:.2f} M params"]
+    parts = [f"{p['flops_m']:.4g} MFLOPs", f"{p['params_m']:.4g} M params"]
     if "latency_ms" in p:
         lat = f"{p['latency_ms']:.3f} ms"
         if p["latency_raw_ms"] != p["latency_ms"]:

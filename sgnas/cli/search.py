@@ -126,13 +126,21 @@ def run(args: argparse.Namespace) -> int:
     if len(split) == 0:
         raise SgnasError(f"the {args.split} split is empty (the supernet was trained without a "
                          "held-out part); use --split test or retrain with --held-out")
+    eval_batches = args.eval_batches
+    if eval_batches is not None and eval_batches * args.batch_size < len(split):
+        from torch.utils.data import Subset
+
+        # a fixed random subset: splits are ordered by class, their first batches are not a sample
+        pick = np.random.default_rng(args.seed).permutation(len(split))
+        split = Subset(split, np.sort(pick[: eval_batches * args.batch_size]).tolist())
+        eval_batches = None
     pin = device.type == "cuda"
     evaluator = InheritedAccuracy(
         model,
         calibration_loader(datasets.train, args.batch_size, args.calib_batches, seed=args.seed,
                            workers=args.workers, pin_memory=pin),
         eval_loader(split, args.batch_size, workers=args.workers, pin_memory=pin),
-        calib_batches=args.calib_batches, eval_batches=args.eval_batches, seed=args.seed,
+        calib_batches=args.calib_batches, eval_batches=eval_batches, seed=args.seed,
     )
 
     total = (args.candidates if args.strategy == "random"

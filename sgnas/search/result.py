@@ -84,8 +84,13 @@ class SearchResult:
                 f"architecture: {self.best}",
                 f"{self.cost_name}: {self.best_cost:.4g} {self.cost_unit} "
                 f"(target {self.target:.4g} {self.cost_unit})",
-                f"accuracy:     {self.best_accuracy:.4f} (inherited)",
+                f"accuracy:     {_accuracy(self.best_accuracy)} (inherited)",
                 f"evaluations:  {self.evaluations}",
                 f"wall time:    {self.wall_time_s:.1f} s",
             ]
         )
+
+
+def _accuracy(value: float) -> str:
+    """A fraction as a percentage; other scores as they are."""
+    return f"{100 * value:.2f}%" if 0.0 <= value <= 1.0 else f"{value:.4g}"

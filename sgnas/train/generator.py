@@ -371,11 +371,12 @@ def train_generator(
                 loss.backward()
                 optimizer.step()
                 steps += 1
-                sums["ce"] += float(ce)
-                sums["cost_loss"] += float(lc)
-                sums["loss"] += float(loss)
-                sums["cost_error"] += float((c_norm - targets).abs().mean())
-                bar.update(1, ce=f"{float(ce):.3f}", lc=f"{float(lc):.4f}")
+                ce_v, lc_v = ce.item(), lc.item()
+                sums["ce"] += ce_v
+                sums["cost_loss"] += lc_v
+                sums["loss"] += loss.item()
+                sums["cost_error"] += (c_norm.detach() - targets).abs().mean().item()
+                bar.update(1, ce=f"{ce_v:.3f}", lc=f"{lc_v:.4f}")
             bar.close()
             if steps == 0:
                 raise SgnasError("the search loader yielded no batches (is the held-out split empty?)")

@@ -84,13 +84,9 @@ class TrainRecipe:
             raise SgnasError(f"unknown schedule {self.schedule!r}; known: {', '.join(SCHEDULES)}")
         if self.augment not in AUGMENTS:
             raise SgnasError(f"unknown augmentation {self.augment!r}; known: {', '.join(AUGMENTS)}")
-        if not 0 <= self.warmup_epochs < self.epochs:
-            raise SgnasError(
-                f"recipe warmup_epochs must be in [0, epochs={self.epochs}), got {self.warmup_epochs}"
-            )
         if self.schedule == "step" and not (self.decay_epochs > 0 and 0 < self.decay_rate <= 1):
             raise SgnasError("step schedule needs decay_epochs > 0 and decay_rate in (0, 1]")
-        for name in ("weight_decay", "min_lr", "cutout", "grad_clip", "momentum"):
+        for name in ("warmup_epochs", "weight_decay", "min_lr", "cutout", "grad_clip", "momentum"):
             if getattr(self, name) < 0:
                 raise SgnasError(f"recipe {name} must be 0 or more, got {getattr(self, name)}")
         for name in ("label_smoothing", "dropout", "ema_decay"):
@@ -113,7 +109,7 @@ class TrainRecipe:
         if self.schedule == "step":
             return peak * self.decay_rate ** math.floor(t / self.decay_epochs + 1e-9)
         span = self.epochs - self.warmup_epochs
-        frac = min(t / span, 1.0)
+        frac = min(t / span, 1.0) if span > 0 else 1.0
         return self.min_lr + (peak - self.min_lr) * 0.5 * (1.0 + math.cos(math.pi * frac))
 
     # ------------------------------------------------------------ serialization

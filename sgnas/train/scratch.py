@@ -132,10 +132,15 @@ def evaluate_network(
     max_batches: int | None = None,
 ) -> dict[str, float]:
     """Top-1 and top-5 (fractions) of ``model`` on ``dataset``; sharded and summed across processes
-    when distributed."""
+    when distributed. With ``max_batches`` the images are a fixed random subset of that many batches
+    (the same every call), so that a class-ordered test split is not cut to its first classes."""
     from torch.utils.data import DataLoader, Subset
 
     info = distributed.current()
+    if max_batches is not None and max_batches * batch_size < len(dataset):
+        pick = np.random.default_rng(0).permutation(len(dataset))[: max_batches * batch_size]
+        dataset = Subset(dataset, np.sort(pick).tolist())
+        max_batches = None
     if info.distributed:
         dataset = Subset(dataset, list(range(info.rank, len(dataset), info.world_size)))
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=workers,

@@ -407,3 +407,18 @@ def test_real_onnxruntime_update_then_unchanged_check(tmp_path):
     assert report.exit_code == 0 and report.results[0].now_ms > 0
     assert report.environment  # provenance of a real run
 
+
+
+def test_device_measurer_keeps_only_the_last_graph(device):
+    from profiler.check import DeviceMeasurer
+
+    with DeviceMeasurer(device, SPACE) as m:
+        a = m.spec(Target(SPACE.stem_key, "entry", 1.0))
+        assert m.spec(Target(SPACE.stem_key, "entry", 1.0)) is a  # re-measurements reuse the graph
+        b = m.spec(Target(SPACE.head_key, "entry", 1.0))
+        assert not a.onnx_path.exists() and b.onnx_path.exists()
+        assert b.input_shape == (1, 24, 4, 4)
+        arch = SPACE.sample(np.random.default_rng(0))
+        net = m.spec(Target("network-0", "network", 1.0, arch=arch))
+        assert net.input_shape == (1, 3, 16, 16) and not b.onnx_path.exists()
+    assert not net.onnx_path.exists()

@@ -10,7 +10,7 @@ from profiler.fidelity import error_metrics, fit_calibration, validate_lut
 from sgnas.errors import SgnasError
 from sgnas.lut import EntryStats
 from sgnas.network import block_flops, head_flops, stem_flops
-from sgnas.space import get_space
+from sgnas.space import Architecture, get_space
 
 SPACE = get_space("tiny")
 QUICK = dict(warmup_ms=0.0, warmup_min_iters=1, rounds=1, min_iters_per_round=3, min_round_ms=0.0,
@@ -58,8 +58,8 @@ def test_validate_with_real_backend_writes_plot(tmp_path, device):
     report = validate_lut(lut, device, SPACE, n=6, rng=np.random.default_rng(0), plot_path=plot)
     assert report.n == 6 and report.n_fit == 3
     assert len(report.measured_ms) == 6 and all(m > 0 for m in report.measured_ms)
-    assert report.predicted_raw_ms == pytest.approx([lut.raw_ms(SPACE.validate(
-        __import__("sgnas").Architecture.parse(a))) for a in report.archs])
+    archs = [Architecture.parse(a) for a in report.archs]
+    assert report.predicted_raw_ms == pytest.approx([lut.raw_ms(a) for a in archs])
     for block in (report.raw, report.raw_heldout, report.calibrated_heldout):
         assert 0 <= block["within_5pct"] <= block["within_10pct"] <= 1
         assert block["mape"] >= 0

@@ -20,6 +20,15 @@ from sgnas.supernet import (
 )
 
 
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    """Small CPU ops run faster on one thread, and far faster when cores are oversubscribed."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 def randomize_bn(module: nn.Module, seed: int = 0) -> nn.Module:
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
@@ -222,3 +231,22 @@ def test_param_ratios_imagenet():
     # the unified supernet is several times smaller than both conventional ones
     assert 0 < r["ratio_unified_greedynas13"] < r["ratio_unified_fairnas6"] < 1
     assert r["ratio_unified_greedynas13_layers"] < r["ratio_unified_greedynas13"]
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_single_path_and_export_on_cuda(space, free_supernet):
+    net = free_supernet.to("cuda")
+    try:
+        choices = space.sample_choices(np.random.default_rng(8), forced_sampling=False)
+        x = _x(space).cuda()
+        with torch.no_grad():
+            single = net(x, choices)
+            probs = torch.eye(4, device="cuda")[torch.as_tensor(choices, device="cuda")]
+            weighted = net.forward_weighted(x, probs)
+            deployed = net.export_subnet(choices)(x)
+        assert next(net.export_subnet(choices).parameters()).is_cuda
+        assert torch.allclose(weighted, single, rtol=1e-2, atol=1e-3)  # TF32 convs
+        assert torch.allclose(deployed, single, rtol=1e-2, atol=1e-3)
+    finally:
+        net.to("cpu")

@@ -63,7 +63,7 @@ def test_yaml_with_base_and_overrides(tmp_path):
         ('{"epochs": "many"}', "epochs"),
         ('{"optimizer": "adam"}', "unknown optimizer"),
         ('{"nesterov": 1}', "nesterov"),
-        ('{"epochs": 5, "warmup_epochs": 5}', "warmup_epochs"),
+        ('{"warmup_epochs": -1}', "warmup_epochs"),
         ("[1, 2]", "mapping"),
         ("{", "not valid JSON"),
     ],

@@ -119,12 +119,12 @@ def test_unsampled_weights_stay_untouched(image_folder, tmp_path):
     choices = get_space("tiny").sample_choices(np.random.default_rng(cfg.seed))
     trainer.run()
     after = trainer.model.state_dict()
-    layer = 0
-    used = {int(c) for c in choices[layer] if c != 3}
-    for kernel_pos in range(3):
-        name = f"layers.{layer}.dw.0.{kernel_pos}.conv.weight"
-        same = torch.equal(init[name], after[name])
-        assert same == (kernel_pos not in used), name
+    for layer, row in enumerate(choices):
+        for sub, choice in enumerate(row):
+            for kernel_pos in range(3):
+                name = f"layers.{layer}.dw.{sub}.{kernel_pos}.conv.weight"
+                untouched = torch.equal(init[name], after[name])
+                assert untouched == (int(choice) != kernel_pos), name
     assert not torch.equal(init["stem.conv.conv.weight"], after["stem.conv.conv.weight"])
 
 

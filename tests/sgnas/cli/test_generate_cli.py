@@ -1,0 +1,176 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from sgnas.cli.main import main
+from sgnas.costs import FlopsCost, LatencyCost
+from sgnas.generator import (
+    ArchitectureGenerator,
+    GeneratorBundle,
+    GeneratorConfig,
+    make_prior_pool,
+    save_generator,
+)
+from sgnas.lut import Calibration, EntryStats, Lut, save_lut
+from sgnas.network import count_flops
+from sgnas.space import get_space, load_architecture
+
+SPACE = get_space("tiny")
+
+
+def write_lut(path, space_name="tiny", device="cpu", calibration=None):
+    space = get_space(space_name)
+    rng = np.random.default_rng(0)
+    entries = {}
+    for k in space.all_keys():
+        v = float(rng.uniform(0.05, 0.5))
+        entries[k] = EntryStats(v, v, v, 5, 0.0)
+    lut = Lut(space.name, space.fingerprint, {"name": device, "backend": "onnxruntime"}, entries,
+              calibration=calibration, complete=True)
+    save_lut(lut, path)
+    return lut
+
+
+def write_generator(path, cost):
+    pool = make_prior_pool(SPACE, cost, 3, np.random.default_rng(0), steps=50)
+    gen = ArchitectureGenerator(SPACE, GeneratorConfig(num_priors=3),
+                                generator=torch.Generator().manual_seed(0))
+    save_generator(path, GeneratorBundle(SPACE, gen, pool, cost.describe()))
+    return path
+
+
+@pytest.fixture
+def flops_gen(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # ./generators must not leak in from elsewhere
+    cost = FlopsCost(SPACE)
+    return cost, write_generator(tmp_path / "gens" / "flops.pt", cost)
+
+
+def mid(cost, frac=0.5):
+    lo, hi = cost.range()
+    return round(lo + frac * (hi - lo), 4)
+
+
+def test_generate_flops_text_and_json(flops_gen, capsys):
+    cost, path = flops_gen
+    targets = [mid(cost, 0.3), mid(cost, 0.7)]
+    assert main(["generate", "--flops-m", *map(str, targets), "--generator", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert out.count("tiny:") == 2 and "MFLOPs" in out
+    assert main(["generate", "--flops-m", *map(str, targets), "--generator", str(path),
+                 "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert [r["target"] for r in report["results"]] == targets
+    for r in report["results"]:
+        arch = load_architecture(r["arch"])
+        assert r["predicted"]["flops_m"] == pytest.approx(count_flops(SPACE, arch) / 1e6)
+        assert r["cost"] == pytest.approx(cost.exact(arch))
+    assert report["cost"]["fingerprint"] == cost.fingerprint
+
+
+def test_generator_found_in_generators_dir(flops_gen, capsys):
+    cost, path = flops_gen
+    assert main(["generate", "--flops-m", str(mid(cost)), "--generators-dir",
+                 str(path.parent)]) == 0
+    assert str(path) in capsys.readouterr().out
+
+
+def test_missing_generator_names_the_training_command(flops_gen, capsys, tmp_path):
+    (tmp_path / "empty").mkdir()
+    assert main(["generate", "--params-m", "0.05", "--generators-dir", str(tmp_path / "empty")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "sgnas train-generator" in err and "--cost params" in err
+    write_lut(tmp_path / "lut.json")
+    assert main(["generate", "--latency-ms", "2", "--lut", str(tmp_path / "lut.json"),
+                 "--generators-dir", str(flops_gen[1].parent)]) == 2
+    err = capsys.readouterr().err
+    assert f"sgnas train-generator --supernet SUPERNET.pt --lut {tmp_path / 'lut.json'}" in err
+
+
+def test_target_out_of_range_is_exit_2_with_the_range(flops_gen, capsys):
+    cost, path = flops_gen
+    lo, hi = cost.range()
+    assert main(["generate", "--flops-m", str(hi * 2), "--generator", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "outside the range" in err and f"{lo:.4g}" in err and f"{hi:.4g}" in err
+    assert len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("bad", ["-3", "abc", "nan", "0"])
+def test_bad_target_is_an_argparse_error(flops_gen, capsys, bad):
+    with pytest.raises(SystemExit) as exc:
+        main(["generate", "--flops-m", bad, "--generator", str(flops_gen[1])])
+    assert exc.value.code == 2
+    assert "--flops-m" in capsys.readouterr().err
+
+
+def test_mismatched_cost_fingerprint_is_exit_2(flops_gen, capsys):
+    cost, path = flops_gen
+    assert main(["generate", "--params-m", "0.05", "--generator", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "cost mismatch" in err and cost.fingerprint in err
+
+
+def test_latency_generation_and_lut_checks(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    lut = write_lut(tmp_path / "lut.json", calibration=Calibration(1.5, 0.1))
+    cost = LatencyCost(lut, SPACE)
+    path = write_generator(tmp_path / "lat.pt", cost)
+    t = mid(cost)
+    assert main(["generate", "--latency-ms", str(t), "--lut", str(tmp_path / "lut.json"),
+                 "--generator", str(path), "--json"]) == 0
+    r = json.loads(capsys.readouterr().out)["results"][0]
+    arch = load_architecture(r["arch"])
+    assert r["predicted"]["latency_ms"] == pytest.approx(lut.predict_ms(arch))
+    assert r["predicted"]["latency_raw_ms"] == pytest.approx(lut.predict_ms(arch, calibrated=False))
+
+    # a LUT of another device: another latency model
+    write_lut(tmp_path / "other.json", device="other-cpu")
+    assert main(["generate", "--latency-ms", str(t), "--lut", str(tmp_path / "other.json"),
+                 "--generator", str(path)]) == 2
+    assert "cost mismatch" in capsys.readouterr().err
+    # a LUT of another space
+    write_lut(tmp_path / "cifar.json", space_name="cifar10")
+    assert main(["generate", "--latency-ms", "5", "--lut", str(tmp_path / "cifar.json"),
+                 "--generator", str(path)]) == 2
+    assert "space" in capsys.readouterr().err
+    # latency needs a LUT
+    assert main(["generate", "--latency-ms", "5", "--generator", str(path)]) == 2
+    assert "--lut" in capsys.readouterr().err
+
+
+def test_out_dir_writes_and_refuses_to_overwrite(flops_gen, capsys, tmp_path):
+    cost, path = flops_gen
+    t = mid(cost)
+    out = tmp_path / "archs"
+    args = ["generate", "--flops-m", str(t), "--generator", str(path), "--out", str(out)]
+    assert main(args) == 0
+    written = out / f"arch-{t:g}mflops.json"
+    arch = load_architecture(str(written))
+    assert json.loads(written.read_text())["target"] == t
+    written.write_text("keep me")
+    assert main(args) == 2
+    assert "--force" in capsys.readouterr().err
+    assert written.read_text() == "keep me"
+    assert main(args + ["--force"]) == 0
+    assert load_architecture(str(written)) == arch
+
+
+def test_measure_times_each_network_on_the_lut_device(tmp_path, monkeypatch, capsys):
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnx")
+    monkeypatch.chdir(tmp_path)
+    lut = write_lut(tmp_path / "lut.json")
+    lut.device = {"name": "test-cpu", "description": "test", "kind": "cpu",
+                  "backend": "onnxruntime", "precision": "fp32", "batch_size": 1, "threads": 1,
+                  "protocol": {"warmup_ms": 1, "warmup_min_iters": 1, "rounds": 1,
+                               "min_iters_per_round": 2, "min_round_ms": 1, "remeasure": 0}}
+    save_lut(lut, tmp_path / "lut.json")
+    cost = LatencyCost(lut, SPACE)
+    path = write_generator(tmp_path / "lat.pt", cost)
+    assert main(["generate", "--latency-ms", str(mid(cost)), "--lut", str(tmp_path / "lut.json"),
+                 "--generator", str(path), "--measure", "--json"]) == 0
+    r = json.loads(capsys.readouterr().out)["results"][0]
+    assert r["measured_ms"] > 0

@@ -1,0 +1,66 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from sgnas.cli.main import main
+from sgnas.costs import FlopsCost
+from sgnas.generator import default_generator_name, load_generator
+from sgnas.lut import EntryStats, Lut, save_lut
+from sgnas.space import get_space, load_architecture
+from sgnas.supernet import UnifiedSupernet
+from sgnas.train.checkpoint import SUPERNET_KIND, save_checkpoint
+
+SPACE = get_space("tiny")
+
+
+@pytest.fixture
+def supernet_ckpt(tmp_path):
+    torch.manual_seed(0)
+    net = UnifiedSupernet(SPACE)
+    payload = {"space": SPACE.name, "space_fingerprint": SPACE.fingerprint,
+               "forced_sampling": True, "model": net.state_dict(), "epoch": 7}
+    return save_checkpoint(tmp_path / "supernet.pt", payload, SUPERNET_KIND)
+
+
+def args(ckpt, data, *extra):
+    return ["train-generator", "--supernet", str(ckpt), "--data", str(data), "--held-out", "0.5",
+            "--batch-size", "2", "--workers", "0", "--epochs", "1", "--batches-per-epoch", "2",
+            "--eval-targets", "3", "--num-priors", "2", "--device", "cpu", "--no-progress", *extra]
+
+
+@pytest.mark.slow
+def test_train_then_generate(supernet_ckpt, image_folder, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    cost = FlopsCost(SPACE)
+    assert main(args(supernet_ckpt, image_folder, "--cost", "flops")) == 0
+    path = tmp_path / "generators" / default_generator_name(SPACE, cost)
+    assert path.is_file() and path.with_suffix(".jsonl").is_file()
+    bundle = load_generator(path, cost)
+    assert bundle.meta["supernet"]["epoch"] == 7 and len(bundle.meta["supernet"]["sha256"]) == 64
+    assert path.name in capsys.readouterr().out
+    # a second run without --resume refuses to overwrite the checkpoint
+    assert main(args(supernet_ckpt, image_folder, "--cost", "flops")) == 2
+    assert "--resume" in capsys.readouterr().err
+    # sgnas generate finds it in ./generators
+    lo, hi = cost.range()
+    assert main(["generate", "--flops-m", f"{(lo + hi) / 2:.4f}", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["generator"] == str(path)
+    load_architecture(report["results"][0]["arch"])
+
+
+def test_latency_cost_and_target_range_checks(supernet_ckpt, image_folder, tmp_path, capsys):
+    entries = {k: EntryStats(0.1, 0.1, 0.1, 5, 0.0) for k in SPACE.all_keys()}
+    save_lut(Lut(SPACE.name, SPACE.fingerprint, {"name": "cpu"}, entries, complete=True),
+             tmp_path / "lut.json")
+    out = tmp_path / "g.pt"
+    rc = main(args(supernet_ckpt, image_folder, "--lut", str(tmp_path / "lut.json"), "--out",
+                   str(out), "--target-range", "0.01", "0.02"))
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert "--target-range" in err and "ms" in err
+    assert not out.exists()
+    with pytest.raises(SystemExit):
+        main(args(supernet_ckpt, image_folder))  # --lut or --cost is required
