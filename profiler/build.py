@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Sequence
 
 from sgnas.errors import SgnasError
-from sgnas.lut import EntryStats, Lut, load_lut, save_lut
+from sgnas.lut import EntryStats, Lut, load_lut, save_lut, utc_now
 from sgnas.space import SearchSpace
 
 from . import graphs
@@ -246,7 +246,8 @@ def build_lut(
     """Measure every missing entry of ``cfg.space`` on ``cfg.device`` and write the LUT to ``cfg.out``.
 
     Raises :class:`SgnasError` if ``cfg.out`` exists and neither ``resume`` nor ``force`` is set. On
-    ``KeyboardInterrupt`` (or any error) the entries measured so far are saved before re-raising.
+    ``KeyboardInterrupt`` (or any error) the entries measured so far are saved before re-raising
+    (an existing file is left alone when nothing new was measured).
     """
     check_device_space(cfg.device, cfg.space)
     lut = _start(cfg)
@@ -285,8 +286,9 @@ def build_lut(
             if canary.enabled and total:
                 canary.measure(total)
         except BaseException:
-            _record_run(lut, started, measured=len(lut.entries) - before)
-            _checkpoint(lut, cfg, canary)
+            if len(lut.entries) > before:  # never replace a file with nothing new
+                _record_run(lut, started, measured=len(lut.entries) - before)
+                _checkpoint(lut, cfg, canary)
             raise
         _record_run(lut, started, measured=total)
         _checkpoint(lut, cfg, canary)
@@ -296,7 +298,9 @@ def build_lut(
 def _record_run(lut: Lut, started: float, measured: int) -> None:
     seconds = time.perf_counter() - started
     lut.build["seconds"] = float(lut.build.get("seconds", 0.0)) + seconds
-    lut.build.setdefault("runs", []).append({"measured": measured, "seconds": round(seconds, 3)})
+    lut.build.setdefault("runs", []).append(
+        {"measured": measured, "seconds": round(seconds, 3), "finished": utc_now()}
+    )
 
 
 def _checkpoint(lut: Lut, cfg: BuildConfig, canary: _Canary) -> None:
@@ -325,15 +329,6 @@ def _progress(total: int, cfg: BuildConfig, enabled: bool):
     from tqdm import tqdm
 
     return tqdm(total=total, desc=f"profiling {cfg.device.name}", unit="entry", dynamic_ncols=True)
-
-
-def build_config(device, space: SearchSpace, out: str | Path, **kw) -> BuildConfig:
-    """A :class:`BuildConfig`; ``device`` may be a descriptor or a name/path for ``load_device``."""
-    from .devices import load_device
-
-    if isinstance(device, str):
-        device = load_device(device)
-    return BuildConfig(device=device, space=space, out=Path(out), **kw)
 
 
 def with_protocol(device: "DeviceDescriptor", **changes) -> "DeviceDescriptor":

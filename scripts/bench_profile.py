@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 import tempfile
 import time
@@ -58,6 +59,7 @@ def main(argv=None) -> int:
     from sgnas.space import get_space
 
     args = parse_args(argv)
+    logging.getLogger("profiler.protocol").setLevel(logging.ERROR)  # noisy entries are counted
     device = load_device(args.device)
     space = get_space(args.space)
     check_host(device, force=args.force)

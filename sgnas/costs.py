@@ -70,6 +70,12 @@ class ConfigDistribution:
         self.num_states = num
         self._src = torch.from_numpy(src)
         self._config_states = torch.tensor(config_states, dtype=torch.int64)
+        self._on_device: dict[torch.device, tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def _indices(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        if device not in self._on_device:
+            self._on_device[device] = (self._src.to(device), self._config_states.to(device))
+        return self._on_device[device]
 
     def __call__(self, probs: torch.Tensor) -> torch.Tensor:
         space = self.space
@@ -82,7 +88,7 @@ class ConfigDistribution:
         lead = probs.shape[:-2]
         p = probs.reshape(-1, m, len(CHOICES))
         n = p.shape[0]
-        src = self._src.to(p.device)
+        src, config_states = self._indices(p.device)
         state = p.new_zeros(n, self.num_states)
         state[:, 0] = 1.0
         zero = p.new_zeros(n, 1)
@@ -90,7 +96,7 @@ class ConfigDistribution:
             padded = torch.cat([state, zero], dim=1)
             shifted = padded[:, src]  # (n, k, num_states)
             state = torch.einsum("nks,nk->ns", shifted, p[:, i, :k]) + p[:, i, k, None] * state
-        out = state[:, self._config_states.to(p.device)]
+        out = state[:, config_states]
         return out.reshape(*lead, len(space.configs))
 
 
@@ -194,6 +200,10 @@ class TableCost(Cost):
         self.calibration = calibration
         self.slope, self.intercept = _linear_calibration(calibration)
         self.fingerprint = fingerprint or self._content_fingerprint()
+        self._raw_range = (
+            self.fixed + float(table.min(axis=1).sum()),
+            self.fixed + float(table.max(axis=1).sum()),
+        )
         self._dist = ConfigDistribution(space)
         self._torch_table: dict[tuple, torch.Tensor] = {}
 
@@ -242,8 +252,7 @@ class TableCost(Cost):
 
     # ------------------------------------------------------------------ range
     def range(self, calibrated: bool = True) -> tuple[float, float]:
-        lo = self.fixed + float(self.table.min(axis=1).sum())
-        hi = self.fixed + float(self.table.max(axis=1).sum())
+        lo, hi = self._raw_range
         return float(self._calibrate(lo, calibrated)), float(self._calibrate(hi, calibrated))
 
     def min_arch(self) -> Architecture:

@@ -270,13 +270,16 @@ class GeneratorBundle:
         """Architectures for targets in ``cost`` units; a target outside the covered range is an error."""
         self.check_cost(cost)
         lo, hi = self.allowed_range(cost)
+        slack = 1e-3 * (hi - lo)  # printed range bounds are rounded
         for t in targets:
-            if not (lo - 1e-9 * abs(hi) <= t <= hi + 1e-9 * abs(hi)):
+            if not (lo - slack <= t <= hi + slack):
                 raise SgnasError(
                     f"target {t:g} {cost.unit} is outside the range this generator covers: "
                     f"{lo:.4g} to {hi:.4g} {cost.unit}"
                 )
-        return self.architectures([float(cost.normalize(t)) for t in targets])
+        c_lo, c_hi = self.target_range
+        c = [min(max(float(cost.normalize(t)), c_lo), c_hi) for t in targets]
+        return self.architectures(c)
 
     def checkpoint(self, **extra: Any) -> dict:
         """The weights_only-loadable checkpoint dict (``extra`` adds training state)."""

@@ -121,7 +121,8 @@ class Calibration:
         )
 
 
-def _now() -> str:
+def utc_now() -> str:
+    """The current UTC time, ISO 8601, to the second."""
     return _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()
 
 
@@ -134,7 +135,7 @@ class Lut:
     device: dict
     entries: dict[str, EntryStats] = field(default_factory=dict)
     environment: dict = field(default_factory=dict)
-    created: str = field(default_factory=_now)
+    created: str = field(default_factory=utc_now)
     input_size: int | None = None
     calibration: Calibration | None = None
     drift: dict = field(default_factory=dict)

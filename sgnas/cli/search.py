@@ -6,7 +6,7 @@ import argparse
 import sys
 
 NAME = "search"
-HELP = "search a trained supernet for the best architecture under one constraint (evolution or random)"
+HELP = "search a trained supernet for the best architecture under a constraint (evolution/random)"
 
 #: flag dest -> cost name
 TARGETS = {"latency_ms": "latency", "flops_m": "flops", "params_m": "params"}
@@ -36,7 +36,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     targets.add_argument("--params-m", type=positive_number, metavar="M",
                          help="parameter constraint in millions")
     parser.add_argument("--lut", metavar="LUT", help="latency LUT of the target device")
-    parser.add_argument("--supernet", required=True, metavar="CKPT", help="trained supernet checkpoint")
+    parser.add_argument("--supernet", required=True, metavar="CKPT",
+                        help="trained supernet checkpoint")
     add_data_arguments(parser)
     parser.add_argument("--split", choices=("held-out", "test"), default="held-out",
                         help="split that scores candidates (default: the supernet's held-out part)")
@@ -58,7 +59,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     rnd.add_argument("--candidates", type=_positive_int, default=1000,
                      help="architectures evaluated (default 1000)")
     parser.add_argument("--max-tries", type=_positive_int, default=10_000,
-                        help="uniform samples per wanted candidate before giving up (default 10000)")
+                        help="uniform samples per wanted candidate before giving up "
+                             "(default 10000)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the search and calibration")
     parser.add_argument("--json", action="store_true", help="print the result as one JSON object")
     parser.add_argument("--out", metavar="PATH", help="write the result (JSON) to PATH")

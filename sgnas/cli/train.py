@@ -41,7 +41,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="evaluate on at most N test batches per epoch")
     parser.add_argument("--stop-after", type=_positive_int, default=None, metavar="N",
                         help="train at most N epochs in this call (continue later with --resume)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of weights, data order, augmentation")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="seed of weights, data order, augmentation")
     parser.add_argument("--amp", action="store_true", help="bfloat16 autocast on CUDA")
     parser.add_argument("--out", default="runs/train", metavar="DIR",
                         help="output folder: last.pt, model.pt, train_log.jsonl, run.json "

@@ -17,10 +17,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="image data (ImageFolder root or CIFAR-10 folder); the held-out part "
                              "of its training split trains the generator")
     parser.add_argument("--data-format", default="auto", choices=("auto", "imagefolder", "cifar10"))
-    parser.add_argument("--held-out", type=float, default=0.1, metavar="F",
-                        help="held-out part of the training split: fraction < 1 or image count "
-                             "(use the supernet's value; default 0.1)")
-    parser.add_argument("--data-seed", type=int, default=0, help="seed of the train/held-out split")
+    parser.add_argument("--held-out", type=float, default=None, metavar="F",
+                        help="held-out part of the training split, fraction < 1 or image count "
+                             "(default: the supernet's, so the generator sees unseen images)")
+    parser.add_argument("--data-seed", type=int, default=None,
+                        help="seed of the train/held-out split (default: the supernet's)")
+    parser.add_argument("--download", action="store_true", help="download CIFAR-10 if missing")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--epochs", type=int, default=50)
@@ -49,7 +51,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default=None, metavar="PATH",
                         help="checkpoint path (default generators/<space>-<cost>-<fingerprint>.pt)")
     parser.add_argument("--log", default=None, metavar="PATH", help="JSON-lines log (default: OUT.jsonl)")
-    parser.add_argument("--resume", action="store_true", help="continue the checkpoint at --out")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue the checkpoint at --out (its settings are kept; --epochs "
+                             "sets the new total)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -106,8 +110,14 @@ def run(args: argparse.Namespace) -> int:
         device=str(device),
         progress=not args.no_progress,
     )
-    data_cfg = DataConfig(root=args.data, format=args.data_format, batch_size=args.batch_size,
-                          workers=args.workers, held_out=args.held_out, seed=args.data_seed)
+    trained = meta.get("data", {}) if isinstance(meta.get("data"), dict) else {}
+    data_cfg = DataConfig(
+        root=args.data, format=args.data_format, image_size=trained.get("image_size"),
+        style=trained.get("style", "auto"), batch_size=args.batch_size, workers=args.workers,
+        held_out=args.held_out if args.held_out is not None else trained.get("held_out", 0.1),
+        seed=args.data_seed if args.data_seed is not None else trained.get("seed", 0),
+        download=args.download,
+    )
     datasets = build_datasets(data_cfg, space)
     if len(datasets.held_out) < args.batch_size:
         raise SgnasError(

@@ -12,8 +12,8 @@ from ..space import Architecture
 class InheritedAccuracy:
     """Score an architecture with the supernet's weights: BN recalibration, then top-1 (fraction).
 
-    Wraps :func:`sgnas.train.evaluate.inherited_accuracy` with fixed loaders and batch counts. Scores
-    are kept in an LRU cache keyed by the architecture (``cache_size`` entries, 0 disables it), so a
+    Wraps :func:`sgnas.train.evaluate.inherited_accuracy` with fixed loaders and batch counts.
+    Scores are kept in an LRU cache keyed by the architecture (``cache_size`` entries, 0 disables it), so a
     revisited candidate costs nothing. ``calls``, ``evaluations`` (cache misses), ``cache_hits`` and
     ``time_s`` (time spent evaluating) count the work done. ``score`` replaces the scoring function
     (``score(arch) -> float``), e.g. with a synthetic one.
@@ -31,7 +31,7 @@ class InheritedAccuracy:
         score: Callable[[Architecture], float] | None = None,
     ) -> None:
         if score is None and (model is None or calib_loader is None or eval_loader is None):
-            raise ValueError("InheritedAccuracy needs a model and both loaders, or a score function")
+            raise ValueError("InheritedAccuracy needs a model and both loaders, or a score")
         self.model = model
         self.calib_loader = calib_loader
         self.eval_loader = eval_loader

@@ -1,4 +1,4 @@
-"""SPOS evolutionary search (Guo et al.): mutation and crossover of the top-k under a hard constraint.
+"""SPOS evolutionary search (Guo et al.): mutation and crossover of the top-k under a constraint.
 
 Each generation evaluates its population (inherited accuracy with BN recalibration), updates the
 top-k over everything evaluated so far, and forms the next population from ``mutants`` mutations and

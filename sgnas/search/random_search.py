@@ -1,4 +1,4 @@
-"""Random search baseline: uniform architectures under the constraint, best inherited accuracy wins."""
+"""Random search baseline: uniform architectures under the constraint; the most accurate wins."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ class CostLike(Protocol):
 
 
 def check_target(cost: CostLike, target: float) -> tuple[float, float]:
-    """Raise :class:`SgnasError` when no architecture can meet ``target``; return the cost's range."""
+    """Raise :class:`SgnasError` when no architecture can meet ``target``; else return the range."""
     lo, hi = (float(v) for v in cost.range())
     if not np.isfinite(target) or target < lo:
         raise SgnasError(
@@ -67,7 +67,8 @@ def random_search(
     rng: np.random.Generator | None = None,
     max_tries: int = 10_000,
 ) -> SearchResult:
-    """Evaluate ``n`` distinct uniform architectures with ``cost.exact(arch) <= target``; keep the best.
+    """Evaluate ``n`` distinct uniform architectures with ``cost.exact(arch) <= target``; return
+    the best.
 
     Over-constraint and repeated samples are rejected and resampled, up to ``max_tries`` samples per
     candidate; if a candidate cannot be found in that many, :class:`SgnasError` is raised.
@@ -89,7 +90,8 @@ def random_search(
         if found is None:
             raise SgnasError(
                 f"no new architecture with {cost.name} <= {target:g} {cost.unit} in {max_tries} "
-                f"samples after {i} candidates (achievable range {lo:.4g} to {hi:.4g} {cost.unit}); "
+                f"samples after {i} candidates (achievable range {lo:.4g} to {hi:.4g} "
+                f"{cost.unit}); "
                 "raise the target or --max-tries"
             )
         arch, c, r = found

@@ -82,7 +82,7 @@ class SearchResult:
             [
                 f"strategy:     {self.strategy}",
                 f"architecture: {self.best}",
-                f"{self.cost_name}: {self.best_cost:.4g} {self.cost_unit} "
+                f"{self.cost_name + ':':<13} {self.best_cost:.4g} {self.cost_unit} "
                 f"(target {self.target:.4g} {self.cost_unit})",
                 f"accuracy:     {_accuracy(self.best_accuracy)} (inherited)",
                 f"evaluations:  {self.evaluations}",

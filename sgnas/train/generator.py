@@ -333,8 +333,10 @@ def train_generator(
     priors_onehot = bundle.priors.one_hot().to(device)
     lo, hi = cfg.target_range
 
-    log = JsonlLog(log_path)
-    if start_epoch == 0:
+    log = JsonlLog(log_path, append=start_epoch > 0)
+    if start_epoch > 0:
+        log.write("resume", epoch=start_epoch)
+    else:
         log.write("start", space=space.name, cost=cost.describe(), train_config=_plain_cfg(cfg),
                   generator_config=asdict(generator.cfg), priors=[
                       {"arch": str(a), "level": float(v)}

@@ -37,9 +37,10 @@ class TrainRecipe:
     """Everything that defines how a standalone network is trained (data location excluded).
 
     ``schedule`` ``"cosine"`` decays from the peak to ``min_lr`` over the epochs after warm-up;
-    ``"step"`` multiplies the peak by ``decay_rate`` every ``decay_epochs`` after warm-up. Warm-up is
-    linear from 0 over ``warmup_epochs``. ``ema_decay`` 0 disables the weight EMA; ``cutout`` 0
-    disables cutout (otherwise the side of the erased square, in pixels).
+    ``"step"`` multiplies the peak by ``decay_rate`` every ``decay_epochs`` after warm-up. Warm-up
+    is linear from 0 over ``warmup_epochs``. ``ema_decay`` 0 disables the weight EMA; ``cutout`` 0
+    disables cutout (otherwise the side of the erased square, in pixels). ``augment`` ``"auto"``
+    keeps the data's own choice (CIFAR style for images of 64 px or less).
     """
 
     name: str = "custom"

@@ -7,8 +7,8 @@ biases; an exponential moving average of the weights is kept when ``recipe.ema_d
 evaluated beside the raw weights. ``recipe.batch_size`` is the global batch: under ``torchrun`` each
 of the N processes takes ``batch_size / N`` images per step (DDP), and the test split is sharded.
 
-Files in ``out_dir`` (rank 0, atomic): ``last.pt`` after every epoch (model, optimizer, EMA, progress;
-``torch.load(weights_only=True)`` reads it), ``model.pt`` when the run is complete (weights plus
+Files in ``out_dir`` (rank 0, atomic): ``last.pt`` after every epoch (model, optimizer, EMA,
+progress; ``torch.load(weights_only=True)`` reads it), ``model.pt`` when the run is complete (weights plus
 architecture, see :func:`load_trained`), ``train_log.jsonl`` (events) and ``run.json`` (settings).
 ``resume`` continues from ``last.pt`` exactly: the data order and every random draw of an epoch
 (augmentation, cutout, dropout) derive from ``(seed, epoch, rank)``.
@@ -104,7 +104,8 @@ def make_optimizer(model: nn.Module, recipe: TrainRecipe) -> torch.optim.Optimiz
     """SGD or RMSProp per ``recipe``.
 
     ``rmsprop_eps`` follows the TensorFlow convention (added inside the square root); torch adds its
-    epsilon outside, so it gets ``sqrt(rmsprop_eps)``, which matches where the squared average is small.
+    epsilon outside, so it gets ``sqrt(rmsprop_eps)``, which matches where the squared average is
+    small.
     """
     groups = _param_groups(model, recipe.weight_decay)
     if recipe.optimizer == "sgd":
@@ -176,7 +177,8 @@ class ScratchTrainer:
 
     Construction checks the architecture, the data and the output folder before anything is written:
     an existing run in ``out_dir`` is refused unless ``resume`` (continue it; the architecture, the
-    network options, the seed and the recipe except ``epochs`` must match) or ``force`` (start over).
+    network options, the seed and the recipe except ``epochs`` must match) or ``force`` (start
+    over).
     """
 
     def __init__(
@@ -248,6 +250,9 @@ class ScratchTrainer:
             ids = [self.device.index] if self.device.type == "cuda" else None
             self.train_model = DDP(self.model, device_ids=ids)
         self._resumed = ckpt is not None
+        if self.dist.is_main:
+            for p in getattr(self, "_replaced", []):
+                p.unlink(missing_ok=True)
 
     # ------------------------------------------------------------------ checkpoints
     @property
@@ -272,9 +277,7 @@ class ScratchTrainer:
             raise SgnasError(
                 f"{existing[0]} exists; pass --resume to continue that run or --force to start over"
             )
-        if existing and self.dist.is_main:
-            for p in existing:
-                p.unlink()
+        self._replaced = existing  # removed once the new run has passed every check
         return None
 
     def _check_compatible(self, data: dict[str, Any]) -> None:
@@ -406,12 +409,19 @@ class ScratchTrainer:
                                eta_all=format_eta(eta))
                 bar.update(1)
         seconds = time.perf_counter() - t0
+        sums = torch.stack([loss_sum.float(), correct.float(),
+                            torch.tensor(float(seen), device=self.device)])
+        if self.dist.distributed:
+            import torch.distributed as dist
+
+            dist.all_reduce(sums)
+        loss_total, correct_total, seen_total = sums.tolist()
         return {
             "lr": recipe.lr_at(epoch + 1 - 1 / self.steps_per_epoch),
-            "train_loss": float(loss_sum) / max(seen, 1),
-            "train_top1": float(correct) / max(seen, 1),
+            "train_loss": loss_total / max(seen_total, 1),
+            "train_top1": correct_total / max(seen_total, 1),
             "time_s": seconds,
-            "images_per_s": seen * self.dist.world_size / max(seconds, 1e-9),
+            "images_per_s": seen_total / max(seconds, 1e-9),
         }
 
     def evaluate(self) -> dict[str, Any]:
@@ -533,7 +543,8 @@ def load_trained(path: str | Path, ema: bool = True, map_location: Any = "cpu"):
     state = data["ema"] if ema and data.get("ema") is not None else data["model"]
     net.load_state_dict(state)
     meta = {k: v for k, v in data.items() if k not in ("model", "ema", "optimizer")}
-    return net.to(map_location if isinstance(map_location, (str, torch.device)) else "cpu").eval(), meta
+    device = map_location if isinstance(map_location, (str, torch.device)) else "cpu"
+    return net.to(device).eval(), meta
 
 
 def _note(line: str) -> None:

@@ -123,10 +123,11 @@ def param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
             {"params": no_decay, "weight_decay": 0.0}]
 
 
-def state_hash(model: nn.Module) -> str:
-    """SHA-256 (16 hex digits) of all parameters and buffers, to compare replicas and runs."""
+def state_hash(model: nn.Module, buffers: bool = True) -> str:
+    """SHA-256 (16 hex digits) of all parameters (and buffers), to compare replicas and runs."""
     h = hashlib.sha256()
-    for name, t in model.state_dict().items():
+    items = model.state_dict().items() if buffers else model.named_parameters()
+    for name, t in items:
         h.update(name.encode())
         h.update(t.detach().cpu().contiguous().numpy().tobytes())
     return h.hexdigest()[:16]
@@ -406,9 +407,9 @@ class SupernetTrainer:
                 self.epoch += 1
                 self.batch_in_epoch = 0
                 self._torch_rng = None
-                hashes = distributed.all_gather_object(state_hash(self.model))
+                hashes = distributed.all_gather_object(state_hash(self.model, buffers=False))
                 self.log.write("epoch", epoch=self.epoch - 1, global_step=self.global_step,
-                               replica_hashes=hashes, **stats)
+                               param_hashes=hashes, **stats)
                 if self.epoch == self.cfg.epochs:
                     self.finished = True
                     self.save(self.final_path)

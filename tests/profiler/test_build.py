@@ -136,3 +136,16 @@ def test_canary_drift_recorded_without_normalizing(tmp_path, device, monkeypatch
     lut = build_lut(cfg, progress=False)
     assert all(e.median_ms == 2.0 and e.canary_factor is None for e in lut.entries.values())
     assert lut.drift["drift"] == pytest.approx(0.5) and lut.drift["normalized"] is False
+
+
+def test_failing_forced_build_leaves_existing_file(tmp_path, device, monkeypatch):
+    out = tmp_path / "lut.json"
+    out.write_text("precious")
+
+    def broken(self, key):
+        raise SgnasError("runtime exploded")
+
+    monkeypatch.setattr(build._Measurer, "measure", broken)
+    with pytest.raises(SgnasError, match="exploded"):
+        build_lut(BuildConfig(device, SPACE, out, limit=2, force=True), progress=False)
+    assert out.read_text() == "precious"

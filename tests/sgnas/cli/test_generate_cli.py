@@ -174,3 +174,15 @@ def test_measure_times_each_network_on_the_lut_device(tmp_path, monkeypatch, cap
                  "--generator", str(path), "--measure", "--json"]) == 0
     r = json.loads(capsys.readouterr().out)["results"][0]
     assert r["measured_ms"] > 0
+
+
+@pytest.mark.slow
+def test_export_onnx_writes_one_model_per_target(flops_gen, tmp_path):
+    onnx = pytest.importorskip("onnx")
+    pytest.importorskip("onnxscript")
+    cost, path = flops_gen
+    t = mid(cost)
+    assert main(["generate", "--flops-m", str(t), "--generator", str(path), "--out",
+                 str(tmp_path / "o"), "--export-onnx"]) == 0
+    model = onnx.load(str(tmp_path / "o" / f"arch-{t:g}mflops.onnx"))
+    assert model.graph.input[0].type.tensor_type.shape.dim[2].dim_value == SPACE.input_size

@@ -131,3 +131,12 @@ def test_optimizers_follow_recipe(space, arch):
     assert isinstance(rms, torch.optim.RMSprop)
     assert rms.defaults["alpha"] == 0.9 and rms.defaults["momentum"] == 0.9
     assert rms.defaults["eps"] == pytest.approx(1e-3 ** 0.5)
+
+
+def test_force_with_bad_data_keeps_the_old_run(tmp_path, space, arch, data_cfg):
+    out = tmp_path / "run"
+    train_from_scratch(space, arch, RECIPE.override(epochs=1), data_cfg, out, **OPTS)
+    bad = DataConfig(root=str(tmp_path / "missing"), workers=0)
+    with pytest.raises(SgnasError, match="not found"):
+        train_from_scratch(space, arch, RECIPE, bad, out, force=True, **OPTS)
+    assert (out / "last.pt").exists() and (out / "model.pt").exists()

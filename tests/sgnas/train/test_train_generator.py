@@ -74,6 +74,8 @@ def test_training_run_writes_a_reloadable_checkpoint_and_resumes(tmp_path):
                               supernet_info={"sha256": "abc"}, resume=True)
     assert [h["epoch"] for h in resumed.history] == [0, 1, 2]
     assert torch.load(out, weights_only=True)["epoch"] == 2
+    log = [json.loads(line) for line in out.with_suffix(".jsonl").read_text().splitlines()]
+    assert [r["event"] for r in log][4:] == ["resume", "epoch", "done"]
 
 
 def test_generator_learns_to_meet_targets(tmp_path):
