@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 NAME = "evaluate"
 HELP = "Inherited top-1 of supernet sub-networks after BN recalibration (given or random ones)."
@@ -74,7 +75,8 @@ def run(args: argparse.Namespace) -> int:
     rng = np.random.default_rng(args.seed)
     results = sample_eval(model, space, args.random or 0, rng, calib, loader,
                           calib_batches=args.calib_batches, eval_batches=args.max_batches,
-                          seed=args.seed, archs=archs, progress=not args.json)
+                          seed=args.seed, archs=archs,
+                          progress=not args.json and sys.stderr.isatty())
     summary = summarize([t for _, t in results])
     if args.json:
         print(json.dumps({

@@ -265,6 +265,9 @@ def train_generator(
 ) -> GeneratorTrainResult:
     """Train a generator for ``cost`` against the frozen ``supernet`` (Algorithm 1).
 
+    The supernet is moved to ``cfg.device`` and put in eval mode; its parameters' ``requires_grad``
+    flags are restored on return.
+
     Writes the checkpoint to ``out_path`` after every epoch and appends per-epoch records to
     ``log_path`` (default ``out_path`` with suffix ``.jsonl``). With ``resume`` and an existing
     ``out_path``, training continues after the checkpoint's last epoch (its generator config, priors
