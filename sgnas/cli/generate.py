@@ -173,7 +173,7 @@ def run(args: argparse.Namespace) -> int:
 
     results = [_describe(space, cost, lut, t, a) for t, a in zip(targets, archs)]
     if args.measure:
-        measured = _measure(space, lut, archs, force=args.force_host)
+        measured = measure_archs(space, lut, archs, force=args.force_host)
         for r, ms in zip(results, measured):
             r["measured_ms"] = ms
 
@@ -242,7 +242,7 @@ def _line(r: dict, cost) -> str:
     return text
 
 
-def _measure(space, lut, archs, force: bool = False) -> list[float]:
+def measure_archs(space, lut, archs, force: bool = False) -> list[float]:
     """Median latency (ms) of each network on this host, timed like the LUT's whole-network checks."""
     import tempfile
     from pathlib import Path

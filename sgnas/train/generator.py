@@ -24,7 +24,8 @@ After each epoch the generator is evaluated on ``eval_targets`` targets evenly s
 trained range (argmax architectures, exact costs): Kendall tau and Pearson correlation with the
 targets and the mean/max relative error, optionally the inherited accuracy of the middle target's
 architecture. Every epoch is appended to a JSON-lines log and the checkpoint is rewritten atomically,
-so ``resume=True`` continues from the last finished epoch.
+so ``resume=True`` continues from the last finished epoch. The checkpoint's ``wall_time_s`` is the
+training wall time so far (prior pool, epochs and their evaluation; summed over resumed runs).
 """
 
 from __future__ import annotations
@@ -277,6 +278,7 @@ def train_generator(
     from .distributed import resolve_device
     from .trainlog import JsonlLog, Progress
 
+    t_run = time.perf_counter()
     out_path = Path(out_path)
     log_path = Path(log_path) if log_path is not None else out_path.with_suffix(".jsonl")
     space = cost.space
@@ -292,6 +294,7 @@ def train_generator(
 
     history: list[dict] = []
     start_epoch = 0
+    wall_before = 0.0
     opt_state = None
     if out_path.exists() and not resume:
         raise SgnasError(f"{out_path} exists; pass --resume to continue it or choose another --out")
@@ -309,6 +312,7 @@ def train_generator(
                                               "epochs": cfg.epochs, "device": cfg.device,
                                               "progress": cfg.progress})
         start_epoch = int(ckpt["epoch"]) + 1
+        wall_before = float(ckpt.get("wall_time_s", 0.0))
         history = list(ckpt.get("history", []))
         opt_state = ckpt.get("optimizer")
         rng_state = ckpt.get("rng", {})
@@ -409,6 +413,7 @@ def train_generator(
                 history=history,
                 optimizer=optimizer.state_dict(),
                 rng={"numpy": rng.bit_generator.state, "torch": tgen.get_state()},
+                wall_time_s=round(wall_before + time.perf_counter() - t_run, 3),
             )
             if cfg.progress:
                 _print_epoch(record, cost.unit)

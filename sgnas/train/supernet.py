@@ -394,6 +394,7 @@ class SupernetTrainer:
         """Train to ``cfg.epochs`` (or for at most ``stop_after`` more epochs in this call) and
         return the path of the latest checkpoint (``supernet.pt`` once finished)."""
         if self.finished:
+            self.log.close()
             return self.final_path
         if self.dist.is_main:
             self.log.write("start", resumed_at_epoch=self.epoch, resumed_at_step=self.global_step,
