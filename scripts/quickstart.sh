@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Quick start: measure this machine, then generate architectures for three latency targets.
+#
+#   1. sgnas-profile builds the latency LUT of the CIFAR-10 space on device `cpu`
+#      (ONNX Runtime, 1 pinned thread) -- every layer x 80 configurations, plus stem and head;
+#   2. sgnas-profile --validate measures 40 random whole networks, fits the LUT's calibration and
+#      reports its error;
+#   3. sgnas-generate asks the shipped generator (generators/, trained once on CIFAR-10 against the
+#      shipped supernet) for three targets inside its range on this LUT -- one forward pass each --
+#      and measures every generated network end to end.
+#
+# An interrupted run continues where it stopped when started again. Outputs go to
+# $SGNAS_QUICKSTART_OUT (default outputs/quickstart).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+OUT="${SGNAS_QUICKSTART_OUT:-outputs/quickstart}"
+DEVICE="${SGNAS_QUICKSTART_DEVICE:-cpu}"
+LUT="$OUT/$DEVICE-cifar10.json"
+mkdir -p "$OUT"
+
+echo "== 1/3 profiling device '$DEVICE' over the cifar10 space -> $LUT"
+if [ -f "$LUT" ]; then
+    sgnas-profile --device "$DEVICE" --space cifar10 --out "$LUT" --resume
+else
+    sgnas-profile --device "$DEVICE" --space cifar10 --out "$LUT"
+fi
+
+echo "== 2/3 validating the LUT on 40 whole networks and calibrating it"
+sgnas-profile --device "$DEVICE" --space cifar10 --validate 40 --lut "$LUT" --plot "$OUT/fidelity.png"
+
+echo "== 3/3 generating architectures for three latency targets and measuring them"
+# Three targets at 20%, 50% and 80% of the range the shipped generator covers on this LUT.
+TARGETS=$(python - "$LUT" <<'PY'
+import sys
+
+from sgnas.costs import LatencyCost
+from sgnas.generator import default_generator_dirs, find_generator, load_generator
+from sgnas.lut import load_lut
+from sgnas.space import get_space
+
+lut = load_lut(sys.argv[1])
+cost = LatencyCost(lut, get_space(lut.space))
+path = find_generator(cost, default_generator_dirs())
+if path is None:
+    sys.exit(f"no shipped generator matches {sys.argv[1]}")
+lo, hi = load_generator(path, cost).allowed_range(cost)
+print(" ".join(f"{lo + f * (hi - lo):.3f}" for f in (0.2, 0.5, 0.8)))
+PY
+)
+sgnas-generate --latency-ms $TARGETS --lut "$LUT" --measure --out "$OUT/architectures" --force
+echo "== done: LUT $LUT, architectures in $OUT/architectures, fidelity plot $OUT/fidelity.png"
