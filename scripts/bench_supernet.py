@@ -119,10 +119,10 @@ def throughput_section(args: argparse.Namespace) -> dict:
     print(f"throughput: training {args.warmup}+{args.steps} steps on {device}", file=sys.stderr)
     model.train()
     train_s = _timed(train_step, args.warmup, args.steps, device)
-    train_images = args.steps * args.batch_size
+    images = args.steps * args.batch_size
     training = {
-        "images_per_s": train_images / train_s,
-        "path_images_per_s": train_images * cfg.paths_per_step / train_s,
+        "images_per_s": images / train_s,
+        "path_images_per_s": images * cfg.paths_per_step / train_s,
         "ms_per_step": 1000.0 * train_s / args.steps,
         "lr": cfg.lr,
     }
@@ -139,7 +139,7 @@ def throughput_section(args: argparse.Namespace) -> dict:
         for name, fn in (("supernet_path", lambda: model(x, arch)),
                          ("standalone", lambda: standalone(x))):
             seconds = _timed(fn, args.warmup, args.steps, device)
-            inference[f"{name}_images_per_s"] = train_images / seconds
+            inference[f"{name}_images_per_s"] = images / seconds
             inference[f"{name}_ms_per_batch"] = 1000.0 * seconds / args.steps
     if device.type == "cuda":
         inference["cuda_max_memory_allocated_mib"] = torch.cuda.max_memory_allocated(device) / 2**20

@@ -118,3 +118,20 @@ def load_supernet(path: str | os.PathLike, map_location: Any = "cpu"):
                          f"{first[:160]}") from exc
     model.to(map_location if isinstance(map_location, (str, torch.device)) else "cpu")
     return model.eval(), checkpoint_meta(data)
+
+
+def slim_supernet(src: str | os.PathLike, dst: str | os.PathLike, half: bool = True) -> Path:
+    """Write a distributable copy of a supernet checkpoint: weights and metadata only.
+
+    Optimizer, scheduler and RNG states are dropped and, with ``half``, floating-point tensors are
+    stored as float16 (``load_supernet`` copies them back into float32 parameters). The copy loads
+    with :func:`load_supernet` but cannot resume training.
+    """
+    data = load_checkpoint(src, SUPERNET_KIND)
+    check_space(data, src)
+    model = {
+        k: (v.half() if half and v.is_floating_point() else v) for k, v in data["model"].items()
+    }
+    meta = {k: v for k, v in checkpoint_meta(data).items() if k not in ("kind", "format_version")}
+    meta["slim"] = {"source": os.path.basename(os.fspath(src)), "half": half}
+    return save_checkpoint(dst, {**meta, "model": model}, SUPERNET_KIND)

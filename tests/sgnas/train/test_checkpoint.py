@@ -99,3 +99,20 @@ def test_state_that_does_not_fit(tmp_path, tiny_model):
                            SUPERNET_KIND)
     with pytest.raises(SgnasError, match="does not fit"):
         load_supernet(path)
+
+
+def test_slim_supernet_keeps_weights_in_half_precision(tmp_path, tiny_model):
+    from sgnas.train.checkpoint import slim_supernet
+
+    space = get_space("tiny")
+    full = save_checkpoint(tmp_path / "s.pt", _supernet_payload(space, tiny_model), SUPERNET_KIND)
+    slim = slim_supernet(full, tmp_path / "slim.pt")
+    raw = torch.load(slim, weights_only=True)
+    assert "rng" not in raw and raw["slim"]["half"] is True
+    assert all(v.dtype == torch.float16 for v in raw["model"].values() if v.is_floating_point())
+    model, meta = load_supernet(slim)
+    assert meta["space"] == "tiny"
+    for k, v in tiny_model.state_dict().items():
+        got = model.state_dict()[k]
+        assert got.dtype == v.dtype
+        assert torch.allclose(got, v, rtol=1e-3, atol=1e-3), k

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Reproduces the files the project ships for the quick start, on a 2-core CPU machine:
+#   supernets/cifar10-spos.pt   the CIFAR-10 unified supernet (weights only, float16)
+#   lut/cpu-cifar10.json        the latency LUT of device `cpu` over the cifar10 space, calibrated
+#   generators/*.pt             the architecture generator trained for that LUT
+# Full-precision training checkpoints and logs stay in runs/ (ignored by git).
+# Budgets are the ones recorded in docs/RESULTS.md; raise --epochs / --max-steps-per-epoch for a
+# better supernet (the paper trains 50 epochs on ImageNet with 8 GPUs).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DATA="${DATA:-../shared/data/cifar10-jpg}"
+
+# 1. Supernet: SPOS uniform single-path sampling, 2 CPU processes under torchrun (gloo),
+#    one thread each; batch 32 per process.
+OMP_NUM_THREADS=1 torchrun --standalone --nproc_per_node 2 -m sgnas train-supernet \
+    --space cifar10 --data "$DATA" --out runs/supernet-cifar10 \
+    --epochs 8 --max-steps-per-epoch 150 --batch-size 32 --paths-per-step 1 --lr 0.1 \
+    --workers 1 --seed 0 --log-every 25 --resume
+python - <<'PY'
+from sgnas.train.checkpoint import slim_supernet
+print(slim_supernet("runs/supernet-cifar10/supernet.pt", "supernets/cifar10-spos.pt"))
+PY
+
+# 2. Latency LUT of this machine over the cifar10 space, then its calibration on whole networks.
+sgnas-profile --device cpu --space cifar10 --out lut/cpu-cifar10.json --force
+sgnas-profile --device cpu --space cifar10 --validate 100 --lut lut/cpu-cifar10.json \
+    --plot docs/figures/cpu-cifar10.fidelity.png --json
+
+# 3. The generator for that LUT, trained on the held-out part of the training split.
+OMP_NUM_THREADS=2 sgnas train-generator --supernet supernets/cifar10-spos.pt \
+    --lut lut/cpu-cifar10.json --data "$DATA" ${GENERATOR_ARGS:-}
