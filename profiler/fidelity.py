@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from sgnas.errors import SgnasError
+from sgnas.fileio import json_safe
 from sgnas.lut import Calibration, Lut
 from sgnas.space import SearchSpace
 
@@ -107,7 +108,7 @@ class FidelityReport:
     plot_path: str | None = None
 
     def to_dict(self) -> dict:
-        return _finite(asdict(self))
+        return json_safe(asdict(self))
 
     def summary(self) -> str:
         """A few lines for humans."""
@@ -127,16 +128,6 @@ class FidelityReport:
             ]
             + ([f"  plot: {self.plot_path}"] if self.plot_path else [])
         )
-
-
-def _finite(obj):
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    if isinstance(obj, dict):
-        return {k: _finite(v) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [_finite(v) for v in obj]
-    return obj
 
 
 class _NetworkMeasurer:
@@ -261,7 +252,7 @@ def validate_lut(
             "heldout_calibrated_within_10pct": cal_test["within_10pct"],
         }
     )
-    calibration.metrics = _finite(calibration.metrics)
+    calibration.metrics = json_safe(calibration.metrics)
     lut.calibration = calibration
 
     report = FidelityReport(

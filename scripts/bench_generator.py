@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 import time
 
@@ -78,17 +77,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def _finite(obj):
-    """``obj`` with NaN/inf floats replaced by None (strict JSON)."""
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    if isinstance(obj, dict):
-        return {k: _finite(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_finite(v) for v in obj]
-    return obj
-
-
 def tracking_metrics(targets, values, within=(5.0,)) -> dict:
     """Kendall tau, Pearson r and |error| statistics (percent of the target) of ``values``."""
     import numpy as np
@@ -120,39 +108,25 @@ def generator_train_time(ckpt: dict) -> tuple[float | None, str | None]:
     return None, None
 
 
-def build_evaluator(model, meta: dict, args, device):
+def held_out_evaluator(model, meta: dict, args, device):
     """The :class:`~sgnas.search.InheritedAccuracy` scoring both methods, set up as ``sgnas search``
     does: BN recalibration on a fixed subset of the training split, top-1 on the held-out split."""
-    import numpy as np
-    from torch.utils.data import Subset
-
     from sgnas.errors import SgnasError
-    from sgnas.search import InheritedAccuracy
-    from sgnas.train.data import DataConfig, build_datasets, calibration_loader, eval_loader
+    from sgnas.search import build_evaluator
+    from sgnas.train.data import build_datasets, supernet_data_config
 
-    trained = meta.get("data", {})
-    data_cfg = DataConfig(
-        root=args.data, format=args.data_format, image_size=trained.get("image_size"),
-        style=trained.get("style", "auto"), batch_size=args.batch_size, workers=args.workers,
-        held_out=trained.get("held_out", 0.1), seed=trained.get("seed", 0),
-    )
+    data_cfg = supernet_data_config(meta, args.data, format=args.data_format,
+                                    batch_size=args.batch_size, workers=args.workers)
     datasets = build_datasets(data_cfg, model.space)
-    split = datasets.held_out
-    if len(split) == 0:
+    if len(datasets.held_out) == 0:
         raise SgnasError("the supernet was trained without a held-out split; nothing to score on")
-    eval_batches = args.eval_batches
-    if eval_batches is not None and eval_batches * args.batch_size < len(split):
-        pick = np.random.default_rng(args.seed).permutation(len(split))
-        split = Subset(split, np.sort(pick[: eval_batches * args.batch_size]).tolist())
-        eval_batches = None
-    pin = device.type == "cuda"
-    return InheritedAccuracy(
-        model,
-        calibration_loader(datasets.train, args.batch_size, args.calib_batches, seed=args.seed,
-                           workers=args.workers, pin_memory=pin),
-        eval_loader(split, args.batch_size, workers=args.workers, pin_memory=pin),
-        calib_batches=args.calib_batches, eval_batches=eval_batches, seed=args.seed,
-    ), {"held_out_images": len(split), "train_images": len(datasets.train)}
+    evaluator = build_evaluator(
+        model, datasets.train, datasets.held_out, batch_size=args.batch_size,
+        calib_batches=args.calib_batches, eval_batches=args.eval_batches, seed=args.seed,
+        workers=args.workers, pin_memory=device.type == "cuda",
+    )
+    scored = len(evaluator.eval_loader.dataset)
+    return evaluator, {"held_out_images": scored, "train_images": len(datasets.train)}
 
 
 def machine_info(device) -> dict:
@@ -246,7 +220,7 @@ def run(args: argparse.Namespace) -> dict:
 
     device = resolve_device(args.device)
     model.to(device)
-    evaluator, data_info = build_evaluator(model, meta, args, device)
+    evaluator, data_info = held_out_evaluator(model, meta, args, device)
     k = args.evolution_targets
     evo_targets = [float(lo + (i + 1) / (k + 1) * (hi - lo)) for i in range(k)]
     runs = []
@@ -323,6 +297,7 @@ def run(args: argparse.Namespace) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     from sgnas.errors import SgnasError
+    from sgnas.fileio import json_safe
 
     args = parse_args(argv)
     try:
@@ -330,7 +305,7 @@ def main(argv: list[str] | None = None) -> int:
     except SgnasError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    print(json.dumps(_finite(record)))
+    print(json.dumps(json_safe(record)))
     return 0
 
 

@@ -87,7 +87,8 @@ def throughput_section(args: argparse.Namespace) -> dict:
     from torch import nn
 
     from sgnas.space import get_space
-    from sgnas.train.supernet import SupernetTrainConfig, build_supernet, param_groups
+    from sgnas.train.loop import param_groups
+    from sgnas.train.supernet import SupernetTrainConfig, build_supernet
 
     space = get_space(args.space or DEFAULT_SPACES["throughput"])
     device = resolve_bench_device(args.device)

@@ -6,13 +6,13 @@ import argparse
 import json
 import sys
 
+from .common import add_data_arguments
+
 NAME = "evaluate"
 HELP = "Inherited top-1 of supernet sub-networks after BN recalibration (given or random ones)."
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from .train_supernet import add_data_arguments
-
     parser.add_argument("--supernet", required=True, metavar="CKPT", help="supernet checkpoint")
     add_data_arguments(parser)
     which = parser.add_mutually_exclusive_group(required=True)
@@ -37,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
     from ..errors import SgnasError
     from ..space import load_architecture
     from ..train.checkpoint import load_supernet
-    from ..train.data import DataConfig, build_datasets, calibration_loader, eval_loader
+    from ..train.data import build_datasets, calibration_loader, eval_loader, supernet_data_config
     from ..train.distributed import resolve_device
     from ..train.evaluate import sample_eval, summarize
 
@@ -52,18 +52,9 @@ def run(args: argparse.Namespace) -> int:
     archs = [load_architecture(a) for a in args.arch] if args.arch else None
     for arch in archs or []:
         space.validate(arch)
-    trained = meta.get("data", {})
-    data_cfg = DataConfig(
-        root=args.data,
-        format=args.data_format,
-        image_size=trained.get("image_size"),
-        style=trained.get("style", "auto"),
-        batch_size=args.batch_size,
-        workers=args.workers,
-        held_out=trained.get("held_out", 0.1),
-        seed=trained.get("seed", 0),
-        download=args.download,
-    )
+    data_cfg = supernet_data_config(meta, args.data, format=args.data_format,
+                                    batch_size=args.batch_size, workers=args.workers,
+                                    download=args.download)
     datasets = build_datasets(data_cfg, space)
     pin = device.type == "cuda"
     calib = calibration_loader(datasets.train, args.batch_size, args.calib_batches, seed=args.seed,

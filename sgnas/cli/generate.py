@@ -8,7 +8,8 @@ cost model: the same LUT fingerprint for latency, the same FLOPs/params tables o
 from __future__ import annotations
 
 import argparse
-import math
+
+from .common import positive_number, refuse_overwrite
 
 NAME = "generate"
 HELP = "generate architectures for latency, FLOPs or parameter targets with a trained generator"
@@ -19,17 +20,6 @@ TARGET_FLAGS = {
     "flops_m": ("flops", "mflops"),
     "params_m": ("params", "mparams"),
 }
-
-
-def positive_number(text: str) -> float:
-    """argparse type: a finite number > 0."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not math.isfinite(value) or value <= 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must be a positive number")
-    return value
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -167,9 +157,7 @@ def run(args: argparse.Namespace) -> int:
             if args.export_onnx:
                 files["onnx"] = out_dir / f"{_file_stem(t, suffix)}.onnx"
             planned.append(files)
-        existing = [str(p) for files in planned for p in files.values() if p.exists()]
-        if existing and not args.force:
-            raise SgnasError(f"{existing[0]} exists; pass --force to overwrite")
+        refuse_overwrite([p for files in planned for p in files.values()], args.force)
 
     results = [_describe(space, cost, lut, t, a) for t, a in zip(targets, archs)]
     if args.measure:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from .common import add_data_arguments, positive_int, positive_number, refuse_overwrite
+
 NAME = "search"
 HELP = "search a trained supernet for the best architecture under a constraint (evolution/random)"
 
@@ -12,20 +14,7 @@ HELP = "search a trained supernet for the best architecture under a constraint (
 TARGETS = {"latency_ms": "latency", "flops_m": "flops", "params_m": "params"}
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} must be at least 1")
-    return value
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from .generate import positive_number
-    from .train_supernet import add_data_arguments
-
     parser.add_argument("--strategy", choices=("evolution", "random"), default="evolution",
                         help="SPOS evolutionary search (default) or random search")
     targets = parser.add_mutually_exclusive_group(required=True)
@@ -43,22 +32,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="split that scores candidates (default: the supernet's held-out part)")
     parser.add_argument("--calib-batches", type=int, default=20,
                         help="training batches for each candidate's BN recalibration (default 20)")
-    parser.add_argument("--eval-batches", type=_positive_int, default=None, metavar="N",
+    parser.add_argument("--eval-batches", type=positive_int, default=None, metavar="N",
                         help="score each candidate on at most N batches (default: the whole split)")
-    parser.add_argument("--batch-size", type=_positive_int, default=128, help="default 128")
+    parser.add_argument("--batch-size", type=positive_int, default=128, help="default 128")
     evo = parser.add_argument_group("evolution (--strategy evolution)")
-    evo.add_argument("--population", type=_positive_int, default=50, help="default 50")
-    evo.add_argument("--generations", type=_positive_int, default=20, help="default 20")
-    evo.add_argument("--top-k", type=_positive_int, default=10, help="parents kept (default 10)")
+    evo.add_argument("--population", type=positive_int, default=50, help="default 50")
+    evo.add_argument("--generations", type=positive_int, default=20, help="default 20")
+    evo.add_argument("--top-k", type=positive_int, default=10, help="parents kept (default 10)")
     evo.add_argument("--mutants", type=int, default=25, help="mutants per generation (default 25)")
     evo.add_argument("--crossovers", type=int, default=25,
                      help="crossovers per generation (default 25)")
     evo.add_argument("--mutation-prob", type=float, default=0.1,
                      help="per-layer mutation probability (default 0.1)")
     rnd = parser.add_argument_group("random search (--strategy random)")
-    rnd.add_argument("--candidates", type=_positive_int, default=1000,
+    rnd.add_argument("--candidates", type=positive_int, default=1000,
                      help="architectures evaluated (default 1000)")
-    parser.add_argument("--max-tries", type=_positive_int, default=10_000,
+    parser.add_argument("--max-tries", type=positive_int, default=10_000,
                         help="uniform samples per wanted candidate before giving up "
                              "(default 10000)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the search and calibration")
@@ -83,10 +72,10 @@ def run(args: argparse.Namespace) -> int:
 
     from ..costs import make_cost
     from ..errors import SgnasError
-    from ..search import EvolutionConfig, InheritedAccuracy, check_target, evolution_search
+    from ..search import EvolutionConfig, build_evaluator, check_target, evolution_search
     from ..search import random_search
     from ..train.checkpoint import load_supernet
-    from ..train.data import DataConfig, build_datasets, calibration_loader, eval_loader
+    from ..train.data import build_datasets, supernet_data_config
     from ..train.distributed import resolve_device
     from ..train.trainlog import Progress
 
@@ -101,8 +90,7 @@ def run(args: argparse.Namespace) -> int:
         max_sample_tries=args.max_tries,
     ).validate()
     out = Path(args.out) if args.out else None
-    if out is not None and out.exists() and not args.force:
-        raise SgnasError(f"{out} exists; pass --force to overwrite")
+    refuse_overwrite([out] if out is not None else [], args.force)
 
     model, meta = load_supernet(args.supernet, map_location="cpu")
     space = model.space
@@ -116,33 +104,18 @@ def run(args: argparse.Namespace) -> int:
 
     device = resolve_device(args.device)
     model.to(device)
-    trained = meta.get("data", {})
-    data_cfg = DataConfig(
-        root=args.data, format=args.data_format, image_size=trained.get("image_size"),
-        style=trained.get("style", "auto"), batch_size=args.batch_size, workers=args.workers,
-        held_out=trained.get("held_out", 0.1), seed=trained.get("seed", 0),
-        download=args.download,
-    )
+    data_cfg = supernet_data_config(meta, args.data, format=args.data_format,
+                                    batch_size=args.batch_size, workers=args.workers,
+                                    download=args.download)
     datasets = build_datasets(data_cfg, space)
     split = datasets.held_out if args.split == "held-out" else datasets.test
     if len(split) == 0:
         raise SgnasError(f"the {args.split} split is empty (the supernet was trained without a "
                          "held-out part); use --split test or retrain with --held-out")
-    eval_batches = args.eval_batches
-    if eval_batches is not None and eval_batches * args.batch_size < len(split):
-        from torch.utils.data import Subset
-
-        # a fixed random subset: splits are ordered by class, their first batches are not a sample
-        pick = np.random.default_rng(args.seed).permutation(len(split))
-        split = Subset(split, np.sort(pick[: eval_batches * args.batch_size]).tolist())
-        eval_batches = None
-    pin = device.type == "cuda"
-    evaluator = InheritedAccuracy(
-        model,
-        calibration_loader(datasets.train, args.batch_size, args.calib_batches, seed=args.seed,
-                           workers=args.workers, pin_memory=pin),
-        eval_loader(split, args.batch_size, workers=args.workers, pin_memory=pin),
-        calib_batches=args.calib_batches, eval_batches=eval_batches, seed=args.seed,
+    evaluator = build_evaluator(
+        model, datasets.train, split, batch_size=args.batch_size, calib_batches=args.calib_batches,
+        eval_batches=args.eval_batches, seed=args.seed, workers=args.workers,
+        pin_memory=device.type == "cuda",
     )
 
     total = (args.candidates if args.strategy == "random"

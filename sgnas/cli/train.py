@@ -5,23 +5,13 @@ from __future__ import annotations
 import argparse
 import sys
 
+from .common import add_data_arguments, add_resume_arguments, positive_int
+
 NAME = "train"
 HELP = "train an architecture's standalone network from scratch (recipe: cifar, imagenet or a file)"
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} must be at least 1")
-    return value
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from .train_supernet import add_data_arguments
-
     parser.add_argument("--arch", required=True, metavar="PATH|STRING",
                         help="architecture: JSON file, JSON text or space:357-33-...")
     add_data_arguments(parser)
@@ -30,16 +20,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "default: cifar for spaces of <= 64 px, else imagenet")
     parser.add_argument("--se", action="store_true", help="squeeze-and-excitation in every block")
     parser.add_argument("--hswish", action="store_true", help="h-swish instead of ReLU6")
-    parser.add_argument("--epochs", type=_positive_int, default=None, help="override the recipe")
-    parser.add_argument("--batch-size", type=_positive_int, default=None,
+    parser.add_argument("--epochs", type=positive_int, default=None, help="override the recipe")
+    parser.add_argument("--batch-size", type=positive_int, default=None,
                         help="global batch (over all processes); the learning rate scales with it")
     parser.add_argument("--lr", type=float, default=None,
                         help="peak learning rate, used as given (no batch scaling)")
-    parser.add_argument("--max-steps-per-epoch", type=_positive_int, default=None, metavar="K",
+    parser.add_argument("--max-steps-per-epoch", type=positive_int, default=None, metavar="K",
                         help="cap each epoch at K steps (budgeted runs)")
-    parser.add_argument("--eval-batches", type=_positive_int, default=None, metavar="N",
+    parser.add_argument("--eval-batches", type=positive_int, default=None, metavar="N",
                         help="evaluate on at most N test batches per epoch")
-    parser.add_argument("--stop-after", type=_positive_int, default=None, metavar="N",
+    parser.add_argument("--stop-after", type=positive_int, default=None, metavar="N",
                         help="train at most N epochs in this call (continue later with --resume)")
     parser.add_argument("--seed", type=int, default=0,
                         help="seed of weights, data order, augmentation")
@@ -49,9 +39,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "(default runs/train)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--json", action="store_true", help="print the result as one JSON object")
-    group = parser.add_mutually_exclusive_group()
-    group.add_argument("--resume", action="store_true", help="continue the run in --out")
-    group.add_argument("--force", action="store_true", help="start over, replacing --out's run")
+    add_resume_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:

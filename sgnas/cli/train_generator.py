@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from .common import add_data_arguments
+
 NAME = "train-generator"
 HELP = "train the architecture generator for a cost (FLOPs, params or a device LUT)"
 
@@ -13,18 +15,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     cost = parser.add_mutually_exclusive_group(required=True)
     cost.add_argument("--lut", metavar="LUT", help="latency LUT of the target device (latency cost)")
     cost.add_argument("--cost", choices=("flops", "params"), help="analytic cost instead of latency")
-    parser.add_argument("--data", required=True, metavar="DIR",
-                        help="image data (ImageFolder root or CIFAR-10 folder); the held-out part "
-                             "of its training split trains the generator")
-    parser.add_argument("--data-format", default="auto", choices=("auto", "imagefolder", "cifar10"))
+    add_data_arguments(parser, data_help="image data (ImageFolder root or CIFAR-10 folder); the "
+                                         "held-out part of its training split trains the generator")
     parser.add_argument("--held-out", type=float, default=None, metavar="F",
                         help="held-out part of the training split, fraction < 1 or image count "
                              "(default: the supernet's, so the generator sees unseen images)")
     parser.add_argument("--data-seed", type=int, default=None,
                         help="seed of the train/held-out split (default: the supernet's)")
-    parser.add_argument("--download", action="store_true", help="download CIFAR-10 if missing")
     parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--epochs", type=int, default=50)
     parser.add_argument("--batches-per-epoch", type=int, default=None, metavar="K",
                         help="at most K batches per epoch (default: the whole held-out split)")
@@ -47,7 +45,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--bn-calibration-batches", type=int, default=0, metavar="N",
                         help="recalibrate BN on N training batches before that score")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 or auto")
     parser.add_argument("--out", default=None, metavar="PATH",
                         help="checkpoint path (default generators/<space>-<cost>-<fingerprint>.pt)")
     parser.add_argument("--log", default=None, metavar="PATH", help="JSON-lines log (default: OUT.jsonl)")
@@ -67,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
     from ..generator import GeneratorConfig, default_generator_name
     from ..lut import load_lut
     from ..train.checkpoint import load_supernet
-    from ..train.data import DataConfig, build_datasets, calibration_loader, eval_loader
+    from ..train.data import build_datasets, calibration_loader, eval_loader, supernet_data_config
     from ..train.distributed import resolve_device
     from ..train.generator import (
         GeneratorLoaders,
@@ -110,14 +107,10 @@ def run(args: argparse.Namespace) -> int:
         device=str(device),
         progress=not args.no_progress,
     )
-    trained = meta.get("data", {}) if isinstance(meta.get("data"), dict) else {}
-    data_cfg = DataConfig(
-        root=args.data, format=args.data_format, image_size=trained.get("image_size"),
-        style=trained.get("style", "auto"), batch_size=args.batch_size, workers=args.workers,
-        held_out=args.held_out if args.held_out is not None else trained.get("held_out", 0.1),
-        seed=args.data_seed if args.data_seed is not None else trained.get("seed", 0),
-        download=args.download,
-    )
+    data_cfg = supernet_data_config(meta, args.data, format=args.data_format,
+                                    batch_size=args.batch_size, workers=args.workers,
+                                    download=args.download, held_out=args.held_out,
+                                    seed=args.data_seed)
     datasets = build_datasets(data_cfg, space)
     if len(datasets.held_out) < args.batch_size:
         raise SgnasError(

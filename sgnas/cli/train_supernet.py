@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from .common import add_data_arguments, add_resume_arguments
+
 NAME = "train-supernet"
 HELP = "Train the unified supernet with single-path one-shot sampling (torch DDP under torchrun)."
 
@@ -18,19 +20,6 @@ def number(text: str) -> float:
     if value < 0 or (value >= 1 and value != int(value)):
         raise argparse.ArgumentTypeError(f"want a fraction below 1 or a whole count, got {text!r}")
     return value
-
-
-def add_data_arguments(parser: argparse.ArgumentParser) -> None:
-    """Arguments shared with ``sgnas evaluate``: data location and loading."""
-    parser.add_argument("--data", required=True, metavar="DIR",
-                        help="ImageFolder root with train/ and test/ (or val/), or a CIFAR-10 root")
-    parser.add_argument("--data-format", default="auto", choices=("auto", "imagefolder", "cifar10"),
-                        help="auto: CIFAR-10 pickles if DIR/cifar-10-batches-py exists (default)")
-    parser.add_argument("--download", action="store_true",
-                        help="download CIFAR-10 into DIR (with --data-format cifar10)")
-    parser.add_argument("--workers", type=int, default=2, help="data loader processes (default 2)")
-    parser.add_argument("--device", default="auto",
-                        help="auto (cuda:LOCAL_RANK if available, else cpu), cpu, cuda, cuda:N")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -57,6 +46,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--momentum", type=float, default=0.9)
     parser.add_argument("--no-nesterov", action="store_true", help="plain momentum")
     parser.add_argument("--label-smoothing", type=float, default=0.1)
+    parser.add_argument("--grad-clip", type=float, default=0.0, metavar="NORM",
+                        help="clip the global gradient norm of each step to NORM (0: off)")
     parser.add_argument("--warmup-epochs", type=float, default=0.0)
     parser.add_argument("--no-forced-sampling", action="store_true",
                         help="place skips anywhere instead of at the highest sub-block indices")
@@ -67,9 +58,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--save-every-steps", type=int, default=None,
                         help="also checkpoint every N steps inside an epoch")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-    group = parser.add_mutually_exclusive_group()
-    group.add_argument("--resume", action="store_true", help="continue the run in --out")
-    group.add_argument("--force", action="store_true", help="start over, replacing --out's run")
+    add_resume_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -85,6 +74,7 @@ def run(args: argparse.Namespace) -> int:
         weight_decay=args.weight_decay,
         nesterov=not args.no_nesterov,
         label_smoothing=args.label_smoothing,
+        grad_clip=args.grad_clip,
         paths_per_step=args.paths_per_step,
         forced_sampling=not args.no_forced_sampling,
         warmup_epochs=args.warmup_epochs,

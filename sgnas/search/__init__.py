@@ -1,6 +1,6 @@
 """Search baselines over a trained supernet: random search and the SPOS evolutionary search."""
 
-from .evaluator import InheritedAccuracy
+from .evaluator import InheritedAccuracy, build_evaluator
 from .evolution import EvolutionConfig, crossover, evolution_search, mutate, sample_layer
 from .random_search import check_target, random_search, sample_under
 from .result import SearchResult
@@ -9,6 +9,7 @@ __all__ = [
     "EvolutionConfig",
     "InheritedAccuracy",
     "SearchResult",
+    "build_evaluator",
     "check_target",
     "crossover",
     "evolution_search",

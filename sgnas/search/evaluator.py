@@ -90,3 +90,40 @@ class InheritedAccuracy:
     def clear(self) -> None:
         """Empty the cache (counters are kept)."""
         self._cache.clear()
+
+
+def build_evaluator(
+    model: Any,
+    train_set: Any,
+    eval_set: Any,
+    *,
+    batch_size: int = 128,
+    calib_batches: int = 20,
+    eval_batches: int | None = None,
+    seed: int = 0,
+    workers: int = 0,
+    pin_memory: bool = False,
+) -> InheritedAccuracy:
+    """The :class:`InheritedAccuracy` of ``model`` scoring on ``eval_set`` (as ``sgnas search`` does).
+
+    BN is recalibrated on ``calib_batches`` batches of a fixed random subset of ``train_set``. With
+    ``eval_batches``, candidates are scored on a fixed random subset of that many batches of
+    ``eval_set`` (drawn from ``seed``): splits are ordered by class, so their first batches are not a
+    sample. ``len(evaluator.eval_loader.dataset)`` is the number of images scored.
+    """
+    import numpy as np
+    from torch.utils.data import Subset
+
+    from ..train.data import calibration_loader, eval_loader
+
+    if eval_batches is not None and eval_batches * batch_size < len(eval_set):
+        pick = np.random.default_rng(seed).permutation(len(eval_set))
+        eval_set = Subset(eval_set, np.sort(pick[: eval_batches * batch_size]).tolist())
+        eval_batches = None
+    return InheritedAccuracy(
+        model,
+        calibration_loader(train_set, batch_size, calib_batches, seed=seed, workers=workers,
+                           pin_memory=pin_memory),
+        eval_loader(eval_set, batch_size, workers=workers, pin_memory=pin_memory),
+        calib_batches=calib_batches, eval_batches=eval_batches, seed=seed,
+    )

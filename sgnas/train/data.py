@@ -28,6 +28,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler, Subset
 from ..errors import SgnasError
 from ..space import SearchSpace
 from .distributed import current
+from .loop import mix_seed
 
 CIFAR_MEAN = (0.4914, 0.4822, 0.4465)
 CIFAR_STD = (0.2470, 0.2435, 0.2616)
@@ -73,6 +74,21 @@ class DataConfig:
     @property
     def eval_batch(self) -> int:
         return self.eval_batch_size or self.batch_size
+
+
+def supernet_data_config(meta: dict[str, Any], root: str, *, format: str = "auto",
+                         batch_size: int = 128, workers: int = 2, download: bool = False,
+                         held_out: float | None = None, seed: int | None = None) -> DataConfig:
+    """The :class:`DataConfig` of the split a supernet was trained with (``meta`` as returned by
+    :func:`~sgnas.train.checkpoint.load_supernet`): its image size, augmentation style, held-out
+    size and split seed; ``held_out`` and ``seed`` override the last two."""
+    trained = meta.get("data") if isinstance(meta.get("data"), dict) else {}
+    return DataConfig(
+        root=root, format=format, image_size=trained.get("image_size"),
+        style=trained.get("style", "auto"), batch_size=batch_size, workers=workers,
+        held_out=trained.get("held_out", 0.1) if held_out is None else held_out,
+        seed=trained.get("seed", 0) if seed is None else seed, download=download,
+    )
 
 
 @dataclass
@@ -312,7 +328,7 @@ def train_loader(
                               drop_last=True)
     base.set_epoch(epoch)
     sampler = SkipSampler(base, start_batch * batch_size)
-    gen = torch.Generator().manual_seed(_mix(seed, epoch, rank, start_batch))
+    gen = torch.Generator().manual_seed(mix_seed(seed, epoch, rank, start_batch))
     return DataLoader(dataset, batch_size=batch_size, sampler=sampler, drop_last=True,
                       num_workers=workers, pin_memory=pin_memory, generator=gen,
                       persistent_workers=False)
@@ -344,11 +360,6 @@ def calibration_loader(dataset: Dataset, batch_size: int, batches: int, *, seed:
     idx = np.sort(np.random.default_rng(seed).permutation(n)[:count])
     return DataLoader(Subset(dataset, idx.tolist()), batch_size=batch_size, shuffle=False,
                       num_workers=workers, pin_memory=pin_memory, persistent_workers=False)
-
-
-def _mix(*values: int) -> int:
-    """A 63-bit seed from a tuple of non-negative ints."""
-    return int(np.random.SeedSequence(list(values)).generate_state(1, np.uint64)[0] >> 1)
 
 
 def describe(datasets: Datasets) -> dict[str, Any]:

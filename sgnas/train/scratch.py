@@ -32,7 +32,8 @@ from ..errors import SgnasError
 from ..space import Architecture, SearchSpace
 from . import distributed
 from .checkpoint import check_space, load_checkpoint, save_checkpoint
-from .data import DataConfig, batches_per_epoch, build_datasets, describe, train_loader
+from .data import DataConfig, build_datasets, describe, train_loader
+from .loop import mix_seed, param_groups, steps_per_epoch, to_cpu, wrap_ddp
 from .recipes import TrainRecipe
 from .trainlog import JsonlLog, Progress, format_eta
 
@@ -87,19 +88,6 @@ class ModelEma:
             e.copy_(b)
 
 
-def _seed(*values: int) -> int:
-    return int(np.random.SeedSequence(list(values)).generate_state(1, np.uint64)[0] >> 1)
-
-
-def _param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
-    decay, no_decay = [], []
-    for p in model.parameters():
-        if p.requires_grad:
-            (no_decay if p.ndim <= 1 else decay).append(p)
-    return [{"params": decay, "weight_decay": weight_decay},
-            {"params": no_decay, "weight_decay": 0.0}]
-
-
 def make_optimizer(model: nn.Module, recipe: TrainRecipe) -> torch.optim.Optimizer:
     """SGD or RMSProp per ``recipe``.
 
@@ -107,7 +95,7 @@ def make_optimizer(model: nn.Module, recipe: TrainRecipe) -> torch.optim.Optimiz
     epsilon outside, so it gets ``sqrt(rmsprop_eps)``, which matches where the squared average is
     small.
     """
-    groups = _param_groups(model, recipe.weight_decay)
+    groups = param_groups(model, recipe.weight_decay)
     if recipe.optimizer == "sgd":
         return torch.optim.SGD(groups, lr=recipe.peak_lr, momentum=recipe.momentum,
                                nesterov=recipe.nesterov and recipe.momentum > 0)
@@ -219,14 +207,8 @@ class ScratchTrainer:
 
         ckpt = self._find_checkpoint(resume, force)
         self.datasets = build_datasets(self.data_cfg, space)
-        self.steps_per_epoch = batches_per_epoch(self.datasets.train, self.local_batch)
-        if max_steps_per_epoch is not None:
-            self.steps_per_epoch = min(self.steps_per_epoch, max_steps_per_epoch)
-        if self.steps_per_epoch < 1:
-            raise SgnasError(
-                f"the training split ({len(self.datasets.train)} images) gives no full batch of "
-                f"{self.local_batch} per process"
-            )
+        self.steps_per_epoch = steps_per_epoch(self.datasets.train, self.local_batch, self.dist,
+                                               max_steps_per_epoch)
         self.device = distributed.resolve_device(device, self.dist.local_rank)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
@@ -243,12 +225,7 @@ class ScratchTrainer:
         self.history: list[dict[str, Any]] = []
         if ckpt is not None:
             self._restore(ckpt)
-        self.train_model: nn.Module = self.model
-        if self.dist.distributed:
-            from torch.nn.parallel import DistributedDataParallel as DDP
-
-            ids = [self.device.index] if self.device.type == "cuda" else None
-            self.train_model = DDP(self.model, device_ids=ids)
+        self.train_model = wrap_ddp(self.model, self.device, self.dist)
         self._resumed = ckpt is not None
         if self.dist.is_main:
             for p in getattr(self, "_replaced", []):
@@ -335,9 +312,9 @@ class ScratchTrainer:
             "max_steps_per_epoch": self.max_steps_per_epoch,
             "world_size": self.dist.world_size,
             "data": {k: v for k, v in asdict(self.data_cfg).items()},
-            "model": _to_cpu(self.model.state_dict()),
-            "optimizer": _to_cpu(self.optimizer.state_dict()),
-            "ema": _to_cpu(self.ema.module.state_dict()) if self.ema is not None else None,
+            "model": to_cpu(self.model.state_dict()),
+            "optimizer": to_cpu(self.optimizer.state_dict()),
+            "ema": to_cpu(self.ema.module.state_dict()) if self.ema is not None else None,
             "ema_updates": self.ema.updates if self.ema is not None else 0,
             "epoch": self.epoch,
             "global_step": self.global_step,
@@ -350,8 +327,8 @@ class ScratchTrainer:
         last = self.history[-1] if self.history else {}
         save_checkpoint(self.final_path, {
             **self._meta(),
-            "model": _to_cpu(self.model.state_dict()),
-            "ema": _to_cpu(self.ema.module.state_dict()) if self.ema is not None else None,
+            "model": to_cpu(self.model.state_dict()),
+            "ema": to_cpu(self.ema.module.state_dict()) if self.ema is not None else None,
             "epochs": self.epoch,
             "test_top1": last.get("test_top1"),
             "test_top1_ema": last.get("test_top1_ema"),
@@ -377,7 +354,7 @@ class ScratchTrainer:
         t0 = time.perf_counter()
         self.train_model.train()
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(_seed(self.seed, epoch, self.dist.rank))
+            torch.manual_seed(mix_seed(self.seed, epoch, self.dist.rank))
             batches = iter(loader)
             for i in range(self.steps_per_epoch):
                 x, y = next(batches)
@@ -555,16 +532,6 @@ def _note(line: str) -> None:
         tqdm.write(line, file=sys.stderr)
     except ImportError:  # pragma: no cover - tqdm is in the tools extra
         print(line, file=sys.stderr)
-
-
-def _to_cpu(obj: Any) -> Any:
-    if isinstance(obj, torch.Tensor):
-        return obj.detach().cpu().clone()
-    if isinstance(obj, dict):
-        return {k: _to_cpu(v) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [_to_cpu(v) for v in obj]
-    return obj
 
 
 __all__ = [

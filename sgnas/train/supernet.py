@@ -38,7 +38,8 @@ from ..errors import SgnasError
 from ..space import SearchSpace, get_space
 from . import distributed
 from .checkpoint import SUPERNET_KIND, check_space, load_checkpoint, save_checkpoint
-from .data import DataConfig, Datasets, batches_per_epoch, build_datasets, describe, train_loader
+from .data import DataConfig, Datasets, build_datasets, describe, train_loader
+from .loop import mix_seed, param_groups, steps_per_epoch, to_cpu, wrap_ddp
 from .trainlog import JsonlLog, Progress, format_eta
 
 LAST = "last.pt"
@@ -68,6 +69,7 @@ class SupernetTrainConfig:
     weight_decay: float | None = None
     nesterov: bool = True
     label_smoothing: float = 0.1
+    grad_clip: float = 0.0  # max global gradient norm per step; 0 disables clipping
     paths_per_step: int = 4
     forced_sampling: bool = True
     warmup_epochs: float = 0.0
@@ -113,16 +115,6 @@ def cosine_lr(step: int, total_steps: int, base_lr: float, warmup_steps: int = 0
     return 0.5 * base_lr * (1.0 + math.cos(math.pi * t))
 
 
-def param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
-    """Two SGD groups: conv/linear weights with ``weight_decay``, BN parameters and biases without."""
-    decay, no_decay = [], []
-    for p in model.parameters():
-        if p.requires_grad:
-            (no_decay if p.ndim <= 1 else decay).append(p)
-    return [{"params": decay, "weight_decay": weight_decay},
-            {"params": no_decay, "weight_decay": 0.0}]
-
-
 def state_hash(model: nn.Module, buffers: bool = True) -> str:
     """SHA-256 (16 hex digits) of all parameters (and buffers), to compare replicas and runs."""
     h = hashlib.sha256()
@@ -131,10 +123,6 @@ def state_hash(model: nn.Module, buffers: bool = True) -> str:
         h.update(name.encode())
         h.update(t.detach().cpu().contiguous().numpy().tobytes())
     return h.hexdigest()[:16]
-
-
-def _seed(*values: int) -> int:
-    return int(np.random.SeedSequence(list(values)).generate_state(1, np.uint64)[0] >> 1)
 
 
 def build_supernet(space: SearchSpace, forced_sampling: bool, seed: int) -> nn.Module:
@@ -176,14 +164,8 @@ class SupernetTrainer:
 
         ckpt = self._find_checkpoint(resume, force)
         self.datasets: Datasets = build_datasets(data_cfg, self.space)
-        self.steps_per_epoch = batches_per_epoch(self.datasets.train, data_cfg.batch_size)
-        if self.cfg.max_steps_per_epoch is not None:
-            self.steps_per_epoch = min(self.steps_per_epoch, self.cfg.max_steps_per_epoch)
-        if self.steps_per_epoch < 1:
-            raise SgnasError(
-                f"the training split ({len(self.datasets.train)} images) gives no full batch of "
-                f"{data_cfg.batch_size} per process on {self.dist.world_size} process(es)"
-            )
+        self.steps_per_epoch = steps_per_epoch(self.datasets.train, data_cfg.batch_size, self.dist,
+                                               self.cfg.max_steps_per_epoch)
         self.total_steps = self.steps_per_epoch * self.cfg.epochs
         self.warmup_steps = int(round(self.cfg.warmup_epochs * self.steps_per_epoch))
 
@@ -206,12 +188,7 @@ class SupernetTrainer:
         self._snapshot: tuple[dict, torch.Tensor] | None = None
         if ckpt is not None:
             self._restore(ckpt)
-        self.ddp_model: nn.Module = self.model
-        if self.dist.distributed:
-            from torch.nn.parallel import DistributedDataParallel as DDP
-
-            ids = [self.device.index] if self.device.type == "cuda" else None
-            self.ddp_model = DDP(self.model, device_ids=ids, find_unused_parameters=True)
+        self.ddp_model = wrap_ddp(self.model, self.device, self.dist, find_unused_parameters=True)
         self.log = JsonlLog(self.out_dir / LOG, enabled=self.dist.is_main,
                             append=ckpt is not None)
 
@@ -263,7 +240,6 @@ class SupernetTrainer:
         """The checkpoint content of the current state (model and optimizer on CPU)."""
         path_state, torch_state = (self._snapshot if self._snapshot is not None
                                    else (self.path_rng.bit_generator.state, torch.get_rng_state()))
-        model_state = {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()}
         return {
             "space": self.space.name,
             "space_fingerprint": self.space.fingerprint,
@@ -271,8 +247,8 @@ class SupernetTrainer:
             "config": asdict(self.cfg),
             "data": asdict(self.data_cfg),
             "dataset": describe(self.datasets),
-            "model": model_state,
-            "optimizer": _to_cpu(self.optimizer.state_dict()),
+            "model": to_cpu(self.model.state_dict()),
+            "optimizer": to_cpu(self.optimizer.state_dict()),
             "scheduler": {"name": "cosine", "base_lr": self.cfg.lr, "warmup_steps": self.warmup_steps,
                           "total_steps": self.total_steps, "step": self.global_step},
             "epoch": self.epoch,
@@ -325,6 +301,8 @@ class SupernetTrainer:
             total += loss.detach().float()
             if p == n - 1:
                 correct = (logits.detach().argmax(1) == y).sum()
+        if self.cfg.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
         self.optimizer.step()
         return float(total), int(correct) / max(1, y.numel())
 
@@ -347,7 +325,7 @@ class SupernetTrainer:
         try:
             with torch.random.fork_rng(devices=[]):
                 if start == 0 or self._torch_rng is None:
-                    torch.manual_seed(_seed(cfg.seed, epoch, self.dist.rank))
+                    torch.manual_seed(mix_seed(cfg.seed, epoch, self.dist.rank))
                 else:
                     torch.set_rng_state(self._torch_rng)
                 batches = iter(loader)
@@ -441,16 +419,6 @@ def train_supernet(
     Runs distributed when a ``torch.distributed`` process group is initialized.
     """
     return SupernetTrainer(cfg, data_cfg, out_dir, resume=resume, force=force).run(stop_after)
-
-
-def _to_cpu(obj: Any) -> Any:
-    if isinstance(obj, torch.Tensor):
-        return obj.detach().cpu().clone()
-    if isinstance(obj, dict):
-        return {k: _to_cpu(v) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [_to_cpu(v) for v in obj]
-    return obj
 
 
 def _sgnas_version() -> str:

@@ -6,27 +6,20 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from profiler.baseline import file_sha256, load_baseline, onnx_input_shape, write_baseline
 from profiler.check import (
-    IMPROVED,
-    MISMATCH,
-    NOISY,
-    OK,
-    REGRESSED,
     CheckConfig,
     Target,
     check_lut,
     check_onnx,
     compare,
-    file_sha256,
-    load_baseline,
     lut_targets,
     network_targets,
-    onnx_input_shape,
     parse_tolerance,
     stratified_sample,
     update_baseline,
-    write_baseline,
 )
+from profiler.check_report import IMPROVED, MISMATCH, NOISY, OK, REGRESSED
 from profiler.devices import load_device
 from profiler.junit import JUnitCase, junit_xml
 from profiler.protocol import Measurement
@@ -410,7 +403,7 @@ def test_real_onnxruntime_update_then_unchanged_check(tmp_path):
 
 
 def test_device_measurer_keeps_only_the_last_graph(device):
-    from profiler.check import DeviceMeasurer
+    from profiler.check_measure import DeviceMeasurer
 
     with DeviceMeasurer(device, SPACE) as m:
         a = m.spec(Target(SPACE.stem_key, "entry", 1.0))
@@ -422,3 +415,25 @@ def test_device_measurer_keeps_only_the_last_graph(device):
         net = m.spec(Target("network-0", "network", 1.0, arch=arch))
         assert net.input_shape == (1, 3, 16, 16) and not b.onnx_path.exists()
     assert not net.onnx_path.exists()
+
+
+def test_public_names_stay_importable_from_check():
+    import profiler.baseline
+    import profiler.check
+    import profiler.check_measure
+    import profiler.check_report
+
+    homes = {
+        profiler.baseline: ["Baseline", "load_baseline", "write_baseline", "file_sha256",
+                            "onnx_input_shape", "device_dict", "check_same_device",
+                            "LATENCY_FIELDS", "BASELINE_SCHEMA"],
+        profiler.check_report: ["ItemResult", "CheckReport", "OK", "IMPROVED", "NOISY", "REGRESSED",
+                                "MISMATCH", "REPORT_SCHEMA"],
+        profiler.check_measure: ["DeviceMeasurer", "preflight"],
+    }
+    for module, names in homes.items():
+        for name in names:
+            assert getattr(profiler.check, name) is getattr(module, name), name
+            assert name in profiler.check.__all__
+    for name in profiler.check.__all__:
+        assert hasattr(profiler.check, name), name

@@ -160,17 +160,17 @@ def test_bench_generator_scores_both_methods_with_one_evaluator(artifacts, monke
     """The generator's architecture is scored by the evaluator the evolution used (same settings),
     and --measure compares the measured latencies with the targets."""
     import sgnas.cli.generate as generate
-    import sgnas.search as search
+    import sgnas.search.evaluator as evaluator_mod
     from sgnas.space import load_architecture
 
     evaluators = []
-    real = search.InheritedAccuracy
+    real = evaluator_mod.InheritedAccuracy
 
     def recording(*args, **kw):
         evaluators.append(real(*args, **kw))
         return evaluators[-1]
 
-    monkeypatch.setattr(search, "InheritedAccuracy", recording)
+    monkeypatch.setattr(evaluator_mod, "InheritedAccuracy", recording)  # built by build_evaluator
     seen = []
 
     def fake_measure(space, lut, archs, force=False):

@@ -26,29 +26,6 @@ from sgnas.errors import ArchitectureError, SgnasError
 from sgnas.space import SKIP_INDEX, LayerSpec, get_space
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """Small CPU ops run faster on one thread, and far faster when cores are oversubscribed."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
-def randomize_bn(module: nn.Module, seed: int = 0) -> nn.Module:
-    """Non-trivial BN statistics and affine parameters, so eval outputs depend on every BN."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for m in module.modules():
-            if isinstance(m, nn.BatchNorm2d):
-                n = m.num_features
-                m.running_mean.copy_(torch.randn(n, generator=g) * 0.1)
-                m.running_var.copy_(torch.rand(n, generator=g) + 0.5)
-                m.weight.copy_(torch.rand(n, generator=g) + 0.5)
-                m.bias.copy_(torch.randn(n, generator=g) * 0.1)
-    return module
-
-
 def test_mixconv_block_shapes_and_residual():
     space = get_space("tiny")
     x = torch.randn(2, 8, 16, 16)
@@ -112,7 +89,7 @@ def test_expansion_distribution_matches_enumeration():
     assert got.sum().item() == pytest.approx(1.0)
 
 
-def test_batch_norm_parts_matches_separate_modules():
+def test_batch_norm_parts_matches_separate_modules(randomize_bn):
     torch.manual_seed(0)
     a, b = nn.BatchNorm2d(6), nn.BatchNorm2d(4)
     randomize_bn(a, 1), randomize_bn(b, 2)
@@ -150,7 +127,7 @@ def _naive_unified(block: UnifiedBlock, x: torch.Tensor, choices) -> torch.Tenso
 
 
 @pytest.mark.parametrize("train", [False, True])
-def test_unified_block_single_path_equals_zeroed_skips(train):
+def test_unified_block_single_path_equals_zeroed_skips(train, randomize_bn):
     space = get_space("tiny")
     torch.manual_seed(0)
     for layer, choices in [
@@ -196,7 +173,7 @@ def test_unified_block_without_shadow_bn_has_one_projection_bn():
     assert torch.isfinite(block.forward_weighted(x, probs)).all()
 
 
-def test_mixconv_block_equals_manual_conv_chain():
+def test_mixconv_block_equals_manual_conv_chain(randomize_bn):
     layer = LayerSpec(4, 6, 2, 9)
     block = randomize_bn(MixConvBlock(layer, (3, 5))).eval()
     x = torch.randn(1, 4, 9, 9)

@@ -17,15 +17,6 @@ onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """Small CPU ops run faster on one thread, and far faster when cores are oversubscribed."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def _network(se=True, activation="hswish"):
     space = get_space("tiny")
     arch = space.sample(np.random.default_rng(0))

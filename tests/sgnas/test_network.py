@@ -21,15 +21,6 @@ from sgnas.network import (
 from sgnas.space import Architecture, get_space
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """Small CPU ops run faster on one thread, and far faster when cores are oversubscribed."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def hooked_flops(model: nn.Module, input_size: int) -> int:
     """Multiply-adds of every Conv2d and Linear, measured by forward hooks on a batch of 1."""
     total = 0

@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from torch import nn
 
 from sgnas.errors import ArchitectureError, SgnasError
 from sgnas.network import SubNetwork, block_params
@@ -20,41 +19,19 @@ from sgnas.supernet import (
 )
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """Small CPU ops run faster on one thread, and far faster when cores are oversubscribed."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
-def randomize_bn(module: nn.Module, seed: int = 0) -> nn.Module:
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for m in module.modules():
-            if isinstance(m, nn.BatchNorm2d):
-                n = m.num_features
-                m.running_mean.copy_(torch.randn(n, generator=g) * 0.1)
-                m.running_var.copy_(torch.rand(n, generator=g) + 0.5)
-                m.weight.copy_(torch.rand(n, generator=g) + 0.5)
-                m.bias.copy_(torch.randn(n, generator=g) * 0.1)
-    return module
-
-
 @pytest.fixture(scope="module")
 def space():
     return get_space("tiny")
 
 
 @pytest.fixture(scope="module")
-def supernet(space):
+def supernet(space, randomize_bn):
     net = UnifiedSupernet(space, generator=torch.Generator().manual_seed(0))
     return randomize_bn(net).eval()
 
 
 @pytest.fixture(scope="module")
-def free_supernet(space):
+def free_supernet(space, randomize_bn):
     net = UnifiedSupernet(space, forced_sampling=False, generator=torch.Generator().manual_seed(1))
     return randomize_bn(net, 1).eval()
 
@@ -151,7 +128,7 @@ def test_weighted_forward_checks_shape(space, supernet):
         supernet.forward_weighted(_x(space), np.zeros((space.num_layers, 6, 4)))
 
 
-def test_shadow_bn_is_selected_by_expansion(space):
+def test_shadow_bn_is_selected_by_expansion(space, randomize_bn):
     net = randomize_bn(UnifiedSupernet(space, generator=torch.Generator().manual_seed(4))).eval()
     x = _x(space)
     e3 = Architecture("tiny", ((3, 5, 7), (3, 3), (3, 3), (3, 3)))

@@ -181,7 +181,7 @@ def test_onnx_update_unchanged_and_slowdown(tmp_path, capsys):
 
 
 def test_onnx_errors_exit_2_and_leave_the_baseline_untouched(tmp_path, capsys):
-    from profiler.check import write_baseline
+    from profiler.baseline import write_baseline
     from profiler.devices import load_device
     from profiler.protocol import Measurement
 

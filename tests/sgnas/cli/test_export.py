@@ -15,14 +15,6 @@ from sgnas.space import get_space
 ort = pytest.importorskip("onnxruntime")
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """Small CPU ops run faster on one thread, and far faster when cores are oversubscribed."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 ARCH = "tiny:33-357-55-77"
 
 

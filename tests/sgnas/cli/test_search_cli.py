@@ -15,14 +15,6 @@ from sgnas.supernet import UnifiedSupernet
 from sgnas.train.checkpoint import SUPERNET_KIND, save_checkpoint
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def supernet(tmp_path_factory):
     space = get_space("tiny")

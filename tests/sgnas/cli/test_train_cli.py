@@ -14,14 +14,6 @@ FAST = ["--epochs", "1", "--batch-size", "2", "--max-steps-per-epoch", "2", "--e
         "--workers", "0", "--device", "cpu", "--no-progress"]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def test_train_then_refuse_then_resume(image_folder, tmp_path, capsys):
     out = tmp_path / "run"
     arch_file = tmp_path / "arch.json"

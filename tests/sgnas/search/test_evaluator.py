@@ -27,3 +27,23 @@ def test_cache_counts_and_lru(tiny):
 def test_needs_model_or_score():
     with pytest.raises(ValueError):
         InheritedAccuracy()
+
+
+def test_build_evaluator_scores_a_fixed_subset(tiny, image_folder):
+    import torch
+
+    from sgnas.search import build_evaluator
+    from sgnas.supernet import UnifiedSupernet
+    from sgnas.train.data import DataConfig, build_datasets
+
+    ds = build_datasets(DataConfig(root=str(image_folder), batch_size=2, workers=0, held_out=4), tiny)
+    model = UnifiedSupernet(tiny, generator=torch.Generator().manual_seed(0)).eval()
+    kw = dict(batch_size=2, calib_batches=1, seed=3)
+    ev = build_evaluator(model, ds.train, ds.test, eval_batches=2, **kw)
+    assert len(ev.eval_loader.dataset) == 4 and ev.eval_batches is None and ev.calib_batches == 1
+    again = build_evaluator(model, ds.train, ds.test, eval_batches=2, **kw)
+    assert again.eval_loader.dataset.indices == ev.eval_loader.dataset.indices
+    whole = build_evaluator(model, ds.train, ds.test, eval_batches=None, **kw)
+    assert whole.eval_loader.dataset is ds.test
+    arch = tiny.sample(np.random.default_rng(0))
+    assert 0.0 <= ev(arch) <= 1.0 and ev.stats()["evaluations"] == 1

@@ -1,4 +1,9 @@
-"""Training tests run single-threaded: tiny models are slowed down by thread spinning on a busy host."""
+"""Training tests run single-threaded from the start of each module.
+
+The root conftest's per-test fixture is set up after module-scoped fixtures; this one, scoped to the
+module, also covers them, so a run trained once in a module fixture and a run repeated inside a test
+(compared by weight hash) use the same thread count.
+"""
 
 from __future__ import annotations
 

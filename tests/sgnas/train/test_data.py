@@ -17,6 +17,7 @@ from sgnas.train.data import (
     check_image_folder,
     detect_format,
     split_indices,
+    supernet_data_config,
     train_loader,
 )
 
@@ -131,3 +132,14 @@ def test_calibration_loader_is_a_fixed_subset(image_folder):
     b = calibration_loader(ds.train, 2, 3, seed=1)
     assert a.dataset.indices == b.dataset.indices and len(a.dataset) == 6
     assert len(a) == 3
+
+
+def test_supernet_data_config_reproduces_the_trained_split():
+    meta = {"data": {"image_size": 24, "style": "cifar", "held_out": 6, "seed": 3, "batch_size": 9}}
+    cfg = supernet_data_config(meta, "root", batch_size=4, workers=0)
+    assert (cfg.root, cfg.image_size, cfg.style, cfg.held_out, cfg.seed) == ("root", 24, "cifar", 6, 3)
+    assert (cfg.batch_size, cfg.workers, cfg.download) == (4, 0, False)
+    over = supernet_data_config(meta, "root", held_out=0.2, seed=0, download=True)
+    assert (over.held_out, over.seed, over.download) == (0.2, 0, True)
+    bare = supernet_data_config({"data": None}, "root")
+    assert (bare.image_size, bare.style, bare.held_out, bare.seed) == (None, "auto", 0.1, 0)

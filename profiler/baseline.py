@@ -1,0 +1,218 @@
+"""The latency baseline of an ONNX model on a device (``sgnas check --onnx ... --update``).
+
+A baseline file records the model's SHA-256 and input shape, the device descriptor, the measurement
+and the environment. :func:`write_baseline` writes one atomically and :func:`load_baseline` reads and
+validates one. :func:`check_same_device` refuses a baseline (or a LUT) recorded on another device or
+with other latency-shaping settings.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+from sgnas.errors import SgnasError, require
+from sgnas.fileio import atomic_write_json, json_safe
+from sgnas.lut import utc_now
+
+BASELINE_SCHEMA = 1
+#: Device settings that shape latency; a baseline recorded with other values is not comparable.
+LATENCY_FIELDS = ("name", "backend", "precision", "batch_size", "threads", "pin_threads",
+                  "input_size", "gpu_model", "cuda_graphs")
+
+
+def device_dict(device: Any) -> dict:
+    """A device descriptor as a plain dict (``to_dict()``, a dataclass, or a mapping)."""
+    if isinstance(device, dict):
+        return dict(device)
+    if hasattr(device, "to_dict"):
+        return dict(device.to_dict())
+    try:
+        return asdict(device)
+    except TypeError:
+        return {k: v for k, v in vars(device).items() if not k.startswith("_")}
+
+
+def check_same_device(recorded: dict, now: dict, what: str, allow_change: bool = False) -> None:
+    """Raise :class:`SgnasError` if ``what`` was recorded on another device, or with other settings."""
+    if allow_change:
+        return
+    r_name, n_name = recorded.get("name"), now.get("name")
+    if r_name != n_name:
+        raise SgnasError(
+            f"{what} was recorded on device {r_name!r}, this check runs on {n_name!r}; "
+            f"use one recorded on {n_name!r} or pass --allow-device-change"
+        )
+    changed = [f"{k} {recorded[k]!r} -> {now[k]!r}" for k in LATENCY_FIELDS
+               if k in recorded and k in now and recorded[k] != now[k]]
+    if changed:
+        raise SgnasError(
+            f"device {n_name!r} changed since {what} was recorded ({', '.join(changed)}); "
+            f"refresh the baseline or pass --allow-device-change"
+        )
+
+
+@dataclass
+class Baseline:
+    """The recorded latency of one ONNX model on one device (``sgnas check --onnx ... --update``)."""
+
+    model_sha256: str
+    input_shape: tuple[int, ...]
+    device: dict
+    measurement: dict
+    environment: dict = field(default_factory=dict)
+    created: str = field(default_factory=utc_now)
+    model_path: str = ""
+    schema_version: int = BASELINE_SCHEMA
+    path: str | None = field(default=None, compare=False)
+
+    @property
+    def median_ms(self) -> float:
+        return float(self.measurement["median_ms"])
+
+    @property
+    def spread(self) -> float:
+        return float(self.measurement.get("spread", 0.0) or 0.0)
+
+    def to_dict(self) -> dict:
+        return json_safe({
+            "schema_version": self.schema_version,
+            "kind": "sgnas-latency-baseline",
+            "created": self.created,
+            "model": {"path": self.model_path, "sha256": self.model_sha256,
+                      "input_shape": list(self.input_shape)},
+            "device": dict(self.device),
+            "environment": dict(self.environment),
+            "measurement": dict(self.measurement),
+        })
+
+    @classmethod
+    def from_dict(cls, d: dict, path: str | None = None) -> "Baseline":
+        model = d["model"]
+        measurement = dict(d["measurement"])
+        median = float(measurement["median_ms"])
+        if not (median > 0 and math.isfinite(median)):
+            raise ValueError(f"median_ms {median!r} is not positive")
+        return cls(
+            model_sha256=str(model["sha256"]),
+            input_shape=tuple(int(x) for x in model["input_shape"]),
+            device=dict(d["device"]),
+            measurement=measurement,
+            environment=dict(d.get("environment") or {}),
+            created=str(d.get("created", "")),
+            model_path=str(model.get("path", "")),
+            schema_version=int(d["schema_version"]),
+            path=path,
+        )
+
+
+def load_baseline(path: str | os.PathLike) -> Baseline:
+    """Load a baseline file; a missing, corrupt or foreign file raises :class:`SgnasError`."""
+    path = Path(path)
+    if not path.exists():
+        raise SgnasError(f"baseline {path} not found; record it first with --update")
+    try:
+        data = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise SgnasError(f"baseline {path} is corrupt ({getattr(exc, 'msg', exc)})") from exc
+    except OSError as exc:
+        raise SgnasError(f"cannot read baseline {path}: {exc.strerror}") from exc
+    if not isinstance(data, dict) or data.get("kind") != "sgnas-latency-baseline":
+        raise SgnasError(f"baseline {path} is corrupt or not an sgnas latency baseline")
+    if data.get("schema_version") != BASELINE_SCHEMA:
+        raise SgnasError(f"baseline {path} has schema version {data.get('schema_version')!r}, "
+                         f"this sgnas reads {BASELINE_SCHEMA}; refresh it with --update")
+    try:
+        return Baseline.from_dict(data, path=str(path))
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise SgnasError(f"baseline {path} is corrupt (bad field: {exc})") from exc
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """SHA-256 of a model file (and of its external-data side files, when it has any)."""
+    path = Path(path)
+    h = hashlib.sha256()
+    try:
+        h.update(path.read_bytes())
+        for side in sorted(_external_data_files(path)):
+            h.update(side.name.encode())
+            h.update(side.read_bytes())
+    except OSError as exc:
+        raise SgnasError(f"cannot read model {path}: {exc.strerror}") from exc
+    return h.hexdigest()
+
+
+def _external_data_files(path: Path) -> set[Path]:
+    import onnx
+
+    model = load_onnx(path)
+    out = set()
+    for init in model.graph.initializer:
+        if init.data_location == onnx.TensorProto.EXTERNAL:
+            for entry in init.external_data:
+                if entry.key == "location":
+                    out.add(path.parent / entry.value)
+    return out
+
+
+def load_onnx(path: Path):
+    """The ONNX graph at ``path`` without its external data; :class:`SgnasError` if it is not one."""
+    onnx = require("onnx", "tools")
+    if not path.is_file():
+        raise SgnasError(f"ONNX model not found: {path}")
+    try:
+        return onnx.load(str(path), load_external_data=False)
+    except Exception as exc:
+        raise SgnasError(f"{path} is not a valid ONNX model ({type(exc).__name__})") from exc
+
+
+def onnx_input_shape(path: str | os.PathLike, batch_size: int = 1,
+                     input_size: int | None = None) -> tuple[int, ...]:
+    """The input shape of a single-input ONNX model; a dynamic first dimension becomes ``batch_size``
+    and dynamic spatial dimensions of a 4-D (NCHW) input become ``input_size``."""
+    path = Path(path)
+    model = load_onnx(path)
+    inits = {i.name for i in model.graph.initializer}
+    inputs = [i for i in model.graph.input if i.name not in inits]
+    if len(inputs) != 1:
+        raise SgnasError(f"{path} has {len(inputs)} inputs; sgnas check measures single-input models")
+    inp = inputs[0]
+    if not inp.type.HasField("tensor_type") or not inp.type.tensor_type.HasField("shape"):
+        raise SgnasError(f"{path}: input {inp.name!r} has no static rank; pass --input-shape")
+    dims = list(inp.type.tensor_type.shape.dim)
+    shape = []
+    for i, d in enumerate(dims):
+        if d.HasField("dim_value") and d.dim_value > 0:
+            shape.append(int(d.dim_value))
+        elif i == 0:
+            shape.append(int(batch_size))
+        elif len(dims) == 4 and i in (2, 3) and input_size:
+            shape.append(int(input_size))
+        else:
+            name = d.dim_param or "?"
+            raise SgnasError(f"{path}: dimension {i} ({name}) of input {inp.name!r} is dynamic; "
+                             "pass --input-shape")
+    return tuple(shape)
+
+
+def write_baseline(path: str | os.PathLike, onnx_path: str | os.PathLike, device: Any,
+                   measurement: Any, input_shape: Sequence[int],
+                   environment: dict | None = None) -> Baseline:
+    """Write the baseline of ``onnx_path`` on ``device`` atomically and return it."""
+    m = measurement.to_dict() if hasattr(measurement, "to_dict") else dict(measurement)
+    baseline = Baseline(
+        model_sha256=file_sha256(onnx_path),
+        input_shape=tuple(int(x) for x in input_shape),
+        device=device_dict(device),
+        measurement=m,
+        environment=dict(environment or {}),
+        model_path=str(onnx_path),
+    )
+    atomic_write_json(path, baseline.to_dict(), indent=1)
+    baseline.path = str(path)
+    return baseline
