@@ -149,3 +149,19 @@ def test_default_lr_scales_with_batch():
     assert cfg.resolved(get_space("imagenet"), 512).weight_decay == pytest.approx(4e-5)
     with pytest.raises(SgnasError):
         SupernetTrainConfig(paths_per_step=0)
+
+
+def test_gradient_clipping_bounds_the_update(image_folder, tmp_path, monkeypatch):
+    norms = []
+    real = torch.nn.utils.clip_grad_norm_
+
+    def spy(params, max_norm, *a, **k):
+        norms.append(max_norm)
+        return real(params, max_norm, *a, **k)
+
+    monkeypatch.setattr(torch.nn.utils, "clip_grad_norm_", spy)
+    cfg, data = _cfgs(image_folder, epochs=1, max_steps_per_epoch=2, grad_clip=0.5)
+    trainer = SupernetTrainer(cfg, data, tmp_path)
+    trainer.run()
+    assert norms == [0.5, 0.5]
+    assert torch.load(tmp_path / "supernet.pt", weights_only=True)["config"]["grad_clip"] == 0.5
