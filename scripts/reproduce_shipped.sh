@@ -14,7 +14,7 @@ DATA="${DATA:-../shared/data/cifar10-jpg}"
 #    one thread each; batch 32 per process.
 OMP_NUM_THREADS=1 torchrun --standalone --nproc_per_node 2 -m sgnas train-supernet \
     --space cifar10 --data "$DATA" --out runs/supernet-cifar10 \
-    --epochs 8 --max-steps-per-epoch 150 --batch-size 32 --paths-per-step 1 --lr 0.1 --grad-clip 2 --warmup-epochs 0.3 \
+    --epochs 8 --max-steps-per-epoch 150 --batch-size 32 --paths-per-step 1 --lr 0.05 --grad-clip 5 --warmup-epochs 0.5 \
     --workers 1 --seed 0 --log-every 25 --resume
 python - <<'PY'
 from sgnas.train.checkpoint import slim_supernet

@@ -24,7 +24,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--calib-batches", type=int, default=20,
                         help="training batches for BN recalibration (default 20)")
     parser.add_argument("--max-batches", type=int, default=None,
-                        help="evaluate on at most this many batches")
+                        help="evaluate on a fixed random subset of this many batches of the split")
     parser.add_argument("--batch-size", type=int, default=128, help="default 128")
     parser.add_argument("--seed", type=int, default=0,
                         help="seed of --random sampling and of the calibration images")
@@ -62,10 +62,16 @@ def run(args: argparse.Namespace) -> int:
     target = datasets.test if args.split == "test" else datasets.held_out
     if len(target) == 0:
         raise SgnasError(f"the {args.split} split is empty")
+    if args.max_batches is not None and args.max_batches * args.batch_size < len(target):
+        # Image folders are ordered by class: score a fixed random subset, not the first batches.
+        from torch.utils.data import Subset
+
+        pick = np.random.default_rng(args.seed).permutation(len(target))
+        target = Subset(target, sorted(pick[: args.max_batches * args.batch_size].tolist()))
     loader = eval_loader(target, args.batch_size, workers=args.workers, pin_memory=pin)
     rng = np.random.default_rng(args.seed)
     results = sample_eval(model, space, args.random or 0, rng, calib, loader,
-                          calib_batches=args.calib_batches, eval_batches=args.max_batches,
+                          calib_batches=args.calib_batches,
                           seed=args.seed, archs=archs,
                           progress=not args.json and sys.stderr.isatty())
     summary = summarize([t for _, t in results])
@@ -75,6 +81,7 @@ def run(args: argparse.Namespace) -> int:
             "space": space.name,
             "split": args.split,
             "calib_batches": args.calib_batches,
+            "images": len(target),
             "results": [{"arch": str(a), "top1": t} for a, t in results],
             "summary": summary,
         }))

@@ -45,6 +45,13 @@ def test_train_then_evaluate(image_folder, tmp_path, capsys):
     report = json.loads(capsys.readouterr().out)
     assert len(report["results"]) == 2 and report["summary"]["n"] == 2
     assert all(0 <= r["top1"] <= 1 for r in report["results"])
+    assert report["images"] == 8  # the whole test split: 2 classes x 4 images
+
+    # --max-batches scores a fixed random subset of max-batches x batch-size images
+    code = main(["evaluate", "--supernet", str(ckpt), "--data", str(image_folder), "--random", "1",
+                 "--calib-batches", "1", "--batch-size", "2", "--max-batches", "2", "--workers", "0",
+                 "--json"])
+    assert code == 0 and json.loads(capsys.readouterr().out)["images"] == 4
 
     arch = str(get_space("tiny").sample(__import__("numpy").random.default_rng(0)))
     code = main(["evaluate", "--supernet", str(ckpt), "--data", str(image_folder), "--arch", arch,
