@@ -37,10 +37,19 @@ def parse_args(argv=None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def relative_differences(a, b, keys) -> dict:
-    """Median, p90 and max of |b - a| / a over ``keys``."""
-    rel = np.array([abs(b.entries[k].median_ms - a.entries[k].median_ms) / a.entries[k].median_ms
-                    for k in keys])
+def canary_scale(a, b) -> float:
+    """Ratio of the first canary medians of builds ``a`` and ``b``: multiplying ``b``'s entries by it
+    refers both builds to the machine state in which ``a`` started (each build already corrects
+    drift within itself, relative to its own first canary)."""
+    ca = (a.drift.get("canary_medians_ms") or [None])[0]
+    cb = (b.drift.get("canary_medians_ms") or [None])[0]
+    return float(ca / cb) if ca and cb else 1.0
+
+
+def relative_differences(a, b, keys, scale: float = 1.0) -> dict:
+    """Median, p90 and max of |scale * b - a| / a over ``keys``."""
+    rel = np.array([abs(scale * b.entries[k].median_ms - a.entries[k].median_ms)
+                    / a.entries[k].median_ms for k in keys])
     return {
         "n": int(len(rel)),
         "median_rel_diff": float(np.median(rel)),
@@ -123,6 +132,10 @@ def main(argv=None) -> int:
             },
             "fidelity_seconds": round(fidelity_s, 2),
             "stability": {"mode": args.stability, **relative_differences(lut, rerun, keys)},
+            "stability_canary_referenced": {
+                "canary_scale": canary_scale(lut, rerun),
+                **relative_differences(lut, rerun, keys, canary_scale(lut, rerun)),
+            },
             "stability_seconds": round(stability_s, 2),
             "lut": str(lut_path) if args.out else None,
             "cpu_model": lut.environment.get("cpu_model"),
