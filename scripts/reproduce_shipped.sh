@@ -27,5 +27,6 @@ sgnas-profile --device cpu --space cifar10 --validate 100 --lut lut/cpu-cifar10.
     --plot docs/figures/cpu-cifar10.fidelity.png --json
 
 # 3. The generator for that LUT, trained on the held-out part of the training split.
-OMP_NUM_THREADS=2 sgnas train-generator --supernet supernets/cifar10-spos.pt \
-    --lut lut/cpu-cifar10.json --data "$DATA" ${GENERATOR_ARGS:-}
+OMP_NUM_THREADS=1 sgnas train-generator --supernet supernets/cifar10-spos.pt \
+    --lut lut/cpu-cifar10.json --data "$DATA" --epochs 20 --batches-per-epoch 25 --batch-size 32 \
+    --tau-decay 0.86 --lambda 20 --cost-samples 8 --workers 1 --no-progress
