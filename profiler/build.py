@@ -132,6 +132,15 @@ def _start(cfg: BuildConfig) -> Lut:
     return lut
 
 
+#: ``Runner.info`` keys that name one entry's temporary files, not how the device runs.
+_PER_ENTRY_INFO = ("onnx",)
+
+
+def runner_provenance(info: dict) -> dict:
+    """The part of a runner's ``info`` recorded as ``environment["runner"]`` of a LUT."""
+    return {k: v for k, v in info.items() if k not in _PER_ENTRY_INFO}
+
+
 class _Measurer:
     """Builds, writes, checks and measures one entry at a time, one live runner at a time."""
 
@@ -141,6 +150,8 @@ class _Measurer:
         self.specs = graphs.key_specs(cfg.space)
         self.checked: set[str] = set()
         self.fp16 = cfg.device.precision == "fp16"
+        #: ``Runner.info`` of the last measurement (how it actually ran), for the LUT's environment.
+        self.runner_info: dict = {}
 
     def model_spec(self, key: str):
         from .backends.base import ModelSpec
@@ -172,7 +183,9 @@ class _Measurer:
         spec = self.model_spec(key)
         try:
             with make_runner(self.cfg.device, spec, cache_dir=self.cfg.cache_dir) as runner:
-                return measure(runner, self.cfg.device.protocol)
+                m = measure(runner, self.cfg.device.protocol)
+                self.runner_info = runner_provenance(runner.info)
+                return m
         finally:
             for p in (spec.onnx_path, spec.onnx_path_fp16):
                 if p is not None:
@@ -273,6 +286,7 @@ def build_lut(
                 canary.maybe(done)
                 m = measurer.measure(key)
                 lut.entries[key] = entry_stats(m, canary.factor)
+                lut.environment["runner"] = measurer.runner_info
                 unsaved += 1
                 if unsaved >= cfg.checkpoint_every:
                     _checkpoint(lut, cfg, canary)

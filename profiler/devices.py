@@ -25,7 +25,8 @@ DEVICES_DIR = Path(__file__).resolve().parent.parent / "devices"
 
 KINDS = ("cpu", "gpu")
 BACKENDS = ("onnxruntime", "openvino", "tensorrt", "torch")
-PRECISIONS = ("fp32", "fp16")
+#: fp32 means TF32 off on GPUs; tf32 allows TF32 math (Ampere and newer).
+PRECISIONS = ("fp32", "fp16", "tf32")
 #: Backends usable per device kind.
 BACKEND_KINDS = {
     "onnxruntime": ("cpu",),
@@ -43,7 +44,7 @@ class DeviceDescriptor:
     description: str
     kind: str  # "cpu" | "gpu"
     backend: str  # "onnxruntime" | "openvino" | "tensorrt" | "torch"
-    precision: str  # "fp32" | "fp16"
+    precision: str  # "fp32" | "fp16" | "tf32" (GPU only)
     batch_size: int
     #: Input resolution of the whole network; None = the search space's own input size.
     input_size: int | None = None

@@ -9,7 +9,10 @@ Three implementations, chosen in this order by :func:`select_cuda_api`:
 3. ``pycuda``: supported where installed, last because it builds from source against a CUDA toolkit.
 
 Handles are opaque to callers; :meth:`CudaApi.stream_handle` gives the integer ``cudaStream_t`` that
-TensorRT's ``execute_async_v3`` takes.
+TensorRT's ``execute_async_v3`` takes. Copies are issued on the caller's stream and synchronized, so
+they are ordered with the work on it (as trtexec does). Capture uses the thread-local mode and, when
+it fails, ends the capture, frees a partial graph and clears the error (trtexec's
+``endCaptureOnError``), so the stream stays usable for plain launches.
 """
 
 from __future__ import annotations
@@ -30,9 +33,21 @@ class CudaApi(abc.ABC):
     """Buffers, one stream, events and graph capture on the current CUDA device."""
 
     name = "cuda"
+    #: False where the binding cannot capture CUDA graphs (then :meth:`capture` raises).
+    supports_capture = True
+    #: Why :func:`select_cuda_api` skipped the bindings before this one.
+    skipped: list[str] = []
 
     @abc.abstractmethod
     def device_name(self) -> str: ...
+
+    @abc.abstractmethod
+    def compute_capability(self) -> tuple[int, int]:
+        """(major, minor) compute capability of the current device."""
+
+    def runtime_major(self) -> int | None:
+        """CUDA major version of the runtime this binding uses (None if unknown)."""
+        return None
 
     @abc.abstractmethod
     def malloc(self, nbytes: int) -> int: ...
@@ -41,10 +56,12 @@ class CudaApi(abc.ABC):
     def free(self, ptr: int) -> None: ...
 
     @abc.abstractmethod
-    def memcpy_htod(self, ptr: int, host: np.ndarray) -> None: ...
+    def memcpy_htod(self, ptr: int, host: np.ndarray, stream: Any) -> None:
+        """Copy ``host`` to ``ptr`` on ``stream`` and wait for it."""
 
     @abc.abstractmethod
-    def memcpy_dtoh(self, host: np.ndarray, ptr: int) -> None: ...
+    def memcpy_dtoh(self, host: np.ndarray, ptr: int, stream: Any) -> None:
+        """Copy ``host.nbytes`` bytes from ``ptr`` into ``host`` on ``stream`` and wait for it."""
 
     @abc.abstractmethod
     def stream_create(self) -> Any:
@@ -93,31 +110,48 @@ def _import_cudart():
 
 
 class CudaPythonApi(CudaApi):
-    """``cuda-python`` runtime bindings."""
+    """``cuda-python`` runtime bindings (every call returns ``(cudaError_t, *results)``)."""
 
     name = "cuda-python"
 
     def __init__(self, cudart: Any = None) -> None:
         self.rt = cudart if cudart is not None else _import_cudart()
 
+    def _ok(self, err: Any) -> bool:
+        return err == self.rt.cudaError_t.cudaSuccess
+
     def _call(self, fn: str, *args: Any) -> Any:
         result = getattr(self.rt, fn)(*args)
         err, rest = result[0], result[1:]
-        if err != self.rt.cudaError_t.cudaSuccess:
-            msg = self.rt.cudaGetErrorString(err)[1]
-            msg = msg.decode() if isinstance(msg, bytes) else str(msg)
-            raise CudaError(f"{fn}: {msg}")
+        if not self._ok(err):
+            raise CudaError(f"{fn}: {self._message(err)}")
         if not rest:
             return None
         return rest[0] if len(rest) == 1 else rest
 
+    def _message(self, err: Any) -> str:
+        try:
+            msg = self.rt.cudaGetErrorString(err)[1]
+        except Exception:  # an unknown code: report it as is
+            return str(err)
+        return msg.decode() if isinstance(msg, bytes) else str(msg)
+
     def device_count(self) -> int:
         return int(self._call("cudaGetDeviceCount"))
 
+    def _props(self) -> Any:
+        return self._call("cudaGetDeviceProperties", self._call("cudaGetDevice"))
+
     def device_name(self) -> str:
-        props = self._call("cudaGetDeviceProperties", self._call("cudaGetDevice"))
-        name = props.name
+        name = self._props().name
         return (name.decode(errors="replace") if isinstance(name, bytes) else str(name)).rstrip("\x00")
+
+    def compute_capability(self) -> tuple[int, int]:
+        props = self._props()
+        return int(props.major), int(props.minor)
+
+    def runtime_major(self) -> int | None:
+        return int(self._call("cudaRuntimeGetVersion")) // 1000
 
     def malloc(self, nbytes: int) -> int:
         return int(self._call("cudaMalloc", int(nbytes)))
@@ -125,16 +159,18 @@ class CudaPythonApi(CudaApi):
     def free(self, ptr: int) -> None:
         self._call("cudaFree", ptr)
 
-    def memcpy_htod(self, ptr: int, host: np.ndarray) -> None:
+    def memcpy_htod(self, ptr: int, host: np.ndarray, stream: Any) -> None:
         host = np.ascontiguousarray(host)
-        self._call("cudaMemcpy", ptr, host.ctypes.data, host.nbytes,
-                   self.rt.cudaMemcpyKind.cudaMemcpyHostToDevice)
+        self._call("cudaMemcpyAsync", ptr, host.ctypes.data, host.nbytes,
+                   self.rt.cudaMemcpyKind.cudaMemcpyHostToDevice, stream)
+        self.stream_synchronize(stream)  # ``host`` must outlive the copy
 
-    def memcpy_dtoh(self, host: np.ndarray, ptr: int) -> None:
+    def memcpy_dtoh(self, host: np.ndarray, ptr: int, stream: Any) -> None:
         if not host.flags.c_contiguous:
             raise ValueError("host array must be C-contiguous")
-        self._call("cudaMemcpy", host.ctypes.data, ptr, host.nbytes,
-                   self.rt.cudaMemcpyKind.cudaMemcpyDeviceToHost)
+        self._call("cudaMemcpyAsync", host.ctypes.data, ptr, host.nbytes,
+                   self.rt.cudaMemcpyKind.cudaMemcpyDeviceToHost, stream)
+        self.stream_synchronize(stream)
 
     def stream_create(self) -> Any:
         return self._call("cudaStreamCreateWithFlags", self.rt.cudaStreamNonBlocking)
@@ -162,31 +198,42 @@ class CudaPythonApi(CudaApi):
         self._call("cudaEventDestroy", event)
 
     def capture(self, stream: Any, enqueue: Callable[[], None]) -> Any:
-        mode = self.rt.cudaStreamCaptureMode.cudaStreamCaptureModeGlobal
+        mode = self.rt.cudaStreamCaptureMode.cudaStreamCaptureModeThreadLocal
         self._call("cudaStreamBeginCapture", stream, mode)
         try:
             enqueue()
+            graph = self._call("cudaStreamEndCapture", stream)
         except BaseException:
-            graph = self.rt.cudaStreamEndCapture(stream)
-            if graph[0] == self.rt.cudaError_t.cudaSuccess and graph[1] is not None:
-                self.rt.cudaGraphDestroy(graph[1])
-            self.rt.cudaGetLastError()
+            self._end_capture_on_error(stream)
             raise
-        graph = self._call("cudaStreamEndCapture", stream)
         try:
             exe = self._call("cudaGraphInstantiateWithFlags", graph, 0)
-        except CudaError:
+        except BaseException:
             self.rt.cudaGraphDestroy(graph)
             self.rt.cudaGetLastError()
             raise
         return (graph, exe)
 
+    def _end_capture_on_error(self, stream: Any) -> None:
+        """Leave capture mode after a failed capture: end it, drop the partial graph, clear errors."""
+        status = self.rt.cudaStreamIsCapturing(stream)
+        none = self.rt.cudaStreamCaptureStatus.cudaStreamCaptureStatusNone
+        if not self._ok(status[0]) or status[1] != none:
+            # An invalidated capture returns no graph; a capture TensorRT failed in returns one
+            # that must not be used.
+            err, graph = self.rt.cudaStreamEndCapture(stream)
+            if self._ok(err) and graph is not None:
+                self.rt.cudaGraphDestroy(graph)
+        self.rt.cudaGetLastError()
+
     def graph_launch(self, graph: Any, stream: Any) -> None:
         self._call("cudaGraphLaunch", graph[1], stream)
 
     def graph_destroy(self, graph: Any) -> None:
-        self._call("cudaGraphExecDestroy", graph[1])
-        self._call("cudaGraphDestroy", graph[0])
+        try:
+            self._call("cudaGraphExecDestroy", graph[1])
+        finally:
+            self._call("cudaGraphDestroy", graph[0])
 
 
 # ------------------------------------------------------------------------ torch
@@ -204,6 +251,14 @@ class TorchCudaApi(CudaApi):
     def device_name(self) -> str:
         return self.torch.cuda.get_device_name()
 
+    def compute_capability(self) -> tuple[int, int]:
+        major, minor = self.torch.cuda.get_device_capability()
+        return int(major), int(minor)
+
+    def runtime_major(self) -> int | None:
+        version = self.torch.version.cuda
+        return int(str(version).split(".")[0]) if version else None
+
     def malloc(self, nbytes: int) -> int:
         t = self.torch.empty(max(int(nbytes), 1), dtype=self.torch.uint8, device="cuda")
         self._buffers[t.data_ptr()] = t
@@ -215,15 +270,23 @@ class TorchCudaApi(CudaApi):
     def _bytes(self, a: np.ndarray) -> np.ndarray:
         return np.ascontiguousarray(a).reshape(-1).view(np.uint8)
 
-    def memcpy_htod(self, ptr: int, host: np.ndarray) -> None:
-        src = self._bytes(host)
-        self._buffers[ptr][: src.size].copy_(self.torch.from_numpy(src.copy()))
-        self.torch.cuda.synchronize()
+    def _buffer(self, ptr: int, nbytes: int) -> Any:
+        buf = self._buffers[ptr]
+        if nbytes > buf.numel():
+            raise CudaError(f"copy of {nbytes} bytes exceeds the {buf.numel()}-byte buffer")
+        return buf[:nbytes]
 
-    def memcpy_dtoh(self, host: np.ndarray, ptr: int) -> None:
-        self.torch.cuda.synchronize()
+    def memcpy_htod(self, ptr: int, host: np.ndarray, stream: Any) -> None:
+        src = self.torch.from_numpy(self._bytes(host).copy())
+        with self.torch.cuda.stream(stream):
+            self._buffer(ptr, src.numel()).copy_(src)
+        stream.synchronize()
+
+    def memcpy_dtoh(self, host: np.ndarray, ptr: int, stream: Any) -> None:
         dst = host.reshape(-1).view(np.uint8)
-        dst[:] = self._buffers[ptr][: dst.size].cpu().numpy()
+        with self.torch.cuda.stream(stream):
+            out = self._buffer(ptr, dst.size).cpu()  # a blocking copy ordered on ``stream``
+        dst[:] = out.numpy()
 
     def stream_create(self) -> Any:
         return self.torch.cuda.Stream()
@@ -252,7 +315,8 @@ class TorchCudaApi(CudaApi):
 
     def capture(self, stream: Any, enqueue: Callable[[], None]) -> Any:
         graph = self.torch.cuda.CUDAGraph()
-        with self.torch.cuda.graph(graph, stream=stream):
+        # torch.cuda.graph ends the capture when the body raises
+        with self.torch.cuda.graph(graph, stream=stream, capture_error_mode="thread_local"):
             enqueue()
         return graph
 
@@ -266,19 +330,32 @@ class TorchCudaApi(CudaApi):
 
 # ----------------------------------------------------------------------- pycuda
 class PyCudaApi(CudaApi):
-    """pycuda (``pycuda.autoinit`` creates the context on the first GPU)."""
+    """pycuda (``pycuda.autoinit`` creates the context on the first GPU).
+
+    Released pycuda versions have no stream capture; :attr:`supports_capture` says whether the
+    installed one has it (``Stream.begin_capture``), and :meth:`capture` raises where it does not.
+    """
 
     name = "pycuda"
 
-    def __init__(self) -> None:
-        import pycuda.autoinit  # noqa: F401  (creates and pushes a context)
-        import pycuda.driver as drv
-
+    def __init__(self, drv: Any = None) -> None:
+        if drv is None:
+            import pycuda.autoinit  # noqa: F401  (creates and pushes a context)
+            import pycuda.driver as drv
         self.drv = drv
+        self.supports_capture = hasattr(drv.Stream, "begin_capture") and hasattr(drv.Stream,
+                                                                                 "end_capture")
         self._buffers: dict[int, Any] = {}
 
     def device_name(self) -> str:
         return self.drv.Context.get_device().name()
+
+    def compute_capability(self) -> tuple[int, int]:
+        major, minor = self.drv.Context.get_device().compute_capability()
+        return int(major), int(minor)
+
+    def runtime_major(self) -> int | None:
+        return int(self.drv.get_version()[0])
 
     def malloc(self, nbytes: int) -> int:
         alloc = self.drv.mem_alloc(max(int(nbytes), 1))
@@ -290,11 +367,14 @@ class PyCudaApi(CudaApi):
         if alloc is not None:
             alloc.free()
 
-    def memcpy_htod(self, ptr: int, host: np.ndarray) -> None:
-        self.drv.memcpy_htod(ptr, np.ascontiguousarray(host))
+    def memcpy_htod(self, ptr: int, host: np.ndarray, stream: Any) -> None:
+        host = np.ascontiguousarray(host)
+        self.drv.memcpy_htod_async(ptr, host, stream)
+        stream.synchronize()
 
-    def memcpy_dtoh(self, host: np.ndarray, ptr: int) -> None:
-        self.drv.memcpy_dtoh(host, ptr)
+    def memcpy_dtoh(self, host: np.ndarray, ptr: int, stream: Any) -> None:
+        self.drv.memcpy_dtoh_async(host, ptr, stream)
+        stream.synchronize()
 
     def stream_create(self) -> Any:
         return self.drv.Stream()
@@ -322,6 +402,8 @@ class PyCudaApi(CudaApi):
         pass
 
     def capture(self, stream: Any, enqueue: Callable[[], None]) -> Any:
+        if not self.supports_capture:
+            raise CudaError("the installed pycuda has no stream capture (no Stream.begin_capture)")
         stream.begin_capture()
         try:
             enqueue()
@@ -364,13 +446,20 @@ CANDIDATES: tuple[tuple[str, Callable[[], CudaApi]], ...] = (
 
 
 def select_cuda_api() -> CudaApi:
-    """The first usable implementation among cuda-python, torch and pycuda."""
+    """The first usable implementation among cuda-python, torch and pycuda.
+
+    Why earlier candidates were skipped is kept in the returned object's ``skipped`` list (the
+    runner records it), so a fallback is never silent.
+    """
     reasons = []
     for name, make in CANDIDATES:
         try:
-            return make()
+            api = make()
         except Exception as exc:  # ImportError, no driver, no device: try the next one
             reasons.append(f"{name}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}")
+            continue
+        api.skipped = list(reasons)
+        return api
     raise SgnasError(
         "no usable CUDA GPU binding (pip install 'sgnas[trt]' for cuda-python); tried "
         + "; ".join(reasons)

@@ -5,7 +5,9 @@ to the device's CPUs (intra-op workers started later inherit the mask), ``torch.
 ``perf_counter_ns`` around the forward call.
 
 CUDA: the module runs in eval mode (half precision for fp16 devices) on a private non-default
-stream, with ``cudnn.benchmark`` on (restored afterwards). When the device asks for CUDA graphs, one
+stream, with ``cudnn.benchmark`` on and TF32 set as declared (``fp32``: TF32 off in matmul and cuDNN,
+which PyTorch otherwise allows in convolutions; ``tf32``: on); these process-wide flags are restored
+on deactivation and also when activation fails. When the device asks for CUDA graphs, one
 forward is captured with ``torch.cuda.CUDAGraph`` after a warm-up on the side stream, and replayed;
 if capture fails the runner falls back to eager launches and records that in ``info``. Latencies
 come from CUDA events recorded on the private stream around each iteration; the input lives on the
@@ -95,6 +97,33 @@ class TorchCpuRunner(Runner):
             return _first(self._module(self._x)).float().numpy().copy()
 
 
+class CudaFlags:
+    """``cudnn.benchmark`` and the TF32 switches for one precision, restorable."""
+
+    def __init__(self, precision: str) -> None:
+        self.tf32 = precision == "tf32"
+        self.precision = precision
+        self._saved: tuple[bool, bool, bool] | None = None
+
+    def apply(self) -> None:
+        self._saved = (torch.backends.cudnn.benchmark, torch.backends.cuda.matmul.allow_tf32,
+                       torch.backends.cudnn.allow_tf32)
+        torch.backends.cudnn.benchmark = True
+        if self.precision != "fp16":  # fp16 math does not use TF32
+            torch.backends.cuda.matmul.allow_tf32 = self.tf32
+            torch.backends.cudnn.allow_tf32 = self.tf32
+
+    def restore(self) -> None:
+        if self._saved is not None:
+            (torch.backends.cudnn.benchmark, torch.backends.cuda.matmul.allow_tf32,
+             torch.backends.cudnn.allow_tf32) = self._saved
+            self._saved = None
+
+
+#: Precision label recorded in ``info["precision_built"]``.
+BUILT = {"fp16": "fp16 (half-precision module)", "fp32": "fp32 (TF32 off)", "tf32": "tf32 (TF32 on)"}
+
+
 class TorchCudaRunner(Runner):
     """PyTorch on a CUDA GPU: private stream, CUDA events, CUDA graph replay when possible."""
 
@@ -111,19 +140,32 @@ class TorchCudaRunner(Runner):
         self._graph: torch.cuda.CUDAGraph | None = None
         self._static_out: Any = None
         self._events: list[tuple[torch.cuda.Event, torch.cuda.Event]] = []
-        self._saved_benchmark: bool | None = None
+        self._flags: CudaFlags | None = None
 
     def activate_impl(self) -> None:
+        self._flags = CudaFlags(self.device.precision)
+        self._flags.apply()
+        try:
+            self._activate()
+        except BaseException:
+            self.deactivate_impl()
+            raise
+
+    def _activate(self) -> None:
+        from .support import check_precision
+
         dev = torch.device("cuda", torch.cuda.current_device())
+        check_precision(tuple(torch.cuda.get_device_capability(dev)), self.device.precision,
+                        f"device {self.device.name}")
         dtype = torch.float16 if self.device.precision == "fp16" else torch.float32
         module = _build(self.model).to(dev, dtype=dtype)
-        x = torch.from_numpy(self.model.make_input(np.float32)).to(dev, dtype=dtype)
         stream = torch.cuda.Stream(device=dev)
-        self._saved_benchmark = torch.backends.cudnn.benchmark
-        torch.backends.cudnn.benchmark = True
-        self._module, self._x, self._stream = module, x, stream
-
+        self._stream = stream
         stream.wait_stream(torch.cuda.current_stream(dev))
+        with torch.cuda.stream(stream):  # the input copy is ordered with the compute stream
+            x = torch.from_numpy(self.model.make_input(np.float32)).to(dev, dtype=dtype)
+        self._module, self._x = module, x
+
         with torch.inference_mode(), torch.cuda.stream(stream):
             for _ in range(self.warmup_launches):
                 module(x)
@@ -134,6 +176,9 @@ class TorchCudaRunner(Runner):
             self._graph, reason = try_capture(self._capture)
         self.info.update(device=torch.cuda.get_device_name(dev), torch=torch.__version__,
                          cuda=torch.version.cuda, precision=self.device.precision,
+                         precision_built=BUILT[self.device.precision],
+                         tf32=bool(torch.backends.cudnn.allow_tf32
+                                   and self.device.precision != "fp16"),
                          cuda_graph=self._graph is not None)
         if reason:
             self.info["cuda_graph_error"] = reason
@@ -141,7 +186,7 @@ class TorchCudaRunner(Runner):
     def _capture(self) -> torch.cuda.CUDAGraph:
         graph = torch.cuda.CUDAGraph()
         with torch.inference_mode():
-            with torch.cuda.graph(graph, stream=self._stream):
+            with torch.cuda.graph(graph, stream=self._stream, capture_error_mode="thread_local"):
                 self._static_out = self._module(self._x)
         with torch.cuda.stream(self._stream):
             graph.replay()
@@ -149,18 +194,21 @@ class TorchCudaRunner(Runner):
         return graph
 
     def deactivate_impl(self) -> None:
-        if self._stream is not None:
-            self._stream.synchronize()
-        self._graph = None
-        self._static_out = None
-        self._events = []
-        self._module = None
-        self._x = None
-        self._stream = None
-        if self._saved_benchmark is not None:
-            torch.backends.cudnn.benchmark = self._saved_benchmark
-            self._saved_benchmark = None
-        torch.cuda.empty_cache()
+        try:
+            if self._stream is not None:
+                self._stream.synchronize()
+        finally:
+            self._graph = None
+            self._static_out = None
+            self._events = []
+            self._module = None
+            self._x = None
+            self._stream = None
+            if self._flags is not None:
+                self._flags.restore()
+                self._flags = None
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
 
     def _step(self) -> Any:
         if self._graph is not None:
