@@ -5,7 +5,7 @@ import dataclasses
 import numpy as np
 
 from profiler.backends import base
-from profiler.build import BuildConfig, build_lut, runner_provenance, with_protocol
+from profiler.build import BuildConfig, build_lut, with_protocol
 from profiler.devices import load_device
 from sgnas.lut import load_lut
 from sgnas.space import get_space
@@ -44,4 +44,6 @@ def test_precision_built_reaches_the_lut_environment(tmp_path, monkeypatch):
 
 
 def test_per_entry_files_are_left_out():
+    from profiler.build import runner_provenance
+
     assert runner_provenance({"backend": "x", "onnx": "/tmp/k.onnx"}) == {"backend": "x"}

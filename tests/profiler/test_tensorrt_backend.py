@@ -42,7 +42,8 @@ def onnx_files(tmp_path):
 @pytest.fixture(autouse=True)
 def no_wheel_metadata(monkeypatch):
     """No TensorRT wheel is installed here; tests say which CUDA it was built for when it matters."""
-    monkeypatch.setattr(trt_backend, "wheel_cuda_major", lambda major: 13 if major >= 11 else 12)
+    monkeypatch.setattr(trt_backend, "wheel_cuda_major", lambda major: 13 if major >= 11 else 12,
+                        raising=False)
 
 
 def install(monkeypatch, version, **kw):
@@ -184,9 +185,12 @@ def test_input_and_output_copies_run_on_the_private_stream(monkeypatch, onnx_fil
     calls = install(monkeypatch, "10.9.0")
     cuda = FakeCuda(calls, cc=(7, 5))
     with TensorRTRunner(load_device("t4"), spec(onnx_files), cuda=cuda) as r:
+        stream = ("stream", FakeCuda.STREAM)
         assert names(calls, "memcpy_htod") == [("memcpy_htod", r._buffers["x"],
-                                                int(np.prod(SHAPE)) * 4)]
-        assert r.run().shape == OUT_SHAPE  # FakeCuda refuses a copy on any other stream
+                                                int(np.prod(SHAPE)) * 4, stream)]
+        assert calls.index(("stream_create",)) < calls.index(names(calls, "memcpy_htod")[0])
+        assert r.run().shape == OUT_SHAPE
+        assert names(calls, "memcpy_dtoh")[0][3] == stream
 
 
 # ------------------------------------------------------------------ 5. checked returns, clean-up
@@ -382,6 +386,26 @@ def test_cuda_python_invalidated_capture_is_ended_and_the_error_cleared(monkeypa
         assert rt.state.capturing == {}  # the stream left capture mode
         assert rt.state.last_error == F.Err.cudaSuccess  # the sticky error was cleared
         r.time_iterations(2)  # plain enqueues still work
+
+
+def test_cuda_python_captures_in_thread_local_mode():
+    rt = F.make_fake_cudart()
+    api = CudaPythonApi(rt)
+    stream = api.stream_create()
+    graph = api.capture(stream, lambda: None)
+    assert rt.state.modes == [rt.cudaStreamCaptureMode.cudaStreamCaptureModeThreadLocal]
+    api.graph_launch(graph, stream)
+    api.graph_destroy(graph)
+    assert rt.state.graphs == set() and rt.state.execs == set() and rt.state.launches == 1
+
+
+def test_cuda_python_invalidated_capture_clears_the_sticky_error():
+    rt = F.make_fake_cudart(invalidate_capture=True)
+    api = CudaPythonApi(rt)
+    stream = api.stream_create()
+    with pytest.raises(CudaError, match="cudaStreamEndCapture: cudaErrorStreamCaptureInvalidated"):
+        api.capture(stream, lambda: None)
+    assert rt.state.capturing == {} and rt.state.last_error == F.Err.cudaSuccess
 
 
 def test_cuda_python_enqueue_failure_during_capture_recovers():

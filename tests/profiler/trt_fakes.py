@@ -282,15 +282,19 @@ class FakeCuda(CudaApi):
         if stream != ("stream", self.STREAM) or not self.stream_live:
             raise CudaError(f"not the live private stream: {stream!r}")
 
-    def memcpy_htod(self, ptr, host, stream):
-        self._check_stream(stream)
+    def memcpy_htod(self, ptr, host, stream=None):
+        """``stream=None``: a copy not ordered with the private stream (recorded as such)."""
+        if stream is not None:
+            self._check_stream(stream)
         if host.nbytes > self.sizes[ptr]:
             raise CudaError(f"copy of {host.nbytes} bytes into a {self.sizes[ptr]}-byte buffer")
-        self.calls.append(("memcpy_htod", ptr, host.nbytes))
+        self.calls.append(("memcpy_htod", ptr, host.nbytes, stream))
         self.htod[ptr] = host.copy()
 
-    def memcpy_dtoh(self, host, ptr, stream):
-        self._check_stream(stream)
+    def memcpy_dtoh(self, host, ptr, stream=None):
+        if stream is not None:
+            self._check_stream(stream)
+        self.calls.append(("memcpy_dtoh", ptr, host.nbytes, stream))
         if host.nbytes > self.sizes[ptr]:
             raise CudaError(f"copy of {host.nbytes} bytes from a {self.sizes[ptr]}-byte buffer")
         host[...] = 7.0
