@@ -94,6 +94,13 @@ def cc_of_model(gpu_model: str | None) -> Version | None:
     return GPU_MODELS.get(gpu_model.strip().upper())
 
 
+def trt_extra(gpu_model: str | None) -> str:
+    """The pip extra that installs a TensorRT for ``gpu_model`` (``trt-volta`` for a V100, else ``trt``)."""
+    cc = cc_of_model(gpu_model)
+    row = arch_for(cc) if cc is not None else None
+    return "trt-volta" if row is not None and row.arch == "Volta" else "trt"
+
+
 def check_tensorrt(cc: Version, trt_version: str, precision: str, where: str,
                    trt_cuda: int | None = None, binding_cuda: int | None = None) -> ArchSupport:
     """Refuse TensorRT ``trt_version`` for a GPU of compute capability ``cc``; return its matrix row.

@@ -38,7 +38,7 @@ from sgnas.fileio import atomic_write_bytes
 
 from .base import ModelSpec, Runner, try_capture
 from .cuda_api import CudaApi, select_cuda_api
-from .support import cc_of_model, check_tensorrt
+from .support import cc_of_model, check_tensorrt, trt_extra
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +100,7 @@ class TensorRTRunner(Runner):
         super().__init__(device, model)
         if device.kind != "gpu":
             raise SgnasError(f"device {device.name}: the tensorrt backend needs a gpu device")
-        self.trt = require("tensorrt", "trt")
+        self.trt = require("tensorrt", trt_extra(device.gpu_model))
         self.version = str(getattr(self.trt, "__version__", "0"))
         self.major = trt_major(self.version)
         if self.major < 10:

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from profiler.backends.support import (MATRIX, arch_for, cc_of_model, check_precision,
-                                       check_tensorrt, markdown_table)
+                                       check_tensorrt, markdown_table, trt_extra)
 from profiler.devices import known_devices, load_device
 from sgnas.errors import SgnasError
 
@@ -71,3 +71,8 @@ def test_v100_descriptor_states_the_requirement():
 
 def test_readme_states_the_matrix():
     assert markdown_table() in (ROOT / "README.md").read_text()
+
+
+def test_extra_per_gpu():
+    assert trt_extra("V100") == "trt-volta"
+    assert trt_extra("H100") == "trt" and trt_extra(None) == "trt"
