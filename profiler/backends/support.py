@@ -51,8 +51,8 @@ class ArchSupport:
 
 MATRIX: tuple[ArchSupport, ...] = (
     ArchSupport("Volta", (7, 0), (7, 2), "V100", (10, 0), (10, 4), (12,), False,
-                "TensorRT removed Volta in 10.5 and CUDA 13 dropped it; TensorRT 10.0-10.4 on CUDA 12 "
-                "is the last that runs it (or use the torch CUDA-graph backend, e.g. --device v100-torch)",
+                "TensorRT removed Volta in 10.5 and CUDA 13 dropped it; without TensorRT 10.0-10.4 on "
+                "CUDA 12 use the torch CUDA-graph backend, --device v100-torch",
                 VOLTA_INSTALL),
     ArchSupport("Turing", (7, 5), (7, 5), "T4", (10, 0), None, (12, 13), False,
                 "supported by TensorRT 10 and 11", INSTALL[12]),
