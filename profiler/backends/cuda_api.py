@@ -207,7 +207,7 @@ class CudaPythonApi(CudaApi):
             self._end_capture_on_error(stream)
             raise
         try:
-            exe = self._call("cudaGraphInstantiateWithFlags", graph, 0)
+            exe = self._call("cudaGraphInstantiate", graph, 0)  # cuda-python 12+: (graph, flags)
         except BaseException:
             self.rt.cudaGraphDestroy(graph)
             self.rt.cudaGetLastError()

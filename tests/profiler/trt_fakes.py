@@ -450,7 +450,7 @@ def make_fake_cudart(cc=(8, 0), runtime_version=12080, invalidate_capture=False)
         state.graphs.add(g)
         return (ok, g)
 
-    def cudaGraphInstantiateWithFlags(graph, flags):
+    def cudaGraphInstantiate(graph, flags):  # the cuda-python 12/13 signature
         x = 0x800 + len(state.execs) + 1
         state.execs.add(x)
         return (ok, x)
@@ -471,7 +471,7 @@ def make_fake_cudart(cc=(8, 0), runtime_version=12080, invalidate_capture=False)
 
     for fn in (cudaGetLastError, cudaMalloc, cudaFree, cudaMemcpyAsync, cudaStreamCreateWithFlags,
                cudaStreamDestroy, cudaEventCreate, cudaEventDestroy, cudaStreamBeginCapture,
-               cudaStreamIsCapturing, cudaStreamEndCapture, cudaGraphInstantiateWithFlags,
+               cudaStreamIsCapturing, cudaStreamEndCapture, cudaGraphInstantiate,
                cudaGraphLaunch, cudaGraphExecDestroy, cudaGraphDestroy):
         setattr(rt, fn.__name__, fn)
     rt.cudaStreamSynchronize = stream_op
