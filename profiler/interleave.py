@@ -19,12 +19,15 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Protocol, Sequence
+from typing import TYPE_CHECKING, Protocol, Sequence
 
 import numpy as np
 
 from sgnas.errors import SgnasError
 from sgnas.space import Architecture, SearchSpace
+
+if TYPE_CHECKING:  # pragma: no cover
+    from sgnas.lut import EntryStats, Lut
 
 #: Upper bound on iterations of one chunk, so a timer reporting ~0 ms can't spin.
 MAX_CHUNK_ITERS = 100_000
@@ -292,3 +295,26 @@ def quiet(runner) -> object:
     """
     runner.allow_spinning = False
     return runner
+
+
+def normalized_entry(result: Interleaved, state_ms: float) -> "EntryStats":
+    """The LUT entry of an interleaved measurement, stated in the reference state ``state_ms``."""
+    from sgnas.lut import EntryStats
+
+    return EntryStats(
+        median_ms=result.ratio * state_ms,
+        p10_ms=result.ratio_p10 * state_ms,
+        p90_ms=result.ratio_p90 * state_ms,
+        n=result.n * result.entry_iters,
+        spread=result.ratio_spread,
+        noisy=result.noisy,
+        ratio=result.ratio,
+        ratio_spread=result.ratio_spread,
+        ratio_n=result.n,
+    )
+
+
+def record_reference(lut: "Lut", state: ReferenceState) -> None:
+    """Store ``state`` as ``lut.reference`` and re-state every ratio entry in its reference state."""
+    lut.reference = state.to_dict()
+    lut.rescale_to_reference(state.state_ms)

@@ -38,6 +38,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cycles", type=int, default=6)
     ap.add_argument("--cycle-s", type=float, default=1.5)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--probe-chain", type=int, default=8,
+                    help="matmuls per probe iteration (160x160, 1 thread)")
     args = ap.parse_args(argv)
 
     from profiler import graphs
@@ -62,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
         def runner(name):
             return quiet(make_runner(device, specs[name]))
 
-        probe = ProbeTimer()
+        probe = ProbeTimer(chain=args.probe_chain)
         entry, ref = runner("entry"), runner("reference")
         entry.activate()
         try:
@@ -98,6 +100,7 @@ def main(argv: list[str] | None = None) -> int:
         "device": device.name,
         "entry": str(archs["entry"]),
         "reference": str(archs["reference"]),
+        "probe_chain": args.probe_chain,
         "chunk_iters": {"entry": iters[0], "reference": iters[1], "probe": iters[2]},
         "pairs": int(len(at)),
         "seconds": args.seconds,

@@ -196,3 +196,31 @@ def test_bench_generator_scores_both_methods_with_one_evaluator(artifacts, monke
     hits = evaluators[0].cache_hits
     assert evaluators[0](load_architecture(run["generator_arch"])) == run["generator_accuracy"]
     assert evaluators[0].cache_hits == hits + 1  # already scored by this very evaluator
+
+
+def test_bench_interleave_on_the_tiny_space(capsys):
+    bench = load_script("bench_interleave")
+    assert bench.main(["--space", "tiny", "--seconds", "0.6", "--window", "0.2", "--cycles", "2",
+                       "--cycle-s", "0.1", "--chunk-ms", "5", "--probe-chain", "2"]) == 0
+    record = one_json_line(capsys)
+    assert record["space"] == "tiny" and record["pairs"] >= 5
+    assert set(record["drift"]) == {"entry_ms", "reference_ms", "probe_ms", "ratio_entry_reference",
+                                    "ratio_entry_probe"}
+    assert record["drift"]["entry_ms"]["windows"] >= 2
+    d = record["disturbance"]
+    assert len(d["interleaved_over_alone"]) == 2 and d["median_interleaved_over_alone"] > 0
+
+
+def test_gpu_check_fails_fast_without_a_gpu(tmp_path):
+    import shutil
+    import subprocess
+
+    if shutil.which("nvidia-smi"):
+        pytest.skip("this host has nvidia-smi; the script would run for real")
+    res = subprocess.run(["bash", str(SCRIPTS / "gpu_check.sh"), str(tmp_path)], capture_output=True,
+                         text=True, timeout=60)
+    assert res.returncode == 2
+    lines = res.stdout.strip().splitlines()
+    assert len(lines) == 1
+    record = json.loads(lines[0])
+    assert record["ok"] is False and record["step"] == "gpu" and "NVIDIA GPU" in record["error"]
