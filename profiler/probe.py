@@ -3,6 +3,13 @@
 The probe does not touch any inference runtime, so a change in its latency is a change of the
 machine (frequency, co-tenants), never of a model or runtime. ``sgnas check`` records it next to the
 model's latency (baseline key :data:`PROBE_KEY`) to tell a slower machine from a slower model.
+
+One probe iteration should last about as long as one inference of the models it is compared with
+(default: 40 matmuls, ~3 ms on the machines here, like a CIFAR-10 network). On a CPU shared by more
+runnable threads than cores, an iteration longer than the scheduler's time slice is interrupted and
+a shorter one mostly is not, so a short probe's median misses that kind of slowdown: measured here
+under load (``scripts/bench_interleave.py``), a 0.65 ms probe moved 6.5% while the networks moved
+4.6x; a 3 ms probe moved 2.0x with a network that moved 1.7x.
 """
 
 from __future__ import annotations
@@ -25,7 +32,7 @@ class ProbeTimer:
     while timing (``threadpoolctl``), so the probe sees one core like a 1-thread runtime.
     """
 
-    def __init__(self, size: int = 160, chain: int = 8, seed: int = 0) -> None:
+    def __init__(self, size: int = 160, chain: int = 40, seed: int = 0) -> None:
         if size < 1 or chain < 1:
             raise SgnasError(f"probe size and chain must be >= 1, got {size} and {chain}")
         self.size, self.chain = int(size), int(chain)
@@ -81,7 +88,7 @@ class ProbeResult:
             raise SgnasError(f"baseline {PROBE_KEY!r} record is malformed ({exc})") from exc
 
 
-def run_probe(size: int = 160, chain: int = 8, rounds: int = 5, round_ms: float = 20.0,
+def run_probe(size: int = 160, chain: int = 40, rounds: int = 5, round_ms: float = 20.0,
               warmup_ms: float = 20.0, seed: int = 0) -> ProbeResult:
     """Warm up, then ``rounds`` rounds of about ``round_ms`` each; the median of their medians."""
     from .interleave import chunk_iters, warm_up
@@ -97,7 +104,7 @@ def run_probe(size: int = 160, chain: int = 8, rounds: int = 5, round_ms: float 
                        size=size, chain=chain)
 
 
-def measure_probe(size: int = 160, chain: int = 8, rounds: int = 5, round_ms: float = 20.0,
+def measure_probe(size: int = 160, chain: int = 40, rounds: int = 5, round_ms: float = 20.0,
                   seed: int = 0) -> float:
     """The probe's latency in ms (one chain of ``chain`` matmuls), median of ``rounds`` rounds."""
     return run_probe(size, chain, rounds, round_ms, seed=seed).ms

@@ -38,8 +38,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cycles", type=int, default=6)
     ap.add_argument("--cycle-s", type=float, default=1.5)
     ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--probe-chain", type=int, default=8,
-                    help="matmuls per probe iteration (160x160, 1 thread)")
+    ap.add_argument("--probe-chain", type=int, default=40,
+                    help="matmuls per probe iteration (160x160, 1 thread; default 40)")
     args = ap.parse_args(argv)
 
     from profiler import graphs
