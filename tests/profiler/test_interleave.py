@@ -173,3 +173,38 @@ def test_lut_of_the_old_protocol_loads_marked_unnormalized(tmp_path):
     assert all(e.ratio is None for e in back.entries.values())
     with pytest.raises(SgnasError, match="positive"):
         back.rescale_to_reference(0.0)
+
+
+class FakeRunner(FakeTimer):
+    def __init__(self, *a, **kw):
+        super().__init__(*a, **kw)
+        self.is_active = False
+        self.allow_spinning = True
+
+    def activate(self):
+        self.is_active = True
+
+    def deactivate(self):
+        self.is_active = False
+
+
+def test_reference_session_states_a_build_in_one_reference_state():
+    from profiler.interleave import ReferenceSession
+
+    space = get_space("tiny")
+    lut = _lut(space)
+    machine = Machine([1.0] * 10 + [1.5] * 100)  # the machine turns 50% slower mid-build
+    keys = space.all_keys()[:4]
+    ref_runner = FakeRunner(1.0, machine)
+    cfg = InterleaveConfig(pairs=2, max_pairs=2, warmup_ms=0.0)
+    with ReferenceSession(ref_runner, cfg) as ref:
+        assert ref_runner.is_active and not ref_runner.allow_spinning
+        for done, key in enumerate(keys):
+            stats, result = ref.measure(FakeTimer(0.5 * (done + 1), machine), done)
+            lut.entries[key] = stats
+    assert not ref_runner.is_active
+    record_reference(lut, ref.state)
+    state = lut.reference["state_ms"]
+    assert lut.reference["drift"]["range"] > 0.3  # the record saw the state change
+    for done, key in enumerate(keys):  # ...the entries did not
+        assert lut.entries[key].median_ms == pytest.approx(0.5 * (done + 1) * state)
