@@ -31,6 +31,9 @@ if TYPE_CHECKING:  # pragma: no cover
 
 #: Upper bound on iterations of one chunk, so a timer reporting ~0 ms can't spin.
 MAX_CHUNK_ITERS = 100_000
+#: Chunk statistics: the median resists one-off interruptions; the mean scales linearly with the
+#: share of a CPU the process gets when more threads are runnable than cores (time slicing).
+STATISTICS = {"median": np.median, "mean": np.mean}
 #: Configuration of the reference block and network: 4 sub-blocks (middle of 2..6), mean kernel 5.
 REFERENCE_CONFIG: tuple[int, ...] = (3, 5, 5, 7)
 
@@ -47,7 +50,8 @@ class InterleaveConfig:
 
     Each chunk lasts about ``chunk_ms`` and at least ``min_chunk_iters`` iterations (sized from the
     warm-up). ``pairs`` entry/reference chunk pairs are timed; while the ratio's spread (IQR/median)
-    is above ``max_spread``, ``pairs`` more are added, up to ``max_pairs``.
+    is above ``max_spread``, ``pairs`` more are added, up to ``max_pairs``. ``statistic`` sums up
+    a chunk (:data:`STATISTICS`).
     """
 
     chunk_ms: float = 30.0
@@ -56,8 +60,12 @@ class InterleaveConfig:
     max_pairs: int = 30
     warmup_ms: float = 50.0
     max_spread: float = 0.03
+    statistic: str = "median"
 
     def __post_init__(self) -> None:
+        if self.statistic not in STATISTICS:
+            raise SgnasError(f"interleave.statistic must be one of {', '.join(STATISTICS)}, "
+                             f"not {self.statistic!r}")
         checks = {
             "chunk_ms": self.chunk_ms > 0,
             "min_chunk_iters": self.min_chunk_iters >= 1,
@@ -147,20 +155,32 @@ def warm_up(timer: Timer, warmup_ms: float, min_iters: int = 3) -> float:
 
 
 def time_chunks(timers: Sequence[Timer], iters: Sequence[int], pairs: int,
-                clock_start: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+                clock_start: float | None = None, statistic: str = "median"
+                ) -> tuple[np.ndarray, np.ndarray]:
     """Time ``timers`` in turn, ``iters[j]`` iterations each, ``pairs`` times over.
 
-    Returns ``(medians, at_s)``: ``medians[i, j]`` is the median latency of timer ``j`` in round
-    ``i``; ``at_s[i]`` the seconds since ``clock_start`` (default: now) when round ``i`` began.
+    Returns ``(values, at_s)``: ``values[i, j]`` is the ``statistic`` (median or mean) of timer
+    ``j``'s latencies in round ``i``; ``at_s[i]`` the seconds since ``clock_start`` (default: now)
+    when round ``i`` began.
     """
+    values, at = time_chunks_stats(timers, iters, pairs, clock_start, (statistic,))
+    return values[statistic], at
+
+
+def time_chunks_stats(timers: Sequence[Timer], iters: Sequence[int], pairs: int,
+                      clock_start: float | None = None, statistics: Sequence[str] = ("median",)
+                      ) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """:func:`time_chunks` with several chunk statistics of the same samples at once."""
     start = time.perf_counter() if clock_start is None else clock_start
-    medians = np.empty((pairs, len(timers)), dtype=np.float64)
+    out = {s: np.empty((pairs, len(timers)), dtype=np.float64) for s in statistics}
     at = np.empty(pairs, dtype=np.float64)
     for i in range(pairs):
         at[i] = time.perf_counter() - start
         for j, (timer, n) in enumerate(zip(timers, iters)):
-            medians[i, j] = float(np.median(timer.time_iterations(int(n))))
-    return medians, at
+            lat = timer.time_iterations(int(n))
+            for s in statistics:
+                out[s][i, j] = float(STATISTICS[s](lat))
+    return out, at
 
 
 def interleave(entry: Timer, reference: Timer, cfg: InterleaveConfig | None = None) -> Interleaved:
@@ -178,14 +198,14 @@ def interleave(entry: Timer, reference: Timer, cfg: InterleaveConfig | None = No
     iters = (chunk_iters(est_e, cfg.chunk_ms, cfg.min_chunk_iters),
              chunk_iters(est_r, cfg.chunk_ms, cfg.min_chunk_iters))
     start = time.perf_counter()
-    medians, at = time_chunks((entry, reference), iters, cfg.pairs, start)
+    medians, at = time_chunks((entry, reference), iters, cfg.pairs, start, cfg.statistic)
     while True:
         ratios = medians[:, 0] / medians[:, 1]
         ratio, spread, p10, p90 = ratio_stats(ratios)
         if spread <= cfg.max_spread or len(ratios) >= cfg.max_pairs:
             break
         more = min(cfg.pairs, cfg.max_pairs - len(ratios))
-        m2, a2 = time_chunks((entry, reference), iters, more, start)
+        m2, a2 = time_chunks((entry, reference), iters, more, start, cfg.statistic)
         medians, at = np.vstack([medians, m2]), np.concatenate([at, a2])
     return Interleaved(
         ratios=ratios.tolist(), entry_ms=medians[:, 0].tolist(), reference_ms=medians[:, 1].tolist(),

@@ -3,7 +3,8 @@
 Two whole networks of a space (the reference network and a random one) run as ONNX Runtime sessions
 of device ``cpu`` (1 thread, pinned, spinning off), both live, timed in alternating chunks of about
 ``--chunk-ms`` together with the numpy machine-speed probe, for ``--seconds``. Reported per window of
-``--window`` seconds: how far each absolute median moves and how far the ratio moves.
+``--window`` seconds: how far each absolute median moves and how far the ratios move (chunks
+summed up by their median, and by their mean: ``*_mean``).
 
 Disturbance check (same run): ``--cycles`` cycles of (entry timed alone, reference session closed)
 and (entry timed interleaved with the live reference), order alternating; the entry's median
@@ -46,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     from profiler.backends.base import ModelSpec, make_runner
     from profiler.devices import load_device
     from profiler.interleave import (chunk_iters, quiet, reference_architecture, time_chunks,
-                                     warm_up, window_drift)
+                                     time_chunks_stats, warm_up, window_drift)
     from profiler.probe import ProbeTimer
     from sgnas.space import get_space
 
@@ -72,12 +73,13 @@ def main(argv: list[str] | None = None) -> int:
             timers = (entry, ref, probe)
             iters = [chunk_iters(warm_up(t, 100.0), args.chunk_ms, 3) for t in timers]
             t0 = time.perf_counter()
-            rows, ats = [], []
+            rows, means, ats = [], [], []
             while time.perf_counter() - t0 < args.seconds:
-                m, a = time_chunks(timers, iters, 5, t0)
-                rows.append(m)
+                m, a = time_chunks_stats(timers, iters, 5, t0, ("median", "mean"))
+                rows.append(m["median"])
+                means.append(m["mean"])
                 ats.append(a)
-            med, at = np.vstack(rows), np.concatenate(ats)
+            med, mean, at = np.vstack(rows), np.vstack(means), np.concatenate(ats)
             ref.deactivate()
             drift = {
                 "entry_ms": window_drift(med[:, 0], at, args.window),
@@ -85,6 +87,9 @@ def main(argv: list[str] | None = None) -> int:
                 "probe_ms": window_drift(med[:, 2], at, args.window),
                 "ratio_entry_reference": window_drift(med[:, 0] / med[:, 1], at, args.window),
                 "ratio_entry_probe": window_drift(med[:, 0] / med[:, 2], at, args.window),
+                # the same ratios with each chunk summed up by its mean instead of its median
+                "ratio_entry_reference_mean": window_drift(mean[:, 0] / mean[:, 1], at, args.window),
+                "ratio_entry_probe_mean": window_drift(mean[:, 0] / mean[:, 2], at, args.window),
             }
             disturb = _disturbance(entry, lambda: runner("reference"), iters[:2], args, time_chunks)
         finally:

@@ -89,9 +89,26 @@ def test_time_chunks_alternates_in_order():
     assert med.shape == (2, 3) and at.shape == (2,)
 
 
+def test_chunk_statistics_median_and_mean():
+    from profiler.interleave import time_chunks_stats
+
+    class Interrupted:  # one of four iterations is interrupted (4x as long)
+        def time_iterations(self, n):
+            return np.array([1.0, 1.0, 1.0, 4.0][:n])
+
+    vals, _ = time_chunks_stats([Interrupted()], [4], 1, statistics=("median", "mean"))
+    assert vals["median"][0, 0] == 1.0 and vals["mean"][0, 0] == pytest.approx(1.75)
+    machine = Machine([1.0])
+    r = interleave(FakeTimer(2.0, machine), FakeTimer(1.0, machine),
+                   InterleaveConfig(pairs=2, max_pairs=2, warmup_ms=0.0, statistic="mean"))
+    assert r.ratio == pytest.approx(2.0)
+
+
 def test_bad_config_and_zero_latency():
     with pytest.raises(SgnasError, match="max_pairs"):
         InterleaveConfig(pairs=5, max_pairs=2)
+    with pytest.raises(SgnasError, match="statistic"):
+        InterleaveConfig(statistic="p90")
 
     class Zero:
         def time_iterations(self, n):

@@ -205,7 +205,8 @@ def test_bench_interleave_on_the_tiny_space(capsys):
     record = one_json_line(capsys)
     assert record["space"] == "tiny" and record["pairs"] >= 5
     assert set(record["drift"]) == {"entry_ms", "reference_ms", "probe_ms", "ratio_entry_reference",
-                                    "ratio_entry_probe"}
+                                    "ratio_entry_probe", "ratio_entry_reference_mean",
+                                    "ratio_entry_probe_mean"}
     assert record["drift"]["entry_ms"]["windows"] >= 2
     d = record["disturbance"]
     assert len(d["interleaved_over_alone"]) == 2 and d["median_interleaved_over_alone"] > 0
