@@ -9,7 +9,7 @@ One probe iteration should last about as long as one inference of the models it 
 runnable threads than cores, an iteration longer than the scheduler's time slice is interrupted and
 a shorter one mostly is not, so a short probe's median misses that kind of slowdown: measured here
 under load (``scripts/bench_interleave.py``), a 0.65 ms probe moved 6.5% while the networks moved
-4.6x; a 3 ms probe moved 2.0x with a network that moved 1.7x.
+461%; a 3 ms probe moved 118% with a network that moved 109% (docs/RESULTS.md).
 """
 
 from __future__ import annotations
