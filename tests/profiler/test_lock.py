@@ -20,7 +20,13 @@ HOLD = textwrap.dedent("""
     print("held", flush=True)
     if sys.argv[3] == "crash":
         import os; os._exit(0)      # dies without releasing: the file keeps its PID
-    time.sleep(float(sys.argv[3]))
+    if sys.argv[3].startswith("until:"):   # hold until that file exists
+        import os
+        t0 = time.time()
+        while not os.path.exists(sys.argv[3][6:]) and time.time() - t0 < 120:
+            time.sleep(0.05)
+    else:
+        time.sleep(float(sys.argv[3]))
     lock.release()
 """)
 
@@ -111,3 +117,28 @@ def test_cli_refuses_while_the_device_is_locked(tmp_path):
     assert len(lines) == 1 and lines[0].startswith("error: device cpu is being profiled by PID "
                                                    f"{proc.pid}")
     assert not out.exists()
+
+
+@pytest.mark.slow
+def test_cli_waits_for_the_holder_with_wait(tmp_path):
+    go = tmp_path / "release"
+    proc = _hold(tmp_path, f"until:{go}", device="cpu")
+    out = tmp_path / "lut.json"
+    cli = subprocess.Popen(
+        [sys.executable, "-m", "sgnas.cli.main", "profile", "--device", "cpu", "--space", "tiny",
+         "--out", str(out), "--limit", "1", "--wait", "--no-canary", "--json"],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT), "SGNAS_LOCK_DIR": str(tmp_path)})
+    try:
+        first = cli.stderr.readline()  # the CLI says it waits, and for whom
+        assert first.startswith(f"warning: device cpu is being profiled by PID {proc.pid}")
+        assert not out.exists()
+        go.touch()
+        stdout, stderr = cli.communicate(timeout=300)
+    finally:
+        go.touch()
+        proc.wait()
+        if cli.poll() is None:
+            cli.kill()
+    assert cli.returncode == 0, stderr
+    assert out.exists() and '"entries": 1' in stdout
