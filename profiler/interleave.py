@@ -258,7 +258,7 @@ def _reference_config(space: SearchSpace) -> tuple[int, ...]:
 class ReferenceState:
     """The machine-state record of a build: the reference's absolute latency over time.
 
-    ``samples`` holds ``[seconds since start, entries done, reference median ms]`` per measured
+    ``samples`` holds ``[seconds since started (epoch s), entries done, reference median ms]`` per measured
     entry; :attr:`state_ms` (median of all samples) is the build's reference state, in which every
     entry is stored (``ratio x state_ms``). Stored as ``lut.reference``.
     """
@@ -297,6 +297,7 @@ class ReferenceState:
             "state_ms": self.state_ms if self.samples else None,
             "drift": self.drift(),
             "protocol": dict(self.protocol),
+            "started": self.started,
             "samples": [list(s) for s in self.samples],
         }
 
@@ -304,7 +305,8 @@ class ReferenceState:
     def from_dict(cls, d: dict) -> "ReferenceState":
         return cls(model=str(d["model"]), kind=str(d.get("kind", "block")),
                    samples=[[float(x) for x in s] for s in d.get("samples", [])],
-                   protocol=dict(d.get("protocol") or {}))
+                   protocol=dict(d.get("protocol") or {}),
+                   started=float(d.get("started") or time.time()))
 
 
 def quiet(runner) -> object:

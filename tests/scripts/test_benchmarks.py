@@ -225,3 +225,19 @@ def test_gpu_check_fails_fast_without_a_gpu(tmp_path):
     assert len(lines) == 1
     record = json.loads(lines[0])
     assert record["ok"] is False and record["step"] == "gpu" and "NVIDIA GPU" in record["error"]
+
+
+def test_bench_calibration_set_on_the_tiny_space(capsys, tmp_path):
+    from sgnas.lut import EntryStats, Lut, save_lut
+    from sgnas.space import get_space
+
+    space = get_space("tiny")
+    entries = {k: EntryStats(0.01 * (i + 1), 0.01, 0.01, 1, 0.0)
+               for i, k in enumerate(space.all_keys())}
+    path = tmp_path / "lut.json"
+    save_lut(Lut(space.name, space.fingerprint, {"name": "cpu"}, entries,
+                 input_size=space.input_size, complete=True), path)
+    assert load_script("bench_calibration_set").main(["--lut", str(path), "--n", "12"]) == 0
+    record = one_json_line(capsys)
+    assert sum(record["calibration"]["thirds"].values()) == 12
+    assert record["calibration"]["max_ms"] >= record["random"]["max_ms"]
