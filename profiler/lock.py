@@ -38,19 +38,6 @@ def lock_path(device: str, directory: str | os.PathLike | None = None) -> Path:
     return Path(directory if directory is not None else lock_dir()) / f"{safe}.lock"
 
 
-def pid_alive(pid: int) -> bool:
-    """Whether a process ``pid`` exists on this machine."""
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 class ProfileLock:
     """Exclusive lock of one device; a context manager.
 
