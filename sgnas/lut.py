@@ -10,7 +10,14 @@ File layout (JSON, ``schema_version`` 1)::
     {"schema_version": 1, "space": "imagenet", "space_fingerprint": "...",
      "device": {...descriptor...}, "input_size": 224, "environment": {...}, "created": "...",
      "complete": true, "drift": {...}, "build": {...}, "calibration": {"slope": ..., "intercept": ...} | null,
+     "reference": {...},                                   # optional: state-normalized builds only
      "entries": {"stem_r224_s2_c32_o16": {"median_ms": ..., "p10_ms": ..., ...}, ...}}
+
+State-normalized builds time every entry interleaved with a fixed reference model and store
+``median_ms = ratio x reference state``; each entry then also carries ``ratio``, ``ratio_spread``
+and ``ratio_n``, and ``reference`` holds the machine-state record (reference model, its state
+``state_ms``, its latency over the build). A LUT without ``reference`` (the older protocol) loads
+unchanged and reports :attr:`Lut.normalized` False.
 
 :attr:`Lut.fingerprint` identifies the *latency model* a LUT stands for — the space and the device
 settings that shape latency (name, backend, precision, batch size, threads, input size) — and not the
@@ -53,6 +60,10 @@ class EntryStats:
     spread: float
     noisy: bool = False
     canary_factor: float | None = None
+    #: State-normalized entries: median ratio to the reference, its spread (IQR/median), pair count.
+    ratio: float | None = None
+    ratio_spread: float | None = None
+    ratio_n: int | None = None
 
     def to_dict(self) -> dict:
         d = {
@@ -65,11 +76,16 @@ class EntryStats:
         }
         if self.canary_factor is not None:
             d["canary_factor"] = float(self.canary_factor)
+        if self.ratio is not None:
+            d["ratio"] = float(self.ratio)
+            d["ratio_spread"] = None if self.ratio_spread is None else float(self.ratio_spread)
+            d["ratio_n"] = None if self.ratio_n is None else int(self.ratio_n)
         return d
 
     @classmethod
     def from_dict(cls, d: dict) -> "EntryStats":
         cf = d.get("canary_factor")
+        ratio, rs, rn = d.get("ratio"), d.get("ratio_spread"), d.get("ratio_n")
         return cls(
             median_ms=float(d["median_ms"]),
             p10_ms=float(d["p10_ms"]),
@@ -78,6 +94,9 @@ class EntryStats:
             spread=float(d["spread"]),
             noisy=bool(d.get("noisy", False)),
             canary_factor=None if cf is None else float(cf),
+            ratio=None if ratio is None else float(ratio),
+            ratio_spread=None if rs is None else float(rs),
+            ratio_n=None if rn is None else int(rn),
         )
 
 
@@ -141,6 +160,8 @@ class Lut:
     drift: dict = field(default_factory=dict)
     build: dict = field(default_factory=dict)
     complete: bool = False
+    #: Machine-state record of a state-normalized build (empty: the older, unnormalized protocol).
+    reference: dict = field(default_factory=dict)
     path: str | None = field(default=None, compare=False)
     schema_version: int = SCHEMA_VERSION
 
@@ -169,6 +190,22 @@ class Lut:
             ]
         ).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
+
+    @property
+    def normalized(self) -> bool:
+        """Whether the entries were measured relative to a reference (state-normalized)."""
+        return bool(self.reference)
+
+    def rescale_to_reference(self, state_ms: float) -> None:
+        """Re-state every entry that has a ratio as ``ratio x state_ms`` (p10/p90 scaled alike)."""
+        if not state_ms > 0:
+            raise SgnasError(f"reference state must be positive, got {state_ms}")
+        for e in self.entries.values():
+            if e.ratio is None:
+                continue
+            f = e.ratio * state_ms / e.median_ms if e.median_ms > 0 else 1.0
+            e.median_ms, e.p10_ms, e.p90_ms = e.ratio * state_ms, e.p10_ms * f, e.p90_ms * f
+        self.reference["state_ms"] = float(state_ms)
 
     def _where(self) -> str:
         return f"LUT {self.path}" if self.path else f"LUT of device {self.device_name!r}"
@@ -230,7 +267,7 @@ class Lut:
 
     # ---------------------------------------------------------- serialization
     def to_dict(self) -> dict:
-        return {
+        d = {
             "schema_version": self.schema_version,
             "space": self.space,
             "space_fingerprint": self.space_fingerprint,
@@ -245,6 +282,9 @@ class Lut:
             "calibration": None if self.calibration is None else self.calibration.to_dict(),
             "entries": {k: v.to_dict() for k, v in self.entries.items()},
         }
+        if self.reference:
+            d["reference"] = dict(self.reference)
+        return d
 
     @classmethod
     def from_dict(cls, d: dict, path: str | None = None) -> "Lut":
@@ -261,6 +301,7 @@ class Lut:
             drift=dict(d.get("drift") or {}),
             build=dict(d.get("build") or {}),
             complete=bool(d.get("complete", False)),
+            reference=dict(d.get("reference") or {}),
             path=path,
             schema_version=int(d["schema_version"]),
         )

@@ -51,3 +51,9 @@ def _one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(previous)
+
+
+@pytest.fixture(autouse=True)
+def _private_lock_dir(tmp_path_factory, monkeypatch):
+    """Profile locks of tests live in a private folder, never the machine-wide one."""
+    monkeypatch.setenv("SGNAS_LOCK_DIR", str(tmp_path_factory.mktemp("locks")))

@@ -36,6 +36,8 @@ class OnnxRuntimeRunner(Runner):
     """ONNX Runtime CPU runner."""
 
     backend = "onnxruntime"
+    #: False: idle intra-op workers do not spin (set when another model runs interleaved).
+    allow_spinning = True
 
     def __init__(self, device, model: ModelSpec, cache_dir: Path | None = None) -> None:
         super().__init__(device, model)
@@ -56,6 +58,8 @@ class OnnxRuntimeRunner(Runner):
         so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         so.enable_profiling = False
         so.log_severity_level = 3
+        if not self.allow_spinning:
+            so.add_session_config_entry("session.intra_op.allow_spinning", "0")
         if cpus is not None:
             affinities = thread_affinities(cpus)
             if affinities:

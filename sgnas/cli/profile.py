@@ -49,6 +49,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="do not re-measure the canary entry to track drift")
     parser.add_argument("-v", "--verbose", action="store_true",
                         help="log a warning for every entry whose timing varies much")
+    parser.add_argument("--wait", action="store_true",
+                        help="if the device is being profiled by another process, wait for it "
+                             "instead of refusing")
     parser.add_argument("--limit", type=int, help=argparse.SUPPRESS)
 
 
@@ -72,9 +75,19 @@ def run(args: argparse.Namespace) -> int:
     check_host(device, force=args.force)
     out = Path(args.out) if args.out else default_out(device.name, space.name)
     progress = sys.stderr.isatty()
-    if args.validate is not None:
-        return _validate(args, device, space, Path(args.lut) if args.lut else out, progress)
-    return _build(args, device, space, out, progress)
+    with _device_lock(device.name, args, out):
+        if args.validate is not None:
+            return _validate(args, device, space, Path(args.lut) if args.lut else out, progress)
+        return _build(args, device, space, out, progress)
+
+
+def _device_lock(device_name: str, args, out: Path):
+    """The profile lock of the device: one measurement per device at a time."""
+    from profiler.lock import ProfileLock
+
+    what = f"sgnas-profile {'--validate' if args.validate is not None else 'building'} {out}"
+    return ProfileLock(device_name, what=what, wait=args.wait,
+                       warn=lambda msg: print(f"warning: {msg}", file=sys.stderr))
 
 
 def _build(args, device, space, out: Path, progress: bool) -> int:

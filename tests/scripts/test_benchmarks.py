@@ -196,3 +196,48 @@ def test_bench_generator_scores_both_methods_with_one_evaluator(artifacts, monke
     hits = evaluators[0].cache_hits
     assert evaluators[0](load_architecture(run["generator_arch"])) == run["generator_accuracy"]
     assert evaluators[0].cache_hits == hits + 1  # already scored by this very evaluator
+
+
+def test_bench_interleave_on_the_tiny_space(capsys):
+    bench = load_script("bench_interleave")
+    assert bench.main(["--space", "tiny", "--seconds", "0.6", "--window", "0.2", "--cycles", "2",
+                       "--cycle-s", "0.1", "--chunk-ms", "5", "--probe-chain", "2"]) == 0
+    record = one_json_line(capsys)
+    assert record["space"] == "tiny" and record["pairs"] >= 5
+    assert set(record["drift"]) == {"entry_ms", "reference_ms", "probe_ms", "ratio_entry_reference",
+                                    "ratio_entry_probe", "ratio_entry_reference_mean",
+                                    "ratio_entry_probe_mean"}
+    assert record["drift"]["entry_ms"]["windows"] >= 2
+    d = record["disturbance"]
+    assert len(d["interleaved_over_alone"]) == 2 and d["median_interleaved_over_alone"] > 0
+
+
+def test_gpu_check_fails_fast_without_a_gpu(tmp_path):
+    import shutil
+    import subprocess
+
+    if shutil.which("nvidia-smi"):
+        pytest.skip("this host has nvidia-smi; the script would run for real")
+    res = subprocess.run(["bash", str(SCRIPTS / "gpu_check.sh"), str(tmp_path)], capture_output=True,
+                         text=True, timeout=60)
+    assert res.returncode == 2
+    lines = res.stdout.strip().splitlines()
+    assert len(lines) == 1
+    record = json.loads(lines[0])
+    assert record["ok"] is False and record["step"] == "gpu" and "NVIDIA GPU" in record["error"]
+
+
+def test_bench_calibration_set_on_the_tiny_space(capsys, tmp_path):
+    from sgnas.lut import EntryStats, Lut, save_lut
+    from sgnas.space import get_space
+
+    space = get_space("tiny")
+    entries = {k: EntryStats(0.01 * (i + 1), 0.01, 0.01, 1, 0.0)
+               for i, k in enumerate(space.all_keys())}
+    path = tmp_path / "lut.json"
+    save_lut(Lut(space.name, space.fingerprint, {"name": "cpu"}, entries,
+                 input_size=space.input_size, complete=True), path)
+    assert load_script("bench_calibration_set").main(["--lut", str(path), "--n", "12"]) == 0
+    record = one_json_line(capsys)
+    assert sum(record["calibration"]["thirds"].values()) == 12
+    assert record["calibration"]["max_ms"] >= record["random"]["max_ms"]
