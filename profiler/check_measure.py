@@ -17,7 +17,7 @@ from sgnas.errors import SgnasError, require
 from sgnas.space import SearchSpace
 
 if TYPE_CHECKING:
-    from .check import Target
+    from .check_config import Target
 
 
 class DeviceMeasurer:

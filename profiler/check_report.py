@@ -19,7 +19,7 @@ from sgnas.fileio import atomic_write_bytes, json_safe
 from sgnas.lut import utc_now
 
 if TYPE_CHECKING:
-    from .check import CheckConfig
+    from .check_config import CheckConfig
 
 OK, IMPROVED, NOISY, REGRESSED = "ok", "improved", "noisy", "regressed"
 #: A network slower than the LUT predicts, when the LUT records no end-to-end error: reported, not failed.

@@ -8,6 +8,7 @@ may be partial (defaults fill the rest). Unknown fields are errors, so a typo ne
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import types
@@ -238,6 +239,22 @@ def check_host(device: DeviceDescriptor, force: bool = False) -> None:
                 raise SgnasError(f"{msg}; use --force to override")
             warnings.warn(f"{msg}; measuring anyway (--force)", stacklevel=2)
     elif device.pin_threads:
-        from .backends.base import cpus_for
-
         cpus_for(device)
+
+
+def available_cpus() -> list[int]:
+    """CPUs this process may run on, sorted (all CPUs where affinity is not supported)."""
+    if hasattr(os, "sched_getaffinity"):
+        return sorted(os.sched_getaffinity(0))
+    return list(range(os.cpu_count() or 1))
+
+
+def cpus_for(device: DeviceDescriptor) -> list[int]:
+    """The CPUs a pinned CPU device uses: the first ``device.threads`` available ones."""
+    cpus = available_cpus()
+    threads = device.threads or 1
+    if threads > len(cpus):
+        raise SgnasError(
+            f"device {device.name} pins {threads} threads but only {len(cpus)} CPUs are available"
+        )
+    return cpus[:threads]

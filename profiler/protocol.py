@@ -14,14 +14,24 @@ import logging
 import math
 import time
 from dataclasses import asdict, dataclass, field, fields
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import numpy as np
 
 from sgnas.errors import SgnasError
 
-if TYPE_CHECKING:  # pragma: no cover
-    from .backends.base import Runner
+
+
+class Timer(Protocol):
+    """What the protocol needs of a runner (:class:`profiler.backends.base.Runner` is one)."""
+
+    is_active: bool
+
+    def __enter__(self) -> Any: ...
+
+    def __exit__(self, *exc: object) -> Any: ...
+
+    def time_iterations(self, n: int) -> np.ndarray: ...
 
 log = logging.getLogger(__name__)
 
@@ -130,7 +140,7 @@ class Measurement:
         )
 
 
-def warm_up(runner: "Runner", cfg: ProtocolConfig) -> float:
+def warm_up(runner: Timer, cfg: ProtocolConfig) -> float:
     """Run until ``warmup_ms`` have passed and ``warmup_min_iters`` iterations ran.
 
     Elapsed time is the larger of the wall clock and the sum of reported latencies. Returns the median
@@ -156,7 +166,7 @@ def _iters_for(duration_ms: float, per_iter_ms: float, floor: int) -> int:
     return int(min(max(math.ceil(duration_ms / per_iter_ms), floor, 1), MAX_ITERS))
 
 
-def _one_round(runner: "Runner", cfg: ProtocolConfig, estimate: float) -> np.ndarray:
+def _one_round(runner: Timer, cfg: ProtocolConfig, estimate: float) -> np.ndarray:
     n = _iters_for(cfg.min_round_ms, estimate, floor=cfg.min_iters_per_round)
     parts = [np.asarray(runner.time_iterations(n), dtype=np.float64)]
     total, count = float(parts[0].sum()), len(parts[0])
@@ -172,13 +182,13 @@ def _one_round(runner: "Runner", cfg: ProtocolConfig, estimate: float) -> np.nda
     return np.concatenate(parts)
 
 
-def _attempt(runner: "Runner", cfg: ProtocolConfig, estimate: float, remeasured: int) -> Measurement:
+def _attempt(runner: Timer, cfg: ProtocolConfig, estimate: float, remeasured: int) -> Measurement:
     rounds = [_one_round(runner, cfg, estimate) for _ in range(cfg.rounds)]
     medians = [float(np.median(r)) for r in rounds]
     return Measurement.from_samples(np.concatenate(rounds), medians, cfg.max_spread, remeasured)
 
 
-def measure(runner: "Runner", cfg: ProtocolConfig) -> Measurement:
+def measure(runner: Timer, cfg: ProtocolConfig) -> Measurement:
     """Measure an active ``runner``: warm up, time ``cfg.rounds`` rounds, re-measure while noisy.
 
     The returned :class:`Measurement` is the attempt with the least spread; ``noisy`` is set when even
@@ -211,7 +221,7 @@ class CanaryMonitor:
     normalize entries measured under drift.
     """
 
-    runner: "Runner"
+    runner: Timer
     cfg: ProtocolConfig
     medians: list[float] = field(default_factory=list)
     #: Entry count at which each canary median was taken.

@@ -299,7 +299,7 @@ class GeneratorBundle:
 
 def read_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict:
     """Load a generator checkpoint dict (``weights_only=True``); another kind of file is an error."""
-    from .train.checkpoint import load_checkpoint
+    from .checkpoint import load_checkpoint
 
     ckpt = load_checkpoint(path, GENERATOR_KIND, map_location=map_location)
     if ckpt.get("generator_version", 0) > GENERATOR_VERSION:
@@ -311,14 +311,14 @@ def read_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
 
 def save_generator(path: str | os.PathLike, bundle: "GeneratorBundle", **extra: Any) -> Path:
     """Write ``bundle`` (plus training state ``extra``) atomically as a weights-only checkpoint."""
-    from .train.checkpoint import save_checkpoint
+    from .checkpoint import save_checkpoint
 
     return save_checkpoint(path, bundle.checkpoint(**extra), GENERATOR_KIND)
 
 
 def bundle_from_checkpoint(ckpt: dict, path: str | None = None) -> GeneratorBundle:
     """Rebuild a :class:`GeneratorBundle` from a checkpoint dict."""
-    from .train.checkpoint import check_space
+    from .checkpoint import check_space
 
     space = check_space(ckpt, path or "<generator>")
     gen = ArchitectureGenerator(space, GeneratorConfig.from_dict(ckpt["generator_config"]))

@@ -21,10 +21,11 @@ import numpy as np
 
 from sgnas.errors import SgnasError, require
 
+from ..devices import DeviceDescriptor, available_cpus, cpus_for  # noqa: F401 (re-exported)
+
 if TYPE_CHECKING:  # pragma: no cover
     import torch
 
-    from ..devices import DeviceDescriptor
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -168,24 +169,6 @@ def make_runner(device: "DeviceDescriptor", model: ModelSpec, cache_dir: Path | 
 
 
 # ------------------------------------------------------------- CPU thread pinning
-def available_cpus() -> list[int]:
-    """CPUs this process may run on, sorted (all CPUs where affinity is not supported)."""
-    if hasattr(os, "sched_getaffinity"):
-        return sorted(os.sched_getaffinity(0))
-    return list(range(os.cpu_count() or 1))
-
-
-def cpus_for(device: "DeviceDescriptor") -> list[int]:
-    """The CPUs a pinned CPU device uses: the first ``device.threads`` available ones."""
-    cpus = available_cpus()
-    threads = device.threads or 1
-    if threads > len(cpus):
-        raise SgnasError(
-            f"device {device.name} pins {threads} threads but only {len(cpus)} CPUs are available"
-        )
-    return cpus[:threads]
-
-
 class ThreadPin:
     """Pins the calling thread to ``cpus`` (Linux ``sched_setaffinity``) and restores it later.
 

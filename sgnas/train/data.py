@@ -28,7 +28,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler, Subset
 from ..errors import SgnasError
 from ..space import SearchSpace
 from .distributed import current
-from .loop import mix_seed
+from .seeds import mix_seed
 
 CIFAR_MEAN = (0.4914, 0.4822, 0.4465)
 CIFAR_STD = (0.2470, 0.2435, 0.2616)
