@@ -148,7 +148,7 @@ def file_sha256(path: str | os.PathLike) -> str:
 
 
 def _external_data_files(path: Path) -> set[Path]:
-    import onnx
+    onnx = require("onnx", "tools")
 
     model = load_onnx(path)
     out = set()

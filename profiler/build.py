@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Callable, Sequence
 
 from sgnas.errors import SgnasError
 from sgnas.lut import EntryStats, Lut, load_lut, save_lut, utc_now
+from sgnas.progress import Progress
 from sgnas.space import SearchSpace
 
 from . import graphs
@@ -263,7 +264,7 @@ def build_lut(
             tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="sgnas-lut-")))
         measurer = _Measurer(cfg, tmp)
         canary = _Canary(cfg, measurer, lut)
-        bar = _progress(total, cfg, progress)
+        bar = Progress(total, f"profiling {cfg.device.name}", unit="entry", enabled=progress)
         stack.callback(bar.close)
         started = time.perf_counter()
         before = len(lut.entries)
@@ -313,22 +314,6 @@ def _checkpoint(lut: Lut, cfg: BuildConfig, canary: _Canary) -> None:
 @functools.lru_cache(maxsize=8)
 def _all_keys(space: SearchSpace) -> tuple[str, ...]:
     return tuple(space.all_keys())
-
-
-class _NoBar:
-    def update(self, n: int = 1) -> None: ...
-
-    def set_postfix(self, **kw) -> None: ...
-
-    def close(self) -> None: ...
-
-
-def _progress(total: int, cfg: BuildConfig, enabled: bool):
-    if not enabled:
-        return _NoBar()
-    from tqdm import tqdm
-
-    return tqdm(total=total, desc=f"profiling {cfg.device.name}", unit="entry", dynamic_ncols=True)
 
 
 def with_protocol(device: "DeviceDescriptor", **changes) -> "DeviceDescriptor":

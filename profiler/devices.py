@@ -17,7 +17,7 @@ import warnings
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 
-from sgnas.errors import SgnasError
+from sgnas.errors import SgnasError, require
 
 from .protocol import ProtocolConfig
 
@@ -182,7 +182,7 @@ def device_from_dict(data: dict, where: str = "device") -> DeviceDescriptor:
 
 def load_device(name_or_path: str) -> DeviceDescriptor:
     """Load ``devices/<name>.yaml`` or a descriptor file path, validated."""
-    import yaml
+    yaml = require("yaml", "tools")
 
     path = _resolve(name_or_path)
     try:

@@ -26,9 +26,11 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from sgnas.errors import SgnasError
+from sgnas import metrics
+from sgnas.errors import SgnasError, require
 from sgnas.fileio import json_safe
 from sgnas.lut import Calibration, Lut
+from sgnas.progress import Progress
 from sgnas.space import SearchSpace
 
 from . import graphs
@@ -42,31 +44,23 @@ log = logging.getLogger(__name__)
 
 def error_metrics(predicted: np.ndarray, measured: np.ndarray) -> dict:
     """MAPE, signed bias, shares within ±5% / ±10%, Kendall τ, Spearman ρ and Pearson r."""
-    from scipy import stats
-
-    p = np.asarray(predicted, dtype=np.float64)
-    m = np.asarray(measured, dtype=np.float64)
-    rel = (p - m) / m
-    out = {
-        "n": int(len(m)),
-        "mape": float(np.mean(np.abs(rel))),
-        "bias": float(np.mean(rel)),
-        "max_abs_error": float(np.max(np.abs(rel))),
-        "within_5pct": float(np.mean(np.abs(rel) <= 0.05 + 1e-9)),
-        "within_10pct": float(np.mean(np.abs(rel) <= 0.10 + 1e-9)),
+    return {
+        "n": int(len(measured)),
+        "mape": metrics.mape(predicted, measured),
+        "bias": metrics.bias(predicted, measured),
+        "max_abs_error": metrics.max_abs_error(predicted, measured),
+        "within_5pct": metrics.share_within(predicted, measured, 5.0),
+        "within_10pct": metrics.share_within(predicted, measured, 10.0),
+        "kendall_tau": metrics.kendall_tau(predicted, measured),
+        "spearman": metrics.spearman(predicted, measured),
+        "pearson": metrics.pearson(predicted, measured),
     }
-    if len(m) >= 2 and np.ptp(p) > 0 and np.ptp(m) > 0:
-        out["kendall_tau"] = float(stats.kendalltau(p, m).statistic)
-        out["spearman"] = float(stats.spearmanr(p, m).statistic)
-        out["pearson"] = float(stats.pearsonr(p, m).statistic)
-    else:
-        out["kendall_tau"] = out["spearman"] = out["pearson"] = math.nan
-    return out
 
 
 def fit_calibration(raw: np.ndarray, measured: np.ndarray, estimator: str = "huber") -> Calibration:
     """Fit ``measured ≈ slope · raw + intercept`` with scikit-learn (Huber loss or least squares)."""
-    from sklearn.linear_model import HuberRegressor, LinearRegression
+    linear_model = require("sklearn.linear_model", "tools")
+    HuberRegressor, LinearRegression = linear_model.HuberRegressor, linear_model.LinearRegression
 
     x = np.asarray(raw, dtype=np.float64).reshape(-1, 1)
     y = np.asarray(measured, dtype=np.float64)
@@ -218,7 +212,7 @@ def validate_lut(
     measured = np.zeros(n)
     with tempfile.TemporaryDirectory(prefix="sgnas-fidelity-") as tmp:
         meas = _NetworkMeasurer(device, space, Path(tmp), seed, cache_dir)
-        bar = _bar(n, device, progress)
+        bar = Progress(n, f"validating {device.name}", unit="net", enabled=progress)
         factor = 1.0
         for i, arch in enumerate(archs):
             if canary_every > 0 and i % canary_every == 0:
@@ -286,7 +280,7 @@ def validate_lut(
 
 def plot_fidelity(report: FidelityReport, path: str | Path) -> Path:
     """Predicted (raw and calibrated) against measured latency, with ±5% and ±10% bands, as PNG."""
-    from matplotlib.figure import Figure
+    Figure = require("matplotlib.figure", "tools").Figure
 
     from sgnas.fileio import atomic_write_with
 
@@ -320,17 +314,3 @@ def plot_fidelity(report: FidelityReport, path: str | Path) -> Path:
     path = Path(path)
     atomic_write_with(path, lambda fh: fig.savefig(fh, format="png"))
     return path
-
-
-class _NoBar:
-    def update(self, n: int = 1) -> None: ...
-
-    def close(self) -> None: ...
-
-
-def _bar(n: int, device, enabled: bool):
-    if not enabled:
-        return _NoBar()
-    from tqdm import tqdm
-
-    return tqdm(total=n, desc=f"validating {device.name}", unit="net", dynamic_ncols=True)

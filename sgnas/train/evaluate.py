@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..progress import Progress
 from ..space import Architecture, SearchSpace
 
 
@@ -144,23 +145,16 @@ def sample_eval(
     if archs is None:
         archs = [space.sample(rng) for _ in range(n)]
     results: list[tuple[Architecture, float]] = []
-    bar = None
-    if progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=len(archs), desc="evaluate", unit="arch", dynamic_ncols=True)
+    bar = Progress(len(archs), "evaluate", unit="arch", enabled=progress)
     try:
         for arch in archs:
             space.validate(arch)
             top1 = inherited_accuracy(model, arch, calib_loader, eval_loader, calib_batches,
                                       eval_batches, seed)
             results.append((arch, top1))
-            if bar is not None:
-                bar.update(1)
-                bar.set_postfix(top1=f"{100 * top1:.2f}%")
+            bar.update(1, top1=f"{100 * top1:.2f}%")
     finally:
-        if bar is not None:
-            bar.close()
+        bar.close()
     return results
 
 

@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from ..errors import SgnasError
+from ..errors import SgnasError, require
 
 OPTIMIZERS = ("sgd", "rmsprop")
 SCHEDULES = ("cosine", "step")
@@ -221,7 +221,7 @@ def save_recipe(recipe: TrainRecipe, path: str | os.PathLike) -> None:
 
     path = Path(path)
     if path.suffix.lower() in (".yaml", ".yml"):
-        import yaml
+        yaml = require("yaml", "tools")
 
         text = yaml.safe_dump(recipe.to_dict(), sort_keys=False)
     else:
@@ -240,7 +240,7 @@ def load_recipe(source: str | os.PathLike) -> TrainRecipe:
         )
     text = path.read_text()
     if path.suffix.lower() in (".yaml", ".yml"):
-        import yaml
+        yaml = require("yaml", "tools")
 
         try:
             data = yaml.safe_load(text)

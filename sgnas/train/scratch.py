@@ -35,7 +35,8 @@ from .checkpoint import check_space, load_checkpoint, save_checkpoint
 from .data import DataConfig, build_datasets, describe, train_loader
 from .loop import mix_seed, param_groups, steps_per_epoch, to_cpu, wrap_ddp
 from .recipes import TrainRecipe
-from .trainlog import JsonlLog, Progress, format_eta
+from ..progress import Progress, note
+from .trainlog import JsonlLog, format_eta
 
 SCRATCH_KIND = "sgnas-scratch"
 NETWORK_KIND = "sgnas-network"
@@ -447,7 +448,7 @@ class ScratchTrainer:
                         self._save_final()
                     log.write("epoch", **record)
                     if self.progress:
-                        _note(self._epoch_line(record))
+                        note(self._epoch_line(record))
         except KeyboardInterrupt:
             log.write("interrupted", epoch=self.epoch, global_step=self.global_step)
             raise
@@ -522,16 +523,6 @@ def load_trained(path: str | Path, ema: bool = True, map_location: Any = "cpu"):
     meta = {k: v for k, v in data.items() if k not in ("model", "ema", "optimizer")}
     device = map_location if isinstance(map_location, (str, torch.device)) else "cpu"
     return net.to(device).eval(), meta
-
-
-def _note(line: str) -> None:
-    """Print a line to stderr without breaking an active progress bar."""
-    try:
-        from tqdm import tqdm
-
-        tqdm.write(line, file=sys.stderr)
-    except ImportError:  # pragma: no cover - tqdm is in the tools extra
-        print(line, file=sys.stderr)
 
 
 __all__ = [

@@ -40,7 +40,8 @@ from . import distributed
 from .checkpoint import SUPERNET_KIND, check_space, load_checkpoint, save_checkpoint
 from .data import DataConfig, Datasets, build_datasets, describe, train_loader
 from .loop import mix_seed, param_groups, steps_per_epoch, to_cpu, wrap_ddp
-from .trainlog import JsonlLog, Progress, format_eta
+from ..progress import Progress
+from .trainlog import JsonlLog, format_eta
 
 LAST = "last.pt"
 FINAL = "supernet.pt"
