@@ -15,10 +15,8 @@ are divided by that factor, so a slower or faster machine state now does not rea
 
 from __future__ import annotations
 
-import copy
 import logging
 import math
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -33,8 +31,8 @@ from sgnas.lut import Calibration, Lut
 from sgnas.progress import Progress
 from sgnas.space import SearchSpace
 
-from . import graphs
 from .build import canary_key
+from .measure import Measurer
 
 if TYPE_CHECKING:  # pragma: no cover
     from .devices import DeviceDescriptor
@@ -124,53 +122,6 @@ class FidelityReport:
         )
 
 
-class _NetworkMeasurer:
-    """Measures whole networks and the canary entry, one live runner at a time."""
-
-    def __init__(self, device: "DeviceDescriptor", space: SearchSpace, tmp: Path, seed: int,
-                 cache_dir: Path | None) -> None:
-        self.device = device
-        self.space = space
-        self.tmp = tmp
-        self.seed = seed
-        self.cache_dir = cache_dir
-        self.fp16 = device.precision == "fp16"
-        self.verified = False
-
-    def _run(self, name: str, model, model16, shape, module) -> float:
-        from .backends.base import ModelSpec, make_runner
-        from .protocol import measure
-
-        path = graphs.save_model(model, self.tmp / f"{name}.onnx")
-        path16 = graphs.save_model(model16, self.tmp / f"{name}.fp16.onnx") if model16 else None
-        spec = ModelSpec(onnx_path=path, input_shape=shape, name=name,
-                         torch_factory=lambda: copy.deepcopy(module), onnx_path_fp16=path16, seed=self.seed)
-        try:
-            with make_runner(self.device, spec, cache_dir=self.cache_dir) as runner:
-                return measure(runner, self.device.protocol).median_ms
-        finally:
-            for p in (path, path16):
-                if p is not None:
-                    p.unlink(missing_ok=True)
-
-    def network(self, arch, index: int) -> float:
-        batch = self.device.batch_size
-        modules, model = graphs.network_graph(self.space, arch, batch, seed=self.seed)
-        shape = (batch, 3, self.space.input_size, self.space.input_size)
-        if not self.verified:
-            graphs.check_against_torch(modules, model, shape, seed=self.seed)
-            self.verified = True
-        model16 = (graphs.network_graph(self.space, arch, batch, dtype="fp16", modules=modules)[1]
-                   if self.fp16 else None)
-        return self._run(f"net{index}", model, model16, shape, modules)
-
-    def entry(self, key: str) -> float:
-        spec = graphs.key_specs(self.space)[key]
-        kg = graphs.key_graph(self.space, spec, self.device.batch_size, seed=self.seed,
-                              fp16=self.fp16)
-        return self._run("canary", kg.model, kg.model_fp16, kg.input_shape, kg.module)
-
-
 def validate_lut(
     lut: Lut,
     device: "DeviceDescriptor",
@@ -210,17 +161,17 @@ def validate_lut(
     canary_ms: list[float] = []
     factors = np.ones(n)
     measured = np.zeros(n)
-    with tempfile.TemporaryDirectory(prefix="sgnas-fidelity-") as tmp:
-        meas = _NetworkMeasurer(device, space, Path(tmp), seed, cache_dir)
+    with Measurer(device, space, seed=seed, verify=True, cache_dir=cache_dir,
+                  prefix="sgnas-fidelity-") as meas:
         bar = Progress(n, f"validating {device.name}", unit="net", enabled=progress)
         factor = 1.0
         for i, arch in enumerate(archs):
             if canary_every > 0 and i % canary_every == 0:
-                canary_ms.append(meas.entry(ckey))
+                canary_ms.append(meas.entry(ckey).median_ms)
                 base = baseline if baseline else canary_ms[0]
                 f = canary_ms[-1] / base
                 factor = f if abs(f - 1.0) > drift_tolerance else 1.0
-            measured[i] = meas.network(arch, i)
+            measured[i] = meas.network(arch, f"net{i}").median_ms
             factors[i] = factor
             bar.update(1)
         bar.close()

@@ -18,6 +18,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from sgnas.config import load_dataclass
 from sgnas.errors import SgnasError
 
 
@@ -75,11 +76,8 @@ class ProtocolConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "ProtocolConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise SgnasError(f"unknown protocol field {unknown[0]!r}; known: {', '.join(sorted(known))}")
-        return cls(**d)
+        """Strictly from a mapping (:func:`sgnas.config.load_dataclass`)."""
+        return load_dataclass(cls, d, where="protocol", label="protocol field")
 
 
 @dataclass
@@ -105,14 +103,8 @@ class Measurement:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "Measurement":
-        known = {f.name for f in fields(cls)}
-        missing = [k for k in ("median_ms", "p10_ms", "p90_ms", "n", "spread", "round_medians", "noisy")
-                   if k not in d]
-        if missing:
-            raise SgnasError(f"measurement is missing {missing[0]!r}")
-        kwargs = {k: v for k, v in d.items() if k in known}
-        kwargs["round_medians"] = [float(x) for x in kwargs["round_medians"]]
-        return cls(**kwargs)
+        """Strictly from a mapping (:func:`sgnas.config.load_dataclass`)."""
+        return load_dataclass(cls, d, where="measurement")
 
     @classmethod
     def from_samples(cls, samples: np.ndarray, round_medians: list[float], max_spread: float,
