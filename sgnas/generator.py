@@ -200,7 +200,6 @@ def make_prior_pool(
     lo, hi = target_range
     levels_goal = lo + (hi - lo) * (np.arange(num_priors) + 0.5) / num_priors
     tol = 0.1 * (hi - lo) / num_priors
-    k = len(space.kernels)
     choices, levels = [], []
     for goal in levels_goal:
         rows = space.sample_choices(rng, forced_sampling=True)
@@ -209,9 +208,7 @@ def make_prior_pool(
             if err <= tol:
                 break
             layer = int(rng.integers(space.num_layers))
-            e = int(rng.integers(space.min_expansion, space.max_expansion + 1))
-            row = np.full(space.max_expansion, SKIP_INDEX, dtype=np.int64)
-            row[:e] = np.sort(rng.integers(0, k, size=e))
+            row = space.layer_choices(space.sample_layer(rng))
             trial = rows.copy()
             trial[layer] = row
             t_err = abs(float(cost.normalize(cost.exact(space.arch_from_choices(trial)))) - goal)
