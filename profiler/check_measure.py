@@ -13,10 +13,10 @@ from sgnas.config import load_dataclass
 from sgnas.errors import SgnasError, require
 from sgnas.space import SearchSpace
 
-from .backends.base import ModelSpec, make_runner
+from .backends.base import ModelSpec, get_backend, make_runner
 from .build import canary_key
 from .check_config import Target
-from .devices import DeviceDescriptor
+from .devices import DeviceDescriptor, check_host
 from .measure import Measurer
 from .protocol import CanaryMonitor, Measurement, ProtocolConfig
 
@@ -81,15 +81,8 @@ class DeviceMeasurer(Measurer):
 
 def preflight(device: Any, force: bool = False) -> None:
     """Fail early when ``device`` cannot be measured here (wrong host, missing runtime)."""
-    from .backends.base import BACKENDS
-    from .devices import check_host
-
     check_host(device, force=force)
-    backend = getattr(device, "backend", None)
-    if backend not in BACKENDS:
-        raise SgnasError(f"device {device.name}: unknown backend {backend!r}; known: {', '.join(BACKENDS)}")
-    runtime, extra, _ = BACKENDS[backend]
-    require(runtime, extra)
+    get_backend(device)
 
 
 def lut_canary(lut: Any, space: SearchSpace) -> tuple[str, float | None]:

@@ -18,11 +18,12 @@ import itertools
 import json
 from dataclasses import asdict, dataclass, field
 from functools import cached_property
-from typing import Iterable, Sequence
+from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
 from .errors import ArchitectureError, SgnasError
+from .registry import Registry
 
 KERNELS: tuple[int, ...] = (3, 5, 7)
 #: Per-sub-block choice order used by one-hot encodings and the generator: k3, k5, k7, skip.
@@ -350,15 +351,19 @@ def tiny_space() -> SearchSpace:
                   stem_channels=8, head_channels=32, description="4-layer test space, 16x16")
 
 
-SPACES = {"imagenet": imagenet_space, "cifar10": cifar10_space, "tiny": tiny_space}
+#: Search spaces by name: factories returning a :class:`SearchSpace`. Further spaces register
+#: themselves in a module of :mod:`sgnas.spaces` (imported on the first lookup of an unknown name).
+SPACES: Registry[Callable[[], SearchSpace]] = Registry("search space", discover="sgnas.spaces")
+SPACES.register("imagenet", imagenet_space)
+SPACES.register("cifar10", cifar10_space)
+SPACES.register("tiny", tiny_space)
 
 
 def get_space(name: str) -> SearchSpace:
-    """Look up a registered space by name."""
-    try:
-        return _SPACE_CACHE.setdefault(name, SPACES[name]())
-    except KeyError:
-        raise SgnasError(f"unknown search space {name!r}; known: {', '.join(SPACES)}") from None
+    """Look up a registered space by name (built once, then cached)."""
+    if name not in _SPACE_CACHE:
+        _SPACE_CACHE[name] = SPACES.get(name)()
+    return _SPACE_CACHE[name]
 
 
 _SPACE_CACHE: dict[str, SearchSpace] = {}

@@ -27,7 +27,7 @@ import numpy as np
 from sgnas.errors import SgnasError, require
 from sgnas.fileio import atomic_write_bytes
 
-from .base import ModelSpec, Runner, try_capture
+from .base import ModelSpec, Runner, register_backend, try_capture
 from .cuda_api import CudaApi, select_cuda_api
 
 log = logging.getLogger(__name__)
@@ -290,3 +290,4 @@ class TensorRTRunner(Runner):
 
 
 RUNNER = TensorRTRunner
+register_backend("tensorrt", "tensorrt", "trt", RUNNER)
