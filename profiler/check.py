@@ -30,14 +30,13 @@ from __future__ import annotations
 import math
 import os
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
 from sgnas.errors import SgnasError
-from sgnas.space import Architecture, SearchSpace, get_space
+from sgnas.space import SearchSpace, get_space
 
 from .baseline import (
     BASELINE_SCHEMA,

@@ -10,7 +10,7 @@ import os
 from typing import Any
 
 from sgnas.config import load_dataclass
-from sgnas.errors import SgnasError, require
+from sgnas.errors import SgnasError
 from sgnas.space import SearchSpace
 
 from .backends.base import ModelSpec, get_backend, make_runner

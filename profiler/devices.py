@@ -12,7 +12,7 @@ import os
 import shutil
 import subprocess
 import warnings
-from dataclasses import MISSING, asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from sgnas.config import load_dataclass

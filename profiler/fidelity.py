@@ -16,7 +16,6 @@ are divided by that factor, so a slower or faster machine state now does not rea
 from __future__ import annotations
 
 import logging
-import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
