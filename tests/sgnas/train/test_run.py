@@ -49,8 +49,8 @@ def test_check_resume_names_the_first_changed_setting():
 def test_autocast_only_when_enabled():
     cpu = torch.device("cpu")
     with autocast(cpu, enabled=True):
-        assert torch.is_autocast_cpu_enabled()
+        assert torch.is_autocast_enabled('cpu')
     with autocast(cpu, enabled=True, cuda_only=True):
-        assert not torch.is_autocast_cpu_enabled()
+        assert not torch.is_autocast_enabled('cpu')
     with autocast(cpu, enabled=False):
-        assert not torch.is_autocast_cpu_enabled()
+        assert not torch.is_autocast_enabled('cpu')
