@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
-from typing import Callable, Generic, Iterator, TypeVar, overload
+from typing import Any, Callable, Generic, Iterator, TypeVar, overload
 
 from .errors import SgnasError
 
@@ -40,7 +40,7 @@ class Registry(Generic[T]):
     @overload
     def register(self, name: str, obj: T) -> T: ...
 
-    def register(self, name: str, obj: T | None = None):  # type: ignore[no-untyped-def]
+    def register(self, name: str, obj: T | None = None) -> Any:
         """Add ``obj`` under ``name`` (returns it); without ``obj``, a decorator doing that."""
         if obj is None:
             return lambda o: self.register(name, o)
