@@ -36,6 +36,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from sgnas.errors import SgnasError
+from sgnas.lut import Lut, load_lut
 from sgnas.space import SearchSpace, get_space
 
 from .baseline import (
@@ -50,6 +51,7 @@ from .baseline import (
     onnx_input_shape,
     write_baseline,
 )
+from .devices import DeviceDescriptor, load_device
 from .check_config import MAX_TOLERANCE, CheckConfig, MeasureFn, Target, parse_tolerance
 from .check_measure import DeviceMeasurer, lut_canary, preflight, provenance
 from .check_report import (
@@ -173,10 +175,8 @@ def global_shift(results: Sequence[ItemResult], cfg: CheckConfig) -> ItemResult 
     )
 
 
-def _resolve_device(device: Any):
+def _resolve_device(device: DeviceDescriptor | str | os.PathLike) -> DeviceDescriptor:
     if isinstance(device, (str, os.PathLike)):
-        from .devices import load_device
-
         return load_device(str(device))
     return device
 
@@ -238,7 +238,7 @@ def stratified_sample(
     return fixed + picked
 
 
-def lut_targets(lut: Any, space: SearchSpace, cfg: CheckConfig, rng: np.random.Generator) -> list[Target]:
+def lut_targets(lut: Lut, space: SearchSpace, cfg: CheckConfig, rng: np.random.Generator) -> list[Target]:
     """The LUT entries to re-measure (stratified sample, see :func:`stratified_sample`)."""
     fixed = [k for k in (space.stem_key, space.head_key) if k in lut.entries]
     by_shape: dict[str, list[tuple[str, float]]] = {}
@@ -254,10 +254,10 @@ def lut_targets(lut: Any, space: SearchSpace, cfg: CheckConfig, rng: np.random.G
             for k in keys]
 
 
-def lut_model_error(lut: Any, calibrated: bool) -> float | None:
+def lut_model_error(lut: Lut, calibrated: bool) -> float | None:
     """The LUT's recorded end-to-end prediction error (MAPE, a fraction) of its calibrated or raw
     prediction, as ``sgnas-profile --validate`` stores it in the calibration's metrics."""
-    cal = getattr(lut, "calibration", None)
+    cal = lut.calibration
     metrics = getattr(cal, "metrics", None) or {}
     keys = ("heldout_calibrated_mape",) if calibrated else ("raw_mape", "heldout_raw_mape")
     for key in keys:
@@ -267,7 +267,7 @@ def lut_model_error(lut: Any, calibrated: bool) -> float | None:
     return None
 
 
-def network_targets(lut: Any, space: SearchSpace, cfg: CheckConfig, rng: np.random.Generator) -> list[Target]:
+def network_targets(lut: Lut, space: SearchSpace, cfg: CheckConfig, rng: np.random.Generator) -> list[Target]:
     """``cfg.networks`` random architectures, each with the LUT's (calibrated) prediction.
 
     The baseline spread of a network is the LUT's recorded end-to-end error, so its tolerance is
@@ -275,7 +275,7 @@ def network_targets(lut: Any, space: SearchSpace, cfg: CheckConfig, rng: np.rand
     network cannot fail: it is reported as ``mismatch`` when slower than predicted, unless
     ``cfg.network_tolerance`` is given explicitly.
     """
-    calibrated = cfg.calibrated and getattr(lut, "calibration", None) is not None
+    calibrated = cfg.calibrated and lut.calibration is not None
     error = lut_model_error(lut, calibrated)
     floor = cfg.network_tolerance if cfg.network_tolerance is not None else cfg.tolerance
     informational = error is None and cfg.network_tolerance is None
@@ -289,8 +289,8 @@ def network_targets(lut: Any, space: SearchSpace, cfg: CheckConfig, rng: np.rand
 
 
 # ---------------------------------------------------------------------- LUT check
-def check_lut(lut: Any, device: Any, cfg: CheckConfig | None = None,
-              measure_fn: MeasureFn | None = None) -> CheckReport:
+def check_lut(lut: Lut | str | os.PathLike, device: DeviceDescriptor | str,
+              cfg: CheckConfig | None = None, measure_fn: MeasureFn | None = None) -> CheckReport:
     """Re-measure a stratified sample of ``lut``'s entries and ``cfg.networks`` reference networks.
 
     ``lut`` is a :class:`sgnas.lut.Lut` or a path; ``device`` a descriptor or a device name. Raises
@@ -298,8 +298,6 @@ def check_lut(lut: Any, device: Any, cfg: CheckConfig | None = None,
     search space, or a device this host cannot run. ``measure_fn`` replaces the device measurement
     (then no host or runtime check is made).
     """
-    from sgnas.lut import Lut, load_lut
-
     cfg = cfg or CheckConfig()
     if not isinstance(lut, Lut):
         lut = load_lut(lut)
@@ -325,7 +323,7 @@ def check_lut(lut: Any, device: Any, cfg: CheckConfig | None = None,
     if measure_fn is None:
         preflight(device, force=cfg.force)
         canary_key, canary_lut_ms = lut_canary(lut, space)
-        seed = int((getattr(lut, "build", None) or {}).get("seed", 0))
+        seed = int((lut.build or {}).get("seed", 0))
         measurer = DeviceMeasurer(device, space, canary_key=canary_key if cfg.canary else None,
                                   seed=seed)
         measure_fn = measurer
@@ -357,20 +355,19 @@ def check_lut(lut: Any, device: Any, cfg: CheckConfig | None = None,
 
 
 # --------------------------------------------------------------------- ONNX check
-def model_input_shape(path: str | os.PathLike, device: Any, cfg: CheckConfig) -> tuple[int, ...]:
+def model_input_shape(path: str | os.PathLike, device: DeviceDescriptor, cfg: CheckConfig) -> tuple[int, ...]:
     """``cfg.input_shape`` if given, else the shape read from the ONNX graph (see :func:`onnx_input_shape`)."""
     if cfg.input_shape is not None:
         load_onnx(Path(path))
         return tuple(int(x) for x in cfg.input_shape)
-    return onnx_input_shape(path, int(getattr(device, "batch_size", 1) or 1),
-                            getattr(device, "input_size", None))
+    return onnx_input_shape(path, device.batch_size, device.input_size)
 
 
 def _onnx_target(path: Path, shape: tuple[int, ...], baseline_ms: float, spread: float) -> Target:
     return Target(path.name, "model", baseline_ms, spread, path=str(path), input_shape=shape)
 
 
-def update_baseline(onnx_path: str | os.PathLike, device: Any, baseline_path: str | os.PathLike,
+def update_baseline(onnx_path: str | os.PathLike, device: DeviceDescriptor | str, baseline_path: str | os.PathLike,
                     cfg: CheckConfig | None = None, measure_fn: MeasureFn | None = None) -> Baseline:
     """Measure ``onnx_path`` on ``device`` and write (or refresh) its baseline atomically.
 
@@ -400,7 +397,7 @@ def update_baseline(onnx_path: str | os.PathLike, device: Any, baseline_path: st
     return write_baseline(baseline_path, onnx_path, device, m, shape, env)
 
 
-def check_onnx(path: str | os.PathLike, device: Any, baseline: Baseline | str | os.PathLike,
+def check_onnx(path: str | os.PathLike, device: DeviceDescriptor | str, baseline: Baseline | str | os.PathLike,
                cfg: CheckConfig | None = None, measure_fn: MeasureFn | None = None) -> CheckReport:
     """Re-measure the ONNX model at ``path`` on ``device`` and compare it with ``baseline``.
 

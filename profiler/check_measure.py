@@ -7,10 +7,11 @@ on a host that cannot run the device; :func:`provenance` records the host and ru
 from __future__ import annotations
 
 import os
-from typing import Any
+
 
 from sgnas.config import load_dataclass
 from sgnas.errors import SgnasError
+from sgnas.lut import Lut
 from sgnas.space import SearchSpace
 
 from .backends.base import ModelSpec, get_backend, make_runner
@@ -79,21 +80,21 @@ class DeviceMeasurer(Measurer):
         return float(self.canary.medians[0]) if self.canary is not None and self.canary.medians else None
 
 
-def preflight(device: Any, force: bool = False) -> None:
+def preflight(device: DeviceDescriptor, force: bool = False) -> None:
     """Fail early when ``device`` cannot be measured here (wrong host, missing runtime)."""
     check_host(device, force=force)
     get_backend(device)
 
 
-def lut_canary(lut: Any, space: SearchSpace) -> tuple[str, float | None]:
+def lut_canary(lut: Lut, space: SearchSpace) -> tuple[str, float | None]:
     """The canary key the LUT build used (or the build's default) and its first recorded median."""
-    drift = getattr(lut, "drift", None) or {}
+    drift = lut.drift or {}
     key = drift.get("canary_key") or canary_key(space)
     medians = drift.get("canary_medians_ms") or []
     return str(key), (float(medians[0]) if medians and drift.get("canary_key") else None)
 
 
-def provenance(device: Any) -> dict:
+def provenance(device: DeviceDescriptor) -> dict:
     """The host and runtime of ``device`` as recorded with a measured check (never raises)."""
     try:
         from .environment import collect_environment
