@@ -387,7 +387,7 @@ def update_baseline(onnx_path: str | os.PathLike, device: DeviceDescriptor | str
             check_same_device(old.device, device_dict(device), f"baseline {baseline_path}",
                               cfg.allow_device_change)
     own = measure_fn is None
-    if own:
+    if measure_fn is None:
         preflight(device, force=cfg.force)
         with DeviceMeasurer(device) as measurer:
             m = measurer(_onnx_target(onnx_path, shape, 1.0, 0.0))

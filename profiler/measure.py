@@ -19,7 +19,7 @@ import hashlib
 import os
 import tempfile
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Sequence, TypeVar
 
 from sgnas.errors import SgnasError
 from sgnas.space import Architecture, SearchSpace
@@ -28,6 +28,9 @@ from . import graphs
 from .backends.base import ModelSpec, make_runner
 from .devices import DeviceDescriptor, check_host, device_from_dict, load_device
 from .protocol import Measurement, ProtocolConfig, measure
+
+
+M = TypeVar("M", bound="Measurer")
 
 
 def check_device_space(device: DeviceDescriptor, space: SearchSpace) -> None:
@@ -142,7 +145,7 @@ class Measurer:
         self._current: tuple[str, ModelSpec] | None = None
         self._pinned: set[str] = set()
 
-    def __enter__(self) -> "Measurer":
+    def __enter__(self: M) -> M:
         return self
 
     def __exit__(self, *exc: object) -> None:
