@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Sequence, TypeVar
 
 from sgnas.errors import SgnasError
+from sgnas.lut import Lut
 from sgnas.space import Architecture, SearchSpace
 
 from . import graphs
@@ -200,7 +201,7 @@ class Measurer:
         return self.measure(self.network_spec(arch, name))
 
 
-def lut_device(lut: Any) -> DeviceDescriptor:
+def lut_device(lut: Lut) -> DeviceDescriptor:
     """The device a LUT was measured on: its recorded descriptor, else the named one."""
     try:
         return device_from_dict(dict(lut.device), where=f"device of LUT {lut.path}")
@@ -218,7 +219,7 @@ def measure_networks(device: DeviceDescriptor, space: SearchSpace, archs: Sequen
         return [m.network(arch, f"net{i}") for i, arch in enumerate(archs)]
 
 
-def measure_lut_networks(space: SearchSpace, lut: Any, archs: Sequence[Architecture],
+def measure_lut_networks(space: SearchSpace, lut: Lut, archs: Sequence[Architecture],
                          force: bool = False) -> list[float]:
     """Median latency (ms) of each network on this host, on the device ``lut`` was measured on."""
     return [m.median_ms for m in measure_networks(lut_device(lut), space, archs, force=force)]
