@@ -52,12 +52,13 @@ def test_every_module_belongs_to_a_layer():
     """A new module must be placed in the contract, or the contract would not check it."""
     tomllib = pytest.importorskip("tomllib")
     contracts = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["importlinter"]["contracts"]
-    layers = [m.strip() for layer in contracts[0]["layers"] for m in layer.replace("|", ":").split(":")]
     missing = []
-    for path in sorted((ROOT / "sgnas").rglob("*.py")):
-        name = ".".join(path.relative_to(ROOT).with_suffix("").parts)
-        if name.endswith("__init__") or name == "sgnas.__main__":
-            continue
-        if not any(name == layer or name.startswith(layer + ".") for layer in layers):
-            missing.append(name)
+    for pkg, contract in (("sgnas", contracts[0]), ("profiler", contracts[1])):
+        layers = [m.strip() for layer in contract["layers"] for m in layer.replace("|", ":").split(":")]
+        for path in sorted((ROOT / pkg).rglob("*.py")):
+            name = ".".join(path.relative_to(ROOT).with_suffix("").parts)
+            if name.endswith("__init__") or name == "sgnas.__main__":
+                continue
+            if not any(name == layer or name.startswith(layer + ".") for layer in layers):
+                missing.append(name)
     assert not missing, f"modules in no layer of the import contract: {missing}"
