@@ -12,13 +12,16 @@ import hashlib
 import json
 import math
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
+from collections.abc import Mapping
 from typing import Any, Sequence
 
 from sgnas.errors import SgnasError, require
 from sgnas.fileio import atomic_write_json, json_safe
 from sgnas.lut import utc_now
+
+from .devices import DeviceDescriptor
 
 BASELINE_SCHEMA = 1
 #: Device settings that shape latency; a baseline recorded with other values is not comparable.
@@ -26,16 +29,11 @@ LATENCY_FIELDS = ("name", "backend", "precision", "batch_size", "threads", "pin_
                   "input_size", "gpu_model", "cuda_graphs")
 
 
-def device_dict(device: Any) -> dict:
-    """A device descriptor as a plain dict (``to_dict()``, a dataclass, or a mapping)."""
-    if isinstance(device, dict):
+def device_dict(device: DeviceDescriptor | Mapping[str, Any]) -> dict:
+    """A device descriptor (or its mapping) as a plain dict."""
+    if isinstance(device, Mapping):
         return dict(device)
-    if hasattr(device, "to_dict"):
-        return dict(device.to_dict())
-    try:
-        return asdict(device)
-    except TypeError:
-        return {k: v for k, v in vars(device).items() if not k.startswith("_")}
+    return dict(device.to_dict())
 
 
 def check_same_device(recorded: dict, now: dict, what: str, allow_change: bool = False) -> None:
@@ -148,7 +146,7 @@ def file_sha256(path: str | os.PathLike) -> str:
 
 
 def _external_data_files(path: Path) -> set[Path]:
-    import onnx
+    onnx = require("onnx", "tools")
 
     model = load_onnx(path)
     out = set()
@@ -200,7 +198,7 @@ def onnx_input_shape(path: str | os.PathLike, batch_size: int = 1,
     return tuple(shape)
 
 
-def write_baseline(path: str | os.PathLike, onnx_path: str | os.PathLike, device: Any,
+def write_baseline(path: str | os.PathLike, onnx_path: str | os.PathLike, device: DeviceDescriptor,
                    measurement: Any, input_shape: Sequence[int],
                    environment: dict | None = None) -> Baseline:
     """Write the baseline of ``onnx_path`` on ``device`` atomically and return it."""

@@ -1,9 +1,9 @@
 """Building a LUT: enumerate the space's keys, build each entry's graph, measure it, checkpoint.
 
 For every distinct LUT key (:meth:`SearchSpace.all_keys`; layers of identical shape share keys, so
-each is measured once) the builder makes the entry's ONNX graph (:mod:`profiler.graphs`), writes it
-to a temporary file, opens a runner of the device's backend, measures it with the device's protocol
-and closes the runner before the next entry, so only one session lives at a time. The graph of the
+each is measured once) the builder measures the entry through :class:`profiler.measure.Measurer` (its ONNX graph in a
+temporary file, one runner of the device's backend, the device's protocol, the runner closed before
+the next entry, so only one session lives at a time). The graph of the
 first entry of each shape (and of stem and head) is checked against its torch module.
 
 Checkpointing: the partial LUT (``complete: false``) is written atomically to the output path after
@@ -20,7 +20,6 @@ which covers the canary's own measurement noise, entries are stored as measured.
 from __future__ import annotations
 
 import contextlib
-import copy
 import dataclasses
 import functools
 import logging
@@ -32,9 +31,10 @@ from typing import TYPE_CHECKING, Callable, Sequence
 
 from sgnas.errors import SgnasError
 from sgnas.lut import EntryStats, Lut, load_lut, save_lut, utc_now
+from sgnas.progress import Progress
 from sgnas.space import SearchSpace
 
-from . import graphs
+from .measure import Measurer, check_device_space  # noqa: F401 (check_device_space re-exported)
 
 if TYPE_CHECKING:  # pragma: no cover
     from .devices import DeviceDescriptor
@@ -95,15 +95,6 @@ def entry_stats(m: "Measurement", factor: float | None = None) -> EntryStats:
     )
 
 
-def check_device_space(device: "DeviceDescriptor", space: SearchSpace) -> None:
-    """A device whose ``input_size`` differs from the space's cannot profile that space."""
-    if device.input_size is not None and device.input_size != space.input_size:
-        raise SgnasError(
-            f"device {device.name} profiles at input {device.input_size}, space {space.name!r} has "
-            f"input {space.input_size}; choose the matching --space"
-        )
-
-
 def new_lut(device: "DeviceDescriptor", space: SearchSpace, environment: dict) -> Lut:
     """An empty LUT with the provenance of ``device`` and ``space``."""
     return Lut(
@@ -132,70 +123,10 @@ def _start(cfg: BuildConfig) -> Lut:
     return lut
 
 
-#: ``Runner.info`` keys that name one entry's temporary files, not how the device runs.
-_PER_ENTRY_INFO = ("onnx",)
-
-
-def runner_provenance(info: dict) -> dict:
-    """The part of a runner's ``info`` recorded as ``environment["runner"]`` of a LUT."""
-    return {k: v for k, v in info.items() if k not in _PER_ENTRY_INFO}
-
-
-class _Measurer:
-    """Builds, writes, checks and measures one entry at a time, one live runner at a time."""
-
-    def __init__(self, cfg: BuildConfig, tmp: Path) -> None:
-        self.cfg = cfg
-        self.tmp = tmp
-        self.specs = graphs.key_specs(cfg.space)
-        self.checked: set[str] = set()
-        self.fp16 = cfg.device.precision == "fp16"
-        #: ``Runner.info`` of the last measurement (how it actually ran), for the LUT's environment.
-        self.runner_info: dict = {}
-
-    def model_spec(self, key: str):
-        from .backends.base import ModelSpec
-
-        spec = self.specs[key]
-        kg = graphs.key_graph(
-            self.cfg.space, spec, self.cfg.device.batch_size, seed=self.cfg.seed, fp16=self.fp16
-        )
-        shape_id = spec.layer.shape_key if spec.layer is not None else key
-        if self.cfg.verify and shape_id not in self.checked:
-            graphs.check_against_torch(kg.module, kg.model, kg.input_shape, seed=self.cfg.seed)
-            self.checked.add(shape_id)
-        path = graphs.save_model(kg.model, self.tmp / f"{key}.onnx")
-        path16 = graphs.save_model(kg.model_fp16, self.tmp / f"{key}.fp16.onnx") if self.fp16 else None
-        module = kg.module
-        return ModelSpec(
-            onnx_path=path,
-            input_shape=kg.input_shape,
-            name=key,
-            torch_factory=lambda: copy.deepcopy(module),
-            onnx_path_fp16=path16,
-            seed=self.cfg.seed,
-        )
-
-    def measure(self, key: str) -> "Measurement":
-        from .backends.base import make_runner
-        from .protocol import measure
-
-        spec = self.model_spec(key)
-        try:
-            with make_runner(self.cfg.device, spec, cache_dir=self.cfg.cache_dir) as runner:
-                m = measure(runner, self.cfg.device.protocol)
-                self.runner_info = runner_provenance(runner.info)
-                return m
-        finally:
-            for p in (spec.onnx_path, spec.onnx_path_fp16):
-                if p is not None:
-                    p.unlink(missing_ok=True)
-
-
 class _Canary:
     """Canary medians of this build (or of the build it resumes) and the factor entries get."""
 
-    def __init__(self, cfg: BuildConfig, measurer: _Measurer, lut: Lut) -> None:
+    def __init__(self, cfg: BuildConfig, measurer: Measurer, lut: Lut) -> None:
         self.cfg = cfg
         self.measurer = measurer
         self.key = lut.drift.get("canary_key") or canary_key(cfg.space)
@@ -210,7 +141,7 @@ class _Canary:
         return self.cfg.canary
 
     def measure(self, done: int) -> None:
-        m = self.measurer.measure(self.key)
+        m = self.measurer.entry(self.key)
         self.medians.append(m.median_ms)
         self.at.append(done)
         self.last_at = done
@@ -274,9 +205,11 @@ def build_lut(
             tmp.mkdir(parents=True, exist_ok=True)
         else:
             tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="sgnas-lut-")))
-        measurer = _Measurer(cfg, tmp)
+        measurer = stack.enter_context(Measurer(cfg.device, cfg.space, seed=cfg.seed,
+                                                verify=cfg.verify, cache_dir=cfg.cache_dir,
+                                                folder=tmp))
         canary = _Canary(cfg, measurer, lut)
-        bar = _progress(total, cfg, progress)
+        bar = Progress(total, f"profiling {cfg.device.name}", unit="entry", enabled=progress)
         stack.callback(bar.close)
         started = time.perf_counter()
         before = len(lut.entries)
@@ -284,7 +217,7 @@ def build_lut(
         try:
             for done, key in enumerate(todo):
                 canary.maybe(done)
-                m = measurer.measure(key)
+                m = measurer.entry(key)
                 lut.entries[key] = entry_stats(m, canary.factor)
                 lut.environment["runner"] = measurer.runner_info
                 unsaved += 1
@@ -327,22 +260,6 @@ def _checkpoint(lut: Lut, cfg: BuildConfig, canary: _Canary) -> None:
 @functools.lru_cache(maxsize=8)
 def _all_keys(space: SearchSpace) -> tuple[str, ...]:
     return tuple(space.all_keys())
-
-
-class _NoBar:
-    def update(self, n: int = 1) -> None: ...
-
-    def set_postfix(self, **kw) -> None: ...
-
-    def close(self) -> None: ...
-
-
-def _progress(total: int, cfg: BuildConfig, enabled: bool):
-    if not enabled:
-        return _NoBar()
-    from tqdm import tqdm
-
-    return tqdm(total=total, desc=f"profiling {cfg.device.name}", unit="entry", dynamic_ncols=True)
 
 
 def with_protocol(device: "DeviceDescriptor", **changes) -> "DeviceDescriptor":

@@ -30,14 +30,14 @@ from __future__ import annotations
 import math
 import os
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
 from sgnas.errors import SgnasError
-from sgnas.space import Architecture, SearchSpace, get_space
+from sgnas.lut import Lut, load_lut
+from sgnas.space import SearchSpace, get_space
 
 from .baseline import (
     BASELINE_SCHEMA,
@@ -51,6 +51,8 @@ from .baseline import (
     onnx_input_shape,
     write_baseline,
 )
+from .devices import DeviceDescriptor, load_device
+from .check_config import MAX_TOLERANCE, CheckConfig, MeasureFn, Target, parse_tolerance
 from .check_measure import DeviceMeasurer, lut_canary, preflight, provenance
 from .check_report import (
     IMPROVED,
@@ -73,118 +75,6 @@ __all__ = [
     "model_input_shape", "network_targets", "onnx_input_shape", "parse_tolerance", "preflight",
     "stratified_sample", "update_baseline", "write_baseline",
 ]
-
-#: Tolerances at or above this (1000%) are refused: the check would not check anything.
-MAX_TOLERANCE = 10.0
-
-
-# ------------------------------------------------------------------ configuration
-def parse_tolerance(text: str | float) -> float:
-    """Parse a tolerance given in percent (``"10%"`` or ``"10"``) into a fraction (0.1).
-
-    A bare number below 1 (``"0.1"``) is refused as ambiguous (10% or 0.1%?); write ``"0.1%"``.
-    Negative values, non-numbers and tolerances of 1000% or more raise :class:`SgnasError`.
-    """
-    raw = str(text).strip()
-    body = raw[:-1].strip() if raw.endswith("%") else raw
-    try:
-        value = float(body)
-    except ValueError:
-        raise SgnasError(f"tolerance {raw!r} is not a percentage (write e.g. 10%)") from None
-    if not math.isfinite(value) or value < 0:
-        raise SgnasError(f"tolerance {raw!r} must be a percentage >= 0 (e.g. 10%)")
-    if not raw.endswith("%") and 0 < value < 1:
-        raise SgnasError(f"tolerance {raw!r} is ambiguous: write {value * 100:g}% or {value:g}%")
-    fraction = value / 100.0
-    if fraction >= MAX_TOLERANCE:
-        raise SgnasError(f"tolerance {raw!r} is too large (must be below {MAX_TOLERANCE * 100:g}%)")
-    return fraction
-
-
-@dataclass(frozen=True)
-class CheckConfig:
-    """How a check samples, measures and judges.
-
-    ``tolerance`` is the floor (fraction) of every item's tolerance and the threshold of the
-    global-shift test; ``spread_k`` scales the recorded/measured spread into a tolerance. ``sample``
-    is the number of LUT entries to re-measure (``None``: all). Suspects are re-measured up to
-    ``remeasure`` times, reduced by ``reduce`` (``"min"`` stops at the first re-measurement within
-    tolerance; ``"median"`` always takes all). ``network_tolerance`` overrides the tolerance floor of
-    reference networks (their baseline is a prediction, not a measurement). ``max_tolerance`` caps
-    the spread-derived tolerance. ``canary`` re-measures the LUT build's canary entry at the start
-    and the end of a LUT check to report drift.
-    """
-
-    tolerance: float = 0.10
-    spread_k: float = 2.0
-    max_tolerance: float = 0.5
-    sample: int | None = 40
-    networks: int = 3
-    seed: int = 0
-    remeasure: int = 3
-    reduce: str = "min"
-    calibrated: bool = True
-    network_tolerance: float | None = None
-    global_min_entries: int = 3
-    canary: bool = True
-    allow_device_change: bool = False
-    allow_model_change: bool = False
-    force: bool = False
-    input_shape: tuple[int, ...] | None = None
-
-    def __post_init__(self) -> None:
-        if not 0 <= self.tolerance < MAX_TOLERANCE:
-            raise SgnasError(f"tolerance {self.tolerance!r} out of range [0, {MAX_TOLERANCE})")
-        if self.network_tolerance is not None and not 0 <= self.network_tolerance < MAX_TOLERANCE:
-            raise SgnasError(f"network tolerance {self.network_tolerance!r} out of range")
-        if not 0 < self.max_tolerance < MAX_TOLERANCE:
-            raise SgnasError(f"maximum tolerance {self.max_tolerance!r} out of range (0, {MAX_TOLERANCE})")
-        if self.spread_k < 0:
-            raise SgnasError(f"spread factor k must be >= 0, got {self.spread_k}")
-        if self.sample is not None and self.sample < 2:
-            raise SgnasError(f"--sample must be at least 2 (stem and head), got {self.sample}")
-        if self.networks < 0:
-            raise SgnasError(f"--networks must be >= 0, got {self.networks}")
-        if self.remeasure < 0:
-            raise SgnasError(f"--remeasure must be >= 0, got {self.remeasure}")
-        if self.reduce not in ("min", "median"):
-            raise SgnasError(f"re-measurement reduction must be 'min' or 'median', not {self.reduce!r}")
-
-    def item_tolerance(self, baseline_spread: float, now_spread: float, floor: float | None = None) -> float:
-        """``max(floor, min(k * max(baseline_spread, now_spread), max_tolerance))``.
-
-        A missing or non-finite spread counts as maximal noise (the cap).
-        """
-        floor = self.tolerance if floor is None else floor
-        spreads = [s if s is not None and math.isfinite(s) else math.inf
-                   for s in (baseline_spread, now_spread)]
-        widened = min(self.spread_k * max(spreads), self.max_tolerance) if self.spread_k else 0.0
-        return float(max(floor, widened))
-
-
-# ---------------------------------------------------------------------- targets
-@dataclass(frozen=True)
-class Target:
-    """One thing to re-measure: a LUT ``"entry"``, a reference ``"network"`` or an ONNX ``"model"``.
-
-    ``baseline_ms`` is what it is compared with (the LUT entry, the LUT's prediction of the network,
-    the baseline file's median); ``tolerance_floor`` overrides the configured floor. An
-    ``informational`` target is reported as ``mismatch`` instead of failing.
-    """
-
-    name: str
-    kind: str
-    baseline_ms: float
-    baseline_spread: float = 0.0
-    arch: Architecture | None = None
-    path: str | None = None
-    input_shape: tuple[int, ...] | None = None
-    tolerance_floor: float | None = None
-    informational: bool = False
-
-
-MeasureFn = Callable[[Target], Any]
-
 
 # ------------------------------------------------------------------- comparison
 def _spread(m: Any) -> float:
@@ -285,10 +175,8 @@ def global_shift(results: Sequence[ItemResult], cfg: CheckConfig) -> ItemResult 
     )
 
 
-def _resolve_device(device: Any):
+def _resolve_device(device: DeviceDescriptor | str | os.PathLike) -> DeviceDescriptor:
     if isinstance(device, (str, os.PathLike)):
-        from .devices import load_device
-
         return load_device(str(device))
     return device
 
@@ -350,7 +238,7 @@ def stratified_sample(
     return fixed + picked
 
 
-def lut_targets(lut: Any, space: SearchSpace, cfg: CheckConfig, rng: np.random.Generator) -> list[Target]:
+def lut_targets(lut: Lut, space: SearchSpace, cfg: CheckConfig, rng: np.random.Generator) -> list[Target]:
     """The LUT entries to re-measure (stratified sample, see :func:`stratified_sample`)."""
     fixed = [k for k in (space.stem_key, space.head_key) if k in lut.entries]
     by_shape: dict[str, list[tuple[str, float]]] = {}
@@ -366,10 +254,10 @@ def lut_targets(lut: Any, space: SearchSpace, cfg: CheckConfig, rng: np.random.G
             for k in keys]
 
 
-def lut_model_error(lut: Any, calibrated: bool) -> float | None:
+def lut_model_error(lut: Lut, calibrated: bool) -> float | None:
     """The LUT's recorded end-to-end prediction error (MAPE, a fraction) of its calibrated or raw
     prediction, as ``sgnas-profile --validate`` stores it in the calibration's metrics."""
-    cal = getattr(lut, "calibration", None)
+    cal = lut.calibration
     metrics = getattr(cal, "metrics", None) or {}
     keys = ("heldout_calibrated_mape",) if calibrated else ("raw_mape", "heldout_raw_mape")
     for key in keys:
@@ -379,7 +267,7 @@ def lut_model_error(lut: Any, calibrated: bool) -> float | None:
     return None
 
 
-def network_targets(lut: Any, space: SearchSpace, cfg: CheckConfig, rng: np.random.Generator) -> list[Target]:
+def network_targets(lut: Lut, space: SearchSpace, cfg: CheckConfig, rng: np.random.Generator) -> list[Target]:
     """``cfg.networks`` random architectures, each with the LUT's (calibrated) prediction.
 
     The baseline spread of a network is the LUT's recorded end-to-end error, so its tolerance is
@@ -387,7 +275,7 @@ def network_targets(lut: Any, space: SearchSpace, cfg: CheckConfig, rng: np.rand
     network cannot fail: it is reported as ``mismatch`` when slower than predicted, unless
     ``cfg.network_tolerance`` is given explicitly.
     """
-    calibrated = cfg.calibrated and getattr(lut, "calibration", None) is not None
+    calibrated = cfg.calibrated and lut.calibration is not None
     error = lut_model_error(lut, calibrated)
     floor = cfg.network_tolerance if cfg.network_tolerance is not None else cfg.tolerance
     informational = error is None and cfg.network_tolerance is None
@@ -401,8 +289,8 @@ def network_targets(lut: Any, space: SearchSpace, cfg: CheckConfig, rng: np.rand
 
 
 # ---------------------------------------------------------------------- LUT check
-def check_lut(lut: Any, device: Any, cfg: CheckConfig | None = None,
-              measure_fn: MeasureFn | None = None) -> CheckReport:
+def check_lut(lut: Lut | str | os.PathLike, device: DeviceDescriptor | str,
+              cfg: CheckConfig | None = None, measure_fn: MeasureFn | None = None) -> CheckReport:
     """Re-measure a stratified sample of ``lut``'s entries and ``cfg.networks`` reference networks.
 
     ``lut`` is a :class:`sgnas.lut.Lut` or a path; ``device`` a descriptor or a device name. Raises
@@ -410,8 +298,6 @@ def check_lut(lut: Any, device: Any, cfg: CheckConfig | None = None,
     search space, or a device this host cannot run. ``measure_fn`` replaces the device measurement
     (then no host or runtime check is made).
     """
-    from sgnas.lut import Lut, load_lut
-
     cfg = cfg or CheckConfig()
     if not isinstance(lut, Lut):
         lut = load_lut(lut)
@@ -437,7 +323,7 @@ def check_lut(lut: Any, device: Any, cfg: CheckConfig | None = None,
     if measure_fn is None:
         preflight(device, force=cfg.force)
         canary_key, canary_lut_ms = lut_canary(lut, space)
-        seed = int((getattr(lut, "build", None) or {}).get("seed", 0))
+        seed = int((lut.build or {}).get("seed", 0))
         measurer = DeviceMeasurer(device, space, canary_key=canary_key if cfg.canary else None,
                                   seed=seed)
         measure_fn = measurer
@@ -469,20 +355,19 @@ def check_lut(lut: Any, device: Any, cfg: CheckConfig | None = None,
 
 
 # --------------------------------------------------------------------- ONNX check
-def model_input_shape(path: str | os.PathLike, device: Any, cfg: CheckConfig) -> tuple[int, ...]:
+def model_input_shape(path: str | os.PathLike, device: DeviceDescriptor, cfg: CheckConfig) -> tuple[int, ...]:
     """``cfg.input_shape`` if given, else the shape read from the ONNX graph (see :func:`onnx_input_shape`)."""
     if cfg.input_shape is not None:
         load_onnx(Path(path))
         return tuple(int(x) for x in cfg.input_shape)
-    return onnx_input_shape(path, int(getattr(device, "batch_size", 1) or 1),
-                            getattr(device, "input_size", None))
+    return onnx_input_shape(path, device.batch_size, device.input_size)
 
 
 def _onnx_target(path: Path, shape: tuple[int, ...], baseline_ms: float, spread: float) -> Target:
     return Target(path.name, "model", baseline_ms, spread, path=str(path), input_shape=shape)
 
 
-def update_baseline(onnx_path: str | os.PathLike, device: Any, baseline_path: str | os.PathLike,
+def update_baseline(onnx_path: str | os.PathLike, device: DeviceDescriptor | str, baseline_path: str | os.PathLike,
                     cfg: CheckConfig | None = None, measure_fn: MeasureFn | None = None) -> Baseline:
     """Measure ``onnx_path`` on ``device`` and write (or refresh) its baseline atomically.
 
@@ -502,7 +387,7 @@ def update_baseline(onnx_path: str | os.PathLike, device: Any, baseline_path: st
             check_same_device(old.device, device_dict(device), f"baseline {baseline_path}",
                               cfg.allow_device_change)
     own = measure_fn is None
-    if own:
+    if measure_fn is None:
         preflight(device, force=cfg.force)
         with DeviceMeasurer(device) as measurer:
             m = measurer(_onnx_target(onnx_path, shape, 1.0, 0.0))
@@ -512,7 +397,7 @@ def update_baseline(onnx_path: str | os.PathLike, device: Any, baseline_path: st
     return write_baseline(baseline_path, onnx_path, device, m, shape, env)
 
 
-def check_onnx(path: str | os.PathLike, device: Any, baseline: Baseline | str | os.PathLike,
+def check_onnx(path: str | os.PathLike, device: DeviceDescriptor | str, baseline: Baseline | str | os.PathLike,
                cfg: CheckConfig | None = None, measure_fn: MeasureFn | None = None) -> CheckReport:
     """Re-measure the ONNX model at ``path`` on ``device`` and compare it with ``baseline``.
 

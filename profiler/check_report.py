@@ -16,10 +16,10 @@ from typing import TYPE_CHECKING, Any, Sequence
 import numpy as np
 
 from sgnas.fileio import atomic_write_bytes, json_safe
-from sgnas.lut import utc_now
+from sgnas.lut import Lut, utc_now
 
 if TYPE_CHECKING:
-    from .check import CheckConfig
+    from .check_config import CheckConfig
 
 OK, IMPROVED, NOISY, REGRESSED = "ok", "improved", "noisy", "regressed"
 #: A network slower than the LUT predicts, when the LUT records no end-to-end error: reported, not failed.
@@ -225,7 +225,7 @@ def noise_summary(results: Sequence[ItemResult], drift: float | None) -> dict:
     return out
 
 
-def report_notes(report: CheckReport, lut: Any = None) -> list[str]:
+def report_notes(report: CheckReport, lut: Lut | None = None) -> list[str]:
     """Advice lines for ``report``: refresh an improved baseline, noise seen, an uncalibrated LUT."""
     notes = []
     improved = [r for r in report.results if r.status == IMPROVED and r.kind != "network"]
@@ -235,7 +235,7 @@ def report_notes(report: CheckReport, lut: Any = None) -> list[str]:
     noisy = [r for r in report.results if r.status == NOISY]
     if noisy:
         notes.append(f"note: {len(noisy)} suspect(s) were noise (not confirmed on re-measurement)")
-    if lut is not None and report.config.networks and getattr(lut, "calibration", None) is None:
+    if lut is not None and report.config.networks and lut.calibration is None:
         notes.append("note: the LUT has no calibration; networks are compared with its raw sum")
     mismatched = [r for r in report.results if r.status == MISMATCH]
     if mismatched:

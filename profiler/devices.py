@@ -8,15 +8,15 @@ may be partial (defaults fill the rest). Unknown fields are errors, so a typo ne
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
-import types
-import typing
 import warnings
-from dataclasses import MISSING, asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from sgnas.errors import SgnasError
+from sgnas.config import load_dataclass
+from sgnas.errors import SgnasError, require
 
 from .protocol import ProtocolConfig
 
@@ -116,73 +116,16 @@ def _resolve(name_or_path: str) -> Path:
     return candidate
 
 
-def _type_name(tp: object) -> str:
-    return {int: "an integer", float: "a number", bool: "true or false", str: "a string"}.get(
-        tp, str(tp)
-    )
-
-
-def _coerce(value: object, tp: object, field_name: str, where: str) -> object:
-    """Check ``value`` against the annotation ``tp`` (int, float, bool, str, X | None)."""
-    args = typing.get_args(tp)
-    if typing.get_origin(tp) in (typing.Union, types.UnionType):
-        if value is None and type(None) in args:
-            return None
-        inner = [a for a in args if a is not type(None)]
-        tp = inner[0]
-    ok = (
-        (tp is bool and isinstance(value, bool))
-        or (tp is int and isinstance(value, int) and not isinstance(value, bool))
-        or (tp is float and isinstance(value, (int, float)) and not isinstance(value, bool))
-        or (tp is str and isinstance(value, str))
-    )
-    if not ok:
-        suffix = " or null" if type(None) in args else ""
-        raise SgnasError(
-            f"{where}: field {field_name!r} must be {_type_name(tp)}{suffix}, got {value!r}"
-        )
-    return float(value) if tp is float else value
-
-
-def _from_mapping(cls: type, data: dict, where: str, prefix: str = "") -> dict:
-    hints = typing.get_type_hints(cls)
-    names = {f.name for f in fields(cls)}
-    unknown = sorted(set(data) - names)
-    if unknown:
-        raise SgnasError(
-            f"{where}: unknown field {prefix + unknown[0]!r}; known: {', '.join(sorted(names))}"
-        )
-    out = {}
-    for f in fields(cls):
-        if f.name not in data:
-            if f.default is MISSING and f.default_factory is MISSING:
-                raise SgnasError(f"{where}: missing field {prefix + f.name!r}")
-            continue
-        if f.name == "protocol":
-            continue
-        out[f.name] = _coerce(data[f.name], hints[f.name], prefix + f.name, where)
-    return out
-
-
 def device_from_dict(data: dict, where: str = "device") -> DeviceDescriptor:
     """Validate a mapping (a parsed descriptor file) and build the descriptor."""
-    if not isinstance(data, dict):
-        raise SgnasError(f"{where}: expected a mapping of fields, got {type(data).__name__}")
-    kwargs = _from_mapping(DeviceDescriptor, data, where)
-    proto = data.get("protocol", {}) or {}
-    if not isinstance(proto, dict):
-        raise SgnasError(f"{where}: field 'protocol' must be a mapping")
-    try:
-        kwargs["protocol"] = ProtocolConfig(**_from_mapping(ProtocolConfig, proto, where, "protocol."))
-        return DeviceDescriptor(**kwargs)
-    except SgnasError as exc:
-        msg = str(exc)
-        raise SgnasError(msg if msg.startswith(where) else f"{where}: {msg}") from None
+    if isinstance(data, dict) and data.get("protocol", 0) is None:
+        data = {k: v for k, v in data.items() if k != "protocol"}
+    return load_dataclass(DeviceDescriptor, data, where=where)
 
 
 def load_device(name_or_path: str) -> DeviceDescriptor:
     """Load ``devices/<name>.yaml`` or a descriptor file path, validated."""
-    import yaml
+    yaml = require("yaml", "tools")
 
     path = _resolve(name_or_path)
     try:
@@ -239,6 +182,22 @@ def check_host(device: DeviceDescriptor, force: bool = False) -> None:
                 raise SgnasError(f"{msg}; use --force to override")
             warnings.warn(f"{msg}; measuring anyway (--force)", stacklevel=2)
     elif device.pin_threads:
-        from .backends.base import cpus_for
-
         cpus_for(device)
+
+
+def available_cpus() -> list[int]:
+    """CPUs this process may run on, sorted (all CPUs where affinity is not supported)."""
+    if hasattr(os, "sched_getaffinity"):
+        return sorted(os.sched_getaffinity(0))
+    return list(range(os.cpu_count() or 1))
+
+
+def cpus_for(device: DeviceDescriptor) -> list[int]:
+    """The CPUs a pinned CPU device uses: the first ``device.threads`` available ones."""
+    cpus = available_cpus()
+    threads = device.threads or 1
+    if threads > len(cpus):
+        raise SgnasError(
+            f"device {device.name} pins {threads} threads but only {len(cpus)} CPUs are available"
+        )
+    return cpus[:threads]

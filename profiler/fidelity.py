@@ -15,10 +15,7 @@ are divided by that factor, so a slower or faster machine state now does not rea
 
 from __future__ import annotations
 
-import copy
 import logging
-import math
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -26,13 +23,15 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from sgnas.errors import SgnasError
+from sgnas import metrics
+from sgnas.errors import SgnasError, require
 from sgnas.fileio import json_safe
 from sgnas.lut import Calibration, Lut
+from sgnas.progress import Progress
 from sgnas.space import SearchSpace
 
-from . import graphs
 from .build import canary_key
+from .measure import Measurer
 
 if TYPE_CHECKING:  # pragma: no cover
     from .devices import DeviceDescriptor
@@ -42,31 +41,23 @@ log = logging.getLogger(__name__)
 
 def error_metrics(predicted: np.ndarray, measured: np.ndarray) -> dict:
     """MAPE, signed bias, shares within ±5% / ±10%, Kendall τ, Spearman ρ and Pearson r."""
-    from scipy import stats
-
-    p = np.asarray(predicted, dtype=np.float64)
-    m = np.asarray(measured, dtype=np.float64)
-    rel = (p - m) / m
-    out = {
-        "n": int(len(m)),
-        "mape": float(np.mean(np.abs(rel))),
-        "bias": float(np.mean(rel)),
-        "max_abs_error": float(np.max(np.abs(rel))),
-        "within_5pct": float(np.mean(np.abs(rel) <= 0.05 + 1e-9)),
-        "within_10pct": float(np.mean(np.abs(rel) <= 0.10 + 1e-9)),
+    return {
+        "n": int(len(measured)),
+        "mape": metrics.mape(predicted, measured),
+        "bias": metrics.bias(predicted, measured),
+        "max_abs_error": metrics.max_abs_error(predicted, measured),
+        "within_5pct": metrics.share_within(predicted, measured, 5.0),
+        "within_10pct": metrics.share_within(predicted, measured, 10.0),
+        "kendall_tau": metrics.kendall_tau(predicted, measured),
+        "spearman": metrics.spearman(predicted, measured),
+        "pearson": metrics.pearson(predicted, measured),
     }
-    if len(m) >= 2 and np.ptp(p) > 0 and np.ptp(m) > 0:
-        out["kendall_tau"] = float(stats.kendalltau(p, m).statistic)
-        out["spearman"] = float(stats.spearmanr(p, m).statistic)
-        out["pearson"] = float(stats.pearsonr(p, m).statistic)
-    else:
-        out["kendall_tau"] = out["spearman"] = out["pearson"] = math.nan
-    return out
 
 
 def fit_calibration(raw: np.ndarray, measured: np.ndarray, estimator: str = "huber") -> Calibration:
     """Fit ``measured ≈ slope · raw + intercept`` with scikit-learn (Huber loss or least squares)."""
-    from sklearn.linear_model import HuberRegressor, LinearRegression
+    linear_model = require("sklearn.linear_model", "tools")
+    HuberRegressor, LinearRegression = linear_model.HuberRegressor, linear_model.LinearRegression
 
     x = np.asarray(raw, dtype=np.float64).reshape(-1, 1)
     y = np.asarray(measured, dtype=np.float64)
@@ -130,53 +121,6 @@ class FidelityReport:
         )
 
 
-class _NetworkMeasurer:
-    """Measures whole networks and the canary entry, one live runner at a time."""
-
-    def __init__(self, device: "DeviceDescriptor", space: SearchSpace, tmp: Path, seed: int,
-                 cache_dir: Path | None) -> None:
-        self.device = device
-        self.space = space
-        self.tmp = tmp
-        self.seed = seed
-        self.cache_dir = cache_dir
-        self.fp16 = device.precision == "fp16"
-        self.verified = False
-
-    def _run(self, name: str, model, model16, shape, module) -> float:
-        from .backends.base import ModelSpec, make_runner
-        from .protocol import measure
-
-        path = graphs.save_model(model, self.tmp / f"{name}.onnx")
-        path16 = graphs.save_model(model16, self.tmp / f"{name}.fp16.onnx") if model16 else None
-        spec = ModelSpec(onnx_path=path, input_shape=shape, name=name,
-                         torch_factory=lambda: copy.deepcopy(module), onnx_path_fp16=path16, seed=self.seed)
-        try:
-            with make_runner(self.device, spec, cache_dir=self.cache_dir) as runner:
-                return measure(runner, self.device.protocol).median_ms
-        finally:
-            for p in (path, path16):
-                if p is not None:
-                    p.unlink(missing_ok=True)
-
-    def network(self, arch, index: int) -> float:
-        batch = self.device.batch_size
-        modules, model = graphs.network_graph(self.space, arch, batch, seed=self.seed)
-        shape = (batch, 3, self.space.input_size, self.space.input_size)
-        if not self.verified:
-            graphs.check_against_torch(modules, model, shape, seed=self.seed)
-            self.verified = True
-        model16 = (graphs.network_graph(self.space, arch, batch, dtype="fp16", modules=modules)[1]
-                   if self.fp16 else None)
-        return self._run(f"net{index}", model, model16, shape, modules)
-
-    def entry(self, key: str) -> float:
-        spec = graphs.key_specs(self.space)[key]
-        kg = graphs.key_graph(self.space, spec, self.device.batch_size, seed=self.seed,
-                              fp16=self.fp16)
-        return self._run("canary", kg.model, kg.model_fp16, kg.input_shape, kg.module)
-
-
 def validate_lut(
     lut: Lut,
     device: "DeviceDescriptor",
@@ -216,17 +160,17 @@ def validate_lut(
     canary_ms: list[float] = []
     factors = np.ones(n)
     measured = np.zeros(n)
-    with tempfile.TemporaryDirectory(prefix="sgnas-fidelity-") as tmp:
-        meas = _NetworkMeasurer(device, space, Path(tmp), seed, cache_dir)
-        bar = _bar(n, device, progress)
+    with Measurer(device, space, seed=seed, verify=True, cache_dir=cache_dir,
+                  prefix="sgnas-fidelity-") as meas:
+        bar = Progress(n, f"validating {device.name}", unit="net", enabled=progress)
         factor = 1.0
         for i, arch in enumerate(archs):
             if canary_every > 0 and i % canary_every == 0:
-                canary_ms.append(meas.entry(ckey))
+                canary_ms.append(meas.entry(ckey).median_ms)
                 base = baseline if baseline else canary_ms[0]
                 f = canary_ms[-1] / base
                 factor = f if abs(f - 1.0) > drift_tolerance else 1.0
-            measured[i] = meas.network(arch, i)
+            measured[i] = meas.network(arch, f"net{i}").median_ms
             factors[i] = factor
             bar.update(1)
         bar.close()
@@ -286,7 +230,7 @@ def validate_lut(
 
 def plot_fidelity(report: FidelityReport, path: str | Path) -> Path:
     """Predicted (raw and calibrated) against measured latency, with ±5% and ±10% bands, as PNG."""
-    from matplotlib.figure import Figure
+    Figure = require("matplotlib.figure", "tools").Figure
 
     from sgnas.fileio import atomic_write_with
 
@@ -320,17 +264,3 @@ def plot_fidelity(report: FidelityReport, path: str | Path) -> Path:
     path = Path(path)
     atomic_write_with(path, lambda fh: fig.savefig(fh, format="png"))
     return path
-
-
-class _NoBar:
-    def update(self, n: int = 1) -> None: ...
-
-    def close(self) -> None: ...
-
-
-def _bar(n: int, device, enabled: bool):
-    if not enabled:
-        return _NoBar()
-    from tqdm import tqdm
-
-    return tqdm(total=n, desc=f"validating {device.name}", unit="net", dynamic_ncols=True)

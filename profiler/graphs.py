@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from sgnas.errors import SgnasError
+from sgnas.errors import SgnasError, require
 from sgnas.space import Architecture, Config, LayerSpec, SearchSpace
 
 OPSET = 17
@@ -182,7 +182,7 @@ class GraphBuilder:
         return f"{prefix}_{self._count}"
 
     def const(self, array: np.ndarray, prefix: str, cast: bool = True) -> str:
-        from onnx import numpy_helper
+        numpy_helper = require("onnx.numpy_helper", "tools")
 
         name = self.name(prefix)
         arr = np.ascontiguousarray(array.astype(self.np_dtype) if cast else array)
@@ -190,7 +190,7 @@ class GraphBuilder:
         return name
 
     def node(self, op: str, inputs: Sequence[str], n_out: int = 1, **attrs) -> list[str]:
-        from onnx import helper
+        helper = require("onnx.helper", "tools")
 
         outs = [self.name(op.lower()) for _ in range(n_out)]
         self.nodes.append(helper.make_node(op, list(inputs), outs, name=self.name(op), **attrs))
@@ -214,7 +214,8 @@ class GraphBuilder:
         self, input_name: str, in_shape: Sequence[int], output: str, out_shape: Sequence[int]
     ):
         """Finish the graph: ``input_name`` of ``in_shape`` in, ``output`` of ``out_shape`` out."""
-        from onnx import TensorProto, helper
+        onnx = require("onnx", "tools")
+        TensorProto, helper = onnx.TensorProto, onnx.helper
 
         elem = TensorProto.FLOAT16 if self.dtype == "fp16" else TensorProto.FLOAT
         self.nodes.append(helper.make_node("Identity", [output], [OUTPUT_NAME], name="out"))
@@ -367,7 +368,7 @@ def check_against_torch(
     output's scale when that exceeds 1); returns the difference. The reference evaluator implements
     the ONNX specification, so the check is independent of the runtime that measures the graph.
     """
-    from onnx.reference import ReferenceEvaluator
+    ReferenceEvaluator = require("onnx.reference", "tools").ReferenceEvaluator
 
     x = np.random.default_rng(seed).standard_normal(tuple(input_shape)).astype(np.float32)
     with torch.no_grad():

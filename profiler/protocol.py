@@ -13,15 +13,26 @@ from __future__ import annotations
 import logging
 import math
 import time
-from dataclasses import asdict, dataclass, field, fields
-from typing import TYPE_CHECKING, Any
+from dataclasses import asdict, dataclass, field
+from typing import Any, Protocol
 
 import numpy as np
 
+from sgnas.config import load_dataclass
 from sgnas.errors import SgnasError
 
-if TYPE_CHECKING:  # pragma: no cover
-    from .backends.base import Runner
+
+
+class Timer(Protocol):
+    """What the protocol needs of a runner (:class:`profiler.backends.base.Runner` is one)."""
+
+    is_active: bool
+
+    def __enter__(self) -> Any: ...
+
+    def __exit__(self, *exc: object) -> Any: ...
+
+    def time_iterations(self, n: int) -> np.ndarray: ...
 
 log = logging.getLogger(__name__)
 
@@ -65,11 +76,8 @@ class ProtocolConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "ProtocolConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise SgnasError(f"unknown protocol field {unknown[0]!r}; known: {', '.join(sorted(known))}")
-        return cls(**d)
+        """Strictly from a mapping (:func:`sgnas.config.load_dataclass`)."""
+        return load_dataclass(cls, d, where="protocol", label="protocol field")
 
 
 @dataclass
@@ -95,14 +103,8 @@ class Measurement:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "Measurement":
-        known = {f.name for f in fields(cls)}
-        missing = [k for k in ("median_ms", "p10_ms", "p90_ms", "n", "spread", "round_medians", "noisy")
-                   if k not in d]
-        if missing:
-            raise SgnasError(f"measurement is missing {missing[0]!r}")
-        kwargs = {k: v for k, v in d.items() if k in known}
-        kwargs["round_medians"] = [float(x) for x in kwargs["round_medians"]]
-        return cls(**kwargs)
+        """Strictly from a mapping (:func:`sgnas.config.load_dataclass`)."""
+        return load_dataclass(cls, d, where="measurement")
 
     @classmethod
     def from_samples(cls, samples: np.ndarray, round_medians: list[float], max_spread: float,
@@ -130,7 +132,7 @@ class Measurement:
         )
 
 
-def warm_up(runner: "Runner", cfg: ProtocolConfig) -> float:
+def warm_up(runner: Timer, cfg: ProtocolConfig) -> float:
     """Run until ``warmup_ms`` have passed and ``warmup_min_iters`` iterations ran.
 
     Elapsed time is the larger of the wall clock and the sum of reported latencies. Returns the median
@@ -156,7 +158,7 @@ def _iters_for(duration_ms: float, per_iter_ms: float, floor: int) -> int:
     return int(min(max(math.ceil(duration_ms / per_iter_ms), floor, 1), MAX_ITERS))
 
 
-def _one_round(runner: "Runner", cfg: ProtocolConfig, estimate: float) -> np.ndarray:
+def _one_round(runner: Timer, cfg: ProtocolConfig, estimate: float) -> np.ndarray:
     n = _iters_for(cfg.min_round_ms, estimate, floor=cfg.min_iters_per_round)
     parts = [np.asarray(runner.time_iterations(n), dtype=np.float64)]
     total, count = float(parts[0].sum()), len(parts[0])
@@ -172,13 +174,13 @@ def _one_round(runner: "Runner", cfg: ProtocolConfig, estimate: float) -> np.nda
     return np.concatenate(parts)
 
 
-def _attempt(runner: "Runner", cfg: ProtocolConfig, estimate: float, remeasured: int) -> Measurement:
+def _attempt(runner: Timer, cfg: ProtocolConfig, estimate: float, remeasured: int) -> Measurement:
     rounds = [_one_round(runner, cfg, estimate) for _ in range(cfg.rounds)]
     medians = [float(np.median(r)) for r in rounds]
     return Measurement.from_samples(np.concatenate(rounds), medians, cfg.max_spread, remeasured)
 
 
-def measure(runner: "Runner", cfg: ProtocolConfig) -> Measurement:
+def measure(runner: Timer, cfg: ProtocolConfig) -> Measurement:
     """Measure an active ``runner``: warm up, time ``cfg.rounds`` rounds, re-measure while noisy.
 
     The returned :class:`Measurement` is the attempt with the least spread; ``noisy`` is set when even
@@ -211,7 +213,7 @@ class CanaryMonitor:
     normalize entries measured under drift.
     """
 
-    runner: "Runner"
+    runner: Timer
     cfg: ProtocolConfig
     medians: list[float] = field(default_factory=list)
     #: Entry count at which each canary median was taken.

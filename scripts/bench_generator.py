@@ -79,21 +79,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def tracking_metrics(targets, values, within=(5.0,)) -> dict:
     """Kendall tau, Pearson r and |error| statistics (percent of the target) of ``values``."""
-    import numpy as np
-    from scipy import stats
+    from sgnas import metrics
 
-    t, v = np.asarray(targets, dtype=np.float64), np.asarray(values, dtype=np.float64)
-    err = (v - t) / t * 100.0
-    constant = np.ptp(t) == 0 or np.ptp(v) == 0
     out = {
-        "kendall_tau": float("nan") if constant else float(stats.kendalltau(t, v)[0]),
-        "pearson": float("nan") if constant else float(stats.pearsonr(t, v)[0]),
-        "mean_abs_error_pct": float(np.abs(err).mean()),
-        "max_abs_error_pct": float(np.abs(err).max()),
-        "bias_pct": float(err.mean()),
+        "kendall_tau": metrics.kendall_tau(targets, values),
+        "pearson": metrics.pearson(targets, values),
+        "mean_abs_error_pct": 100.0 * metrics.mape(values, targets),
+        "max_abs_error_pct": 100.0 * metrics.max_abs_error(values, targets),
+        "bias_pct": 100.0 * metrics.bias(values, targets),
     }
     for w in within:
-        out[f"within_{w:g}pct"] = float(np.mean(np.abs(err) <= w))
+        out[f"within_{w:g}pct"] = metrics.share_within(values, targets, w)
     return out
 
 

@@ -89,12 +89,14 @@ def onnx_bytes(
                 input_names=[INPUT_NAME],
                 output_names=[OUTPUT_NAME],
             )
+            if program is None:
+                raise SgnasError("torch.onnx.export returned no program")
             return program.model_proto.SerializeToString()
         buf = io.BytesIO()
         torch.onnx.export(
             module,
             (example,),
-            buf,
+            buf,  # type: ignore[arg-type]  # torch accepts a file object
             dynamo=False,
             opset_version=opset,
             input_names=[INPUT_NAME],

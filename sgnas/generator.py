@@ -200,7 +200,6 @@ def make_prior_pool(
     lo, hi = target_range
     levels_goal = lo + (hi - lo) * (np.arange(num_priors) + 0.5) / num_priors
     tol = 0.1 * (hi - lo) / num_priors
-    k = len(space.kernels)
     choices, levels = [], []
     for goal in levels_goal:
         rows = space.sample_choices(rng, forced_sampling=True)
@@ -209,9 +208,7 @@ def make_prior_pool(
             if err <= tol:
                 break
             layer = int(rng.integers(space.num_layers))
-            e = int(rng.integers(space.min_expansion, space.max_expansion + 1))
-            row = np.full(space.max_expansion, SKIP_INDEX, dtype=np.int64)
-            row[:e] = np.sort(rng.integers(0, k, size=e))
+            row = space.layer_choices(space.sample_layer(rng))
             trial = rows.copy()
             trial[layer] = row
             t_err = abs(float(cost.normalize(cost.exact(space.arch_from_choices(trial)))) - goal)
@@ -299,7 +296,7 @@ class GeneratorBundle:
 
 def read_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict:
     """Load a generator checkpoint dict (``weights_only=True``); another kind of file is an error."""
-    from .train.checkpoint import load_checkpoint
+    from .checkpoint import load_checkpoint
 
     ckpt = load_checkpoint(path, GENERATOR_KIND, map_location=map_location)
     if ckpt.get("generator_version", 0) > GENERATOR_VERSION:
@@ -311,14 +308,14 @@ def read_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
 
 def save_generator(path: str | os.PathLike, bundle: "GeneratorBundle", **extra: Any) -> Path:
     """Write ``bundle`` (plus training state ``extra``) atomically as a weights-only checkpoint."""
-    from .train.checkpoint import save_checkpoint
+    from .checkpoint import save_checkpoint
 
     return save_checkpoint(path, bundle.checkpoint(**extra), GENERATOR_KIND)
 
 
 def bundle_from_checkpoint(ckpt: dict, path: str | None = None) -> GeneratorBundle:
     """Rebuild a :class:`GeneratorBundle` from a checkpoint dict."""
-    from .train.checkpoint import check_space
+    from .checkpoint import check_space
 
     space = check_space(ckpt, path or "<generator>")
     gen = ArchitectureGenerator(space, GeneratorConfig.from_dict(ckpt["generator_config"]))

@@ -33,7 +33,7 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Protocol
 
 import numpy as np
 
@@ -307,10 +307,17 @@ class Lut:
         )
 
 
+class NamedDevice(Protocol):
+    """What a LUT check needs of a device descriptor (:class:`profiler.devices.DeviceDescriptor`)."""
+
+    @property
+    def name(self) -> str: ...
+
+
 def load_lut(
     path: str | os.PathLike,
     space: SearchSpace | str | None = None,
-    device: Any = None,
+    device: "str | NamedDevice | None" = None,
     allow_incomplete: bool = False,
 ) -> Lut:
     """Load and validate a LUT file.
@@ -355,7 +362,7 @@ def load_lut(
         if not isinstance(space, str):
             lut._check_space(space)
     if device is not None:
-        name = device if isinstance(device, str) else getattr(device, "name", str(device))
+        name = device if isinstance(device, str) else device.name
         if name != lut.device_name:
             raise SgnasError(f"LUT {path} was measured on device {lut.device_name!r}, not {name!r}")
     if not allow_incomplete:

@@ -18,11 +18,12 @@ import itertools
 import json
 from dataclasses import asdict, dataclass, field
 from functools import cached_property
-from typing import Iterable, Sequence
+from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
 from .errors import ArchitectureError, SgnasError
+from .registry import Registry
 
 KERNELS: tuple[int, ...] = (3, 5, 7)
 #: Per-sub-block choice order used by one-hot encodings and the generator: k3, k5, k7, skip.
@@ -149,18 +150,38 @@ class SearchSpace:
         """Uniform single-path sample (SPOS): per layer e uniform, then each kernel uniform."""
         return self.arch_from_choices(self.sample_choices(rng))
 
+    def sample_layer(self, rng: np.random.Generator) -> Config:
+        """One layer's configuration the SPOS way: expansion e uniform, then each kernel uniform
+        (returned sorted). The one layer sampler: :meth:`sample`, :meth:`sample_choices`, the
+        evolutionary search's mutation and the generator's priors all draw through it."""
+        e = int(rng.integers(self.min_expansion, self.max_expansion + 1))
+        kernels = sorted(self.kernels)
+        return tuple(sorted(kernels[int(i)] for i in rng.integers(0, len(kernels), size=e)))
+
+    def layer_choices(self, config: Config) -> np.ndarray:
+        """Canonical forced-sampling row of ``config``: its sorted kernels in sub-blocks
+        ``0..e-1`` (indices into :data:`CHOICES`), skips after."""
+        row = np.full(self.max_expansion, SKIP_INDEX, dtype=np.int64)
+        row[: len(config)] = [CHOICES.index(k) for k in sorted(config)]
+        return row
+
     def sample_choices(self, rng: np.random.Generator, forced_sampling: bool = True) -> np.ndarray:
         """Per-sub-block choice indices into :data:`CHOICES`, shape ``(L, max_expansion)``.
 
-        With forced sampling the skips sit at the highest sub-block indices; without it they are
-        placed at random positions. Kernels of non-skip sub-blocks are uniform.
+        With forced sampling each row is the canonical form of :meth:`sample_layer` (sorted kernels
+        in sub-blocks ``0..e-1``, skips at the highest indices); without it the ``e`` kernels are
+        placed at random positions.
         """
         L, m = self.num_layers, self.max_expansion
+        if forced_sampling:
+            return np.stack([self.layer_choices(self.sample_layer(rng)) for _ in range(L)])
         out = np.full((L, m), SKIP_INDEX, dtype=np.int64)
+        kernels = sorted(self.kernels)
         for layer in range(L):
             e = int(rng.integers(self.min_expansion, self.max_expansion + 1))
-            pos = np.arange(e) if forced_sampling else np.sort(rng.choice(m, size=e, replace=False))
-            out[layer, pos] = rng.integers(0, len(self.kernels), size=e)
+            pos = np.sort(rng.choice(m, size=e, replace=False))
+            out[layer, pos] = [CHOICES.index(kernels[int(i)])
+                               for i in rng.integers(0, len(kernels), size=e)]
         return out
 
     # ------------------------------------------------------------ encodings
@@ -330,15 +351,19 @@ def tiny_space() -> SearchSpace:
                   stem_channels=8, head_channels=32, description="4-layer test space, 16x16")
 
 
-SPACES = {"imagenet": imagenet_space, "cifar10": cifar10_space, "tiny": tiny_space}
+#: Search spaces by name: factories returning a :class:`SearchSpace`. Further spaces register
+#: themselves in a module of :mod:`sgnas.spaces` (imported on the first lookup of an unknown name).
+SPACES: Registry[Callable[[], SearchSpace]] = Registry("search space", discover="sgnas.spaces")
+SPACES.register("imagenet", imagenet_space)
+SPACES.register("cifar10", cifar10_space)
+SPACES.register("tiny", tiny_space)
 
 
 def get_space(name: str) -> SearchSpace:
-    """Look up a registered space by name."""
-    try:
-        return _SPACE_CACHE.setdefault(name, SPACES[name]())
-    except KeyError:
-        raise SgnasError(f"unknown search space {name!r}; known: {', '.join(SPACES)}") from None
+    """Look up a registered space by name (built once, then cached)."""
+    if name not in _SPACE_CACHE:
+        _SPACE_CACHE[name] = SPACES.get(name)()
+    return _SPACE_CACHE[name]
 
 
 _SPACE_CACHE: dict[str, SearchSpace] = {}

@@ -83,3 +83,48 @@ def test_console_scripts_are_installed(script):
     proc = subprocess.run([script, "--help"], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert "usage:" in proc.stdout
+
+
+def test_every_module_imports_without_extras():
+    proc = _run_bare(
+        """
+        import importlib, pkgutil, sgnas, profiler
+        names = []
+        for pkg in (sgnas, profiler):
+            names.append(pkg.__name__)
+            for info in pkgutil.walk_packages(pkg.__path__, pkg.__name__ + "."):
+                if not info.name.endswith(".__main__"):
+                    names.append(info.name)
+        for name in names:
+            importlib.import_module(name)
+        print("ok", len(names))
+        """
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    count = int(proc.stdout.split()[1])
+    assert count >= 60, proc.stdout
+
+
+_ROOT = str(__import__("pathlib").Path(__file__).resolve().parents[1])
+
+
+@pytest.mark.parametrize("argv, extra", [
+    (["profile", "--device", "cpu", "--space", "tiny"], "tools"),
+    (["check", "--lut", f"{_ROOT}/lut/cpu.json", "--device", "cpu"], "tools"),
+    (["generate", "--latency-ms", "3", "--lut", f"{_ROOT}/lut/cpu-cifar10.json", "--measure"], "tools"),
+])
+def test_command_needing_an_extra_names_it(tmp_path, argv, extra):
+    proc = _run_bare(
+        f"""
+        import os, sys
+        sys.path.insert(0, os.getcwd())
+        os.chdir({str(tmp_path)!r})
+        from sgnas.cli.main import main
+        sys.exit(main({argv!r}))
+        """
+    )
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr[-3000:]
+    assert f"sgnas[{extra}]" in lines[0]
+    assert list(tmp_path.iterdir()) == []

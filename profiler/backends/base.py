@@ -9,7 +9,6 @@ with nothing but inference in the timed region, ``run()`` returns the first outp
 from __future__ import annotations
 
 import abc
-import importlib
 import logging
 import os
 import warnings
@@ -20,23 +19,16 @@ from typing import TYPE_CHECKING, Any, Callable, TypeVar
 import numpy as np
 
 from sgnas.errors import SgnasError, require
+from sgnas.registry import Registry, UnknownNameError
+
+from ..devices import DeviceDescriptor, available_cpus, cpus_for  # noqa: F401 (re-exported)
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
 
-    from ..devices import DeviceDescriptor
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-
-#: backend name -> (runtime module to import, pip extra that installs it, backend module)
-BACKENDS: dict[str, tuple[str, str, str]] = {
-    "onnxruntime": ("onnxruntime", "onnxruntime", "onnxruntime"),
-    "openvino": ("openvino", "openvino", "openvino"),
-    "tensorrt": ("tensorrt", "trt", "tensorrt"),
-    "torch": ("torch", "cpu", "torch"),
-}
-
 
 @dataclass(frozen=True)
 class ModelSpec:
@@ -150,42 +142,49 @@ class Runner(abc.ABC):
     def run_impl(self) -> np.ndarray: ...
 
 
-def make_runner(device: "DeviceDescriptor", model: ModelSpec, cache_dir: Path | None = None) -> Runner:
-    """The runner of ``device.backend`` for ``model``; the backend module is imported only now.
+@dataclass(frozen=True)
+class Backend:
+    """A measuring backend: the runtime module it needs, the pip extra installing that, and the
+    factory ``runner(device, model, cache_dir=...)`` of its :class:`Runner`."""
 
-    A missing runtime raises :class:`~sgnas.errors.MissingDependencyError` naming the extra to install.
-    ``cache_dir`` holds persistent build caches (the TensorRT timing cache).
-    """
+    name: str
+    runtime: str
+    extra: str
+    runner: Callable[..., Runner]
+
+
+#: Backends by name. Each backend module registers itself with :func:`register_backend`; the
+#: modules of this package import without their runtimes, which are required only by :func:`make_runner`.
+BACKENDS: Registry[Backend] = Registry("backend", discover=__package__)
+
+
+def register_backend(name: str, runtime: str, extra: str, runner: Callable[..., Runner]) -> Backend:
+    """Register the backend ``name`` (a duplicate name is an error)."""
+    return BACKENDS.register(name, Backend(name, runtime, extra, runner))
+
+
+def get_backend(device: "DeviceDescriptor") -> Backend:
+    """The backend of ``device``, with its runtime imported (a missing one raises
+    :class:`~sgnas.errors.MissingDependencyError` naming the extra to install)."""
     try:
-        runtime, extra, module_name = BACKENDS[device.backend]
-    except KeyError:
+        backend = BACKENDS.get(device.backend)
+    except UnknownNameError:
         raise SgnasError(
             f"device {device.name}: unknown backend {device.backend!r}; known: {', '.join(BACKENDS)}"
         ) from None
-    require(runtime, extra)
-    module = importlib.import_module(f"{__package__}.{module_name}")
-    return module.RUNNER(device, model, cache_dir=cache_dir)
+    require(backend.runtime, backend.extra)
+    return backend
+
+
+def make_runner(device: "DeviceDescriptor", model: ModelSpec, cache_dir: Path | None = None) -> Runner:
+    """The runner of ``device.backend`` for ``model`` (see :func:`get_backend`).
+
+    ``cache_dir`` holds persistent build caches (the TensorRT timing cache).
+    """
+    return get_backend(device).runner(device, model, cache_dir=cache_dir)
 
 
 # ------------------------------------------------------------- CPU thread pinning
-def available_cpus() -> list[int]:
-    """CPUs this process may run on, sorted (all CPUs where affinity is not supported)."""
-    if hasattr(os, "sched_getaffinity"):
-        return sorted(os.sched_getaffinity(0))
-    return list(range(os.cpu_count() or 1))
-
-
-def cpus_for(device: "DeviceDescriptor") -> list[int]:
-    """The CPUs a pinned CPU device uses: the first ``device.threads`` available ones."""
-    cpus = available_cpus()
-    threads = device.threads or 1
-    if threads > len(cpus):
-        raise SgnasError(
-            f"device {device.name} pins {threads} threads but only {len(cpus)} CPUs are available"
-        )
-    return cpus[:threads]
-
-
 class ThreadPin:
     """Pins the calling thread to ``cpus`` (Linux ``sched_setaffinity``) and restores it later.
 

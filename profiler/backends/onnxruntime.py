@@ -17,7 +17,7 @@ import numpy as np
 
 from sgnas.errors import SgnasError
 
-from .base import ModelSpec, Runner, ThreadPin, cpus_for, refuse_fp16_on_cpu
+from .base import ModelSpec, Runner, ThreadPin, cpus_for, refuse_fp16_on_cpu, register_backend
 
 _ORT_TYPES = {
     "tensor(float)": np.float32,
@@ -122,3 +122,4 @@ class OnnxRuntimeRunner(Runner):
 
 
 RUNNER = OnnxRuntimeRunner
+register_backend("onnxruntime", "onnxruntime", "onnxruntime", RUNNER)

@@ -15,7 +15,7 @@ import numpy as np
 
 from sgnas.errors import SgnasError
 
-from .base import ModelSpec, Runner, cpus_for, refuse_fp16_on_cpu
+from .base import ModelSpec, Runner, cpus_for, refuse_fp16_on_cpu, register_backend
 
 
 class OpenVinoRunner(Runner):
@@ -81,3 +81,4 @@ class OpenVinoRunner(Runner):
 
 
 RUNNER = OpenVinoRunner
+register_backend("openvino", "openvino", "openvino", RUNNER)

@@ -36,7 +36,7 @@ import numpy as np
 from sgnas.errors import SgnasError, require
 from sgnas.fileio import atomic_write_bytes
 
-from .base import ModelSpec, Runner, try_capture
+from .base import ModelSpec, Runner, register_backend, try_capture
 from .cuda_api import CudaApi, select_cuda_api
 from .support import cc_of_model, check_tensorrt, trt_extra
 
@@ -433,3 +433,4 @@ class TensorRTRunner(Runner):
 
 
 RUNNER = TensorRTRunner
+register_backend("tensorrt", "tensorrt", "trt", RUNNER)

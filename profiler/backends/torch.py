@@ -25,7 +25,15 @@ import torch
 
 from sgnas.errors import SgnasError
 
-from .base import ModelSpec, Runner, ThreadPin, cpus_for, refuse_fp16_on_cpu, try_capture
+from .base import (
+    ModelSpec,
+    Runner,
+    ThreadPin,
+    cpus_for,
+    refuse_fp16_on_cpu,
+    register_backend,
+    try_capture,
+)
 
 
 def _first(out: Any) -> torch.Tensor:
@@ -248,3 +256,4 @@ def runner_class(device) -> type[Runner]:
 def RUNNER(device, model: ModelSpec, cache_dir: Path | None = None) -> Runner:  # noqa: N802
     """Construct the torch runner matching ``device``."""
     return runner_class(device)(device, model, cache_dir=cache_dir)
+register_backend("torch", "torch", "cpu", RUNNER)

@@ -232,38 +232,6 @@ def _line(r: dict, cost) -> str:
 
 def measure_archs(space, lut, archs, force: bool = False) -> list[float]:
     """Median latency (ms) of each network on this host, timed like the LUT's whole-network checks."""
-    import tempfile
-    from pathlib import Path
+    from profiler.measure import measure_lut_networks
 
-    from profiler import graphs
-    from profiler.backends.base import ModelSpec, make_runner
-    from profiler.devices import check_host, device_from_dict, load_device
-    from profiler.protocol import measure
-
-    from ..errors import SgnasError
-
-    try:
-        device = device_from_dict(dict(lut.device), where=f"device of LUT {lut.path}")
-    except SgnasError:
-        device = load_device(lut.device_name)
-    check_host(device, force=force)
-    batch = device.batch_size
-    size = device.input_size or space.input_size
-    if size != space.input_size:
-        raise SgnasError(f"device {device.name} measures {size} px inputs, space {space.name} is "
-                         f"{space.input_size} px")
-    shape = (batch, 3, space.input_size, space.input_size)
-    out: list[float] = []
-    with tempfile.TemporaryDirectory(prefix="sgnas-measure-") as tmp:
-        for i, arch in enumerate(archs):
-            modules, model = graphs.network_graph(space, arch, batch)
-            path16 = None
-            if device.precision == "fp16":
-                model16 = graphs.network_graph(space, arch, batch, dtype="fp16", modules=modules)[1]
-                path16 = graphs.save_model(model16, Path(tmp) / f"net{i}.fp16.onnx")
-            path = graphs.save_model(model, Path(tmp) / f"net{i}.onnx")
-            spec = ModelSpec(onnx_path=path, input_shape=shape, name=f"net{i}",
-                             torch_factory=lambda m=modules: m, onnx_path_fp16=path16)
-            with make_runner(device, spec) as runner:
-                out.append(float(measure(runner, device.protocol).median_ms))
-    return out
+    return measure_lut_networks(space, lut, archs, force=force)

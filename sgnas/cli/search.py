@@ -77,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
     from ..train.checkpoint import load_supernet
     from ..train.data import build_datasets, supernet_data_config
     from ..train.distributed import resolve_device
-    from ..train.trainlog import Progress
+    from ..progress import Progress
 
     cost_name, target = _target(args)
     if cost_name == "latency" and not args.lut:

@@ -56,10 +56,8 @@ class EvolutionConfig:
 
 
 def sample_layer(space: SearchSpace, rng: np.random.Generator) -> Config:
-    """One layer's configuration the SPOS way: expansion e uniform, then each kernel uniform."""
-    e = int(rng.integers(space.min_expansion, space.max_expansion + 1))
-    kernels = sorted(space.kernels)
-    return tuple(sorted(kernels[int(i)] for i in rng.integers(0, len(kernels), size=e)))
+    """One layer's configuration the SPOS way (:meth:`SearchSpace.sample_layer`)."""
+    return space.sample_layer(rng)
 
 
 def mutate(

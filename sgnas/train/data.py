@@ -25,10 +25,10 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler, Subset
 
-from ..errors import SgnasError
+from ..errors import SgnasError, require
 from ..space import SearchSpace
 from .distributed import current
-from .loop import mix_seed
+from .seeds import mix_seed
 
 CIFAR_MEAN = (0.4914, 0.4822, 0.4465)
 CIFAR_STD = (0.2470, 0.2435, 0.2616)
@@ -123,7 +123,7 @@ def resolve_style(cfg: DataConfig, image_size: int) -> str:
 
 def build_transforms(style: str, image_size: int):
     """``(train_transform, eval_transform)`` for ``style`` (``cifar`` or ``imagenet``)."""
-    from torchvision import transforms as T
+    T = require("torchvision.transforms", "data")
 
     if style == "cifar":
         norm = T.Normalize(CIFAR_MEAN, CIFAR_STD)
@@ -195,8 +195,8 @@ def check_image_folder(root: str | os.PathLike) -> tuple[Path, Path]:
 
 
 def _image_folder(split: Path):
-    from torchvision.datasets import ImageFolder
-    from torchvision.datasets.folder import IMG_EXTENSIONS
+    ImageFolder = require("torchvision.datasets", "data").ImageFolder
+    IMG_EXTENSIONS = require("torchvision.datasets.folder", "data").IMG_EXTENSIONS
 
     try:
         return ImageFolder(str(split))
@@ -215,7 +215,7 @@ def _image_folder(split: Path):
 def _load_base(cfg: DataConfig) -> tuple[Dataset, Dataset, list[str]]:
     fmt = detect_format(cfg.root) if cfg.format == "auto" else cfg.format
     if fmt == "cifar10":
-        from torchvision.datasets import CIFAR10
+        CIFAR10 = require("torchvision.datasets", "data").CIFAR10
 
         if not Path(cfg.root).is_dir() and not cfg.download:
             raise SgnasError(f"data folder not found: {cfg.root}")

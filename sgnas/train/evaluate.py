@@ -19,7 +19,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..progress import Progress
 from ..space import Architecture, SearchSpace
+from . import distributed
 
 
 def _device(model: nn.Module) -> torch.device:
@@ -144,23 +146,16 @@ def sample_eval(
     if archs is None:
         archs = [space.sample(rng) for _ in range(n)]
     results: list[tuple[Architecture, float]] = []
-    bar = None
-    if progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=len(archs), desc="evaluate", unit="arch", dynamic_ncols=True)
+    bar = Progress(len(archs), "evaluate", unit="arch", enabled=progress)
     try:
         for arch in archs:
             space.validate(arch)
             top1 = inherited_accuracy(model, arch, calib_loader, eval_loader, calib_batches,
                                       eval_batches, seed)
             results.append((arch, top1))
-            if bar is not None:
-                bar.update(1)
-                bar.set_postfix(top1=f"{100 * top1:.2f}%")
+            bar.update(1, top1=f"{100 * top1:.2f}%")
     finally:
-        if bar is not None:
-            bar.close()
+        bar.close()
     return results
 
 
@@ -177,3 +172,48 @@ def summarize(accuracies: Sequence[float]) -> dict[str, float]:
         "min": float(a.min()),
         "max": float(a.max()),
     }
+
+
+@torch.no_grad()
+def evaluate_network(
+    model: nn.Module, dataset, batch_size: int, device: torch.device, workers: int = 0,
+    max_batches: int | None = None,
+) -> dict[str, float]:
+    """Top-1 and top-5 (fractions) of ``model`` on ``dataset``; sharded and summed across processes
+    when distributed. With ``max_batches`` the images are a fixed random subset of that many batches
+    (the same every call), so that a class-ordered test split is not cut to its first classes."""
+    from torch.utils.data import DataLoader, Subset
+
+    info = distributed.current()
+    if max_batches is not None and max_batches * batch_size < len(dataset):
+        pick = np.random.default_rng(0).permutation(len(dataset))[: max_batches * batch_size]
+        dataset = Subset(dataset, np.sort(pick).tolist())
+        max_batches = None
+    if info.distributed:
+        dataset = Subset(dataset, list(range(info.rank, len(dataset), info.world_size)))
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=workers,
+                        pin_memory=device.type == "cuda")
+    was_training = model.training
+    model.eval()
+    counts = torch.zeros(3, dtype=torch.float64, device=device)
+    try:
+        for i, (x, y) in enumerate(loader):
+            if max_batches is not None and i >= max_batches:
+                break
+            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+            logits = model(x)
+            k = min(5, logits.shape[1])
+            top = logits.topk(k, dim=1).indices
+            hit = top == y[:, None]
+            counts += torch.stack([hit[:, 0].sum(), hit.any(1).sum(), torch.tensor(y.numel(),
+                                   device=device)]).to(counts)
+    finally:
+        model.train(was_training)
+    if info.distributed:
+        import torch.distributed as dist
+
+        dist.all_reduce(counts)
+    correct1, correct5, total = counts.tolist()
+    if total == 0:
+        return {"top1": float("nan"), "top5": float("nan")}
+    return {"top1": correct1 / total, "top5": correct5 / total}

@@ -52,6 +52,7 @@ from ..generator import (
     read_checkpoint,
     save_generator,
 )
+from ..metrics import kendall_tau, pearson, relative_errors
 
 __all__ = [
     "GeneratorLoaders",
@@ -166,24 +167,6 @@ def cost_loss(
     return w * diff.square()
 
 
-def kendall_tau(x: Sequence[float], y: Sequence[float]) -> float:
-    """Kendall's tau-b of two sequences (NaN when either is constant)."""
-    x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
-    dx = np.sign(x[:, None] - x[None, :])
-    dy = np.sign(y[:, None] - y[None, :])
-    iu = np.triu_indices(len(x), k=1)
-    dx, dy = dx[iu], dy[iu]
-    denom = np.sqrt(float(np.count_nonzero(dx)) * float(np.count_nonzero(dy)))
-    return float((dx * dy).sum() / denom) if denom > 0 else float("nan")
-
-
-def _pearson(x: Sequence[float], y: Sequence[float]) -> float:
-    x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
-    if x.std() == 0 or y.std() == 0:
-        return float("nan")
-    return float(np.corrcoef(x, y)[0, 1])
-
-
 def eval_targets(cfg: GeneratorTrainConfig) -> np.ndarray:
     """Normalized evaluation targets: ``eval_targets`` points evenly spaced inside the range."""
     lo, hi = cfg.target_range
@@ -200,14 +183,14 @@ def evaluate_generator(bundle: GeneratorBundle, cost, targets_norm: Sequence[flo
     archs = bundle.architectures(targets_norm)
     targets = np.array([float(cost.denormalize(t)) for t in targets_norm])
     generated = np.array([cost.exact(a) for a in archs])
-    rel = np.abs(generated - targets) / np.maximum(np.abs(targets), 1e-12) * 100.0
+    rel = np.abs(relative_errors(generated, targets)) * 100.0
     gen_norm = np.array([float(cost.normalize(g)) for g in generated])
     return {
         "targets": targets.tolist(),
         "generated": generated.tolist(),
         "archs": [str(a) for a in archs],
         "kendall_tau": kendall_tau(targets, generated),
-        "pearson": _pearson(targets, generated),
+        "pearson": pearson(targets, generated),
         "mean_pct_error": float(rel.mean()),
         "max_pct_error": float(rel.max()),
         "mean_abs_norm_error": float(np.abs(gen_norm - np.asarray(targets_norm)).mean()),

@@ -5,17 +5,15 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
 from ..errors import SgnasError
+from .data import batches_per_epoch
 from .distributed import DistInfo
+from .seeds import mix_seed
 
-
-def mix_seed(*values: int) -> int:
-    """A 63-bit seed from a tuple of non-negative ints (e.g. ``(seed, epoch, rank)``)."""
-    return int(np.random.SeedSequence(list(values)).generate_state(1, np.uint64)[0] >> 1)
+__all__ = ["mix_seed", "param_groups", "steps_per_epoch", "to_cpu", "wrap_ddp"]
 
 
 def param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
@@ -33,8 +31,6 @@ def steps_per_epoch(train_set: Any, batch_size: int, dist: DistInfo,
                     max_steps: int | None = None) -> int:
     """Full batches of ``batch_size`` per process in one epoch of ``train_set``, capped at
     ``max_steps``; :class:`SgnasError` when not even one fits."""
-    from .data import batches_per_epoch
-
     steps = batches_per_epoch(train_set, batch_size)
     if max_steps is not None:
         steps = min(steps, max_steps)

@@ -21,11 +21,12 @@ from __future__ import annotations
 import json
 import math
 import os
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import SgnasError
+from ..config import load_dataclass
+from ..errors import SgnasError, require
 
 OPTIMIZERS = ("sgd", "rmsprop")
 SCHEDULES = ("cosine", "step")
@@ -119,13 +120,10 @@ class TrainRecipe:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "TrainRecipe":
+        """Strictly from a mapping (:func:`sgnas.config.load_dataclass`)."""
         if not isinstance(d, dict):
             raise SgnasError("a recipe must be a mapping of field names to values")
-        known = {f.name: f for f in fields(cls)}
-        unknown = sorted(set(d) - set(known))
-        if unknown:
-            raise SgnasError(f"unknown recipe field {unknown[0]!r}; known: {', '.join(known)}")
-        return cls(**{k: _coerce(known[k].type, k, v) for k, v in d.items()})
+        return load_dataclass(cls, d, where="recipe", label="recipe field")
 
     def override(self, **changes: Any) -> "TrainRecipe":
         """A copy with the non-``None`` ``changes`` applied (unknown names are an error)."""
@@ -138,29 +136,6 @@ class TrainRecipe:
         return [k for k in a if a[k] != b[k]]
 
 
-_TYPES = {"int": int, "float": float, "bool": bool, "str": str}
-
-
-def _coerce(type_name: Any, name: str, value: Any) -> Any:
-    kind = _TYPES[type_name if isinstance(type_name, str) else type_name.__name__]
-    if kind is bool:
-        if isinstance(value, bool):
-            return value
-        raise SgnasError(f"recipe field {name!r} must be true or false, got {value!r}")
-    if kind is int and isinstance(value, float) and value.is_integer():
-        value = int(value)
-    if kind is float and isinstance(value, int) and not isinstance(value, bool):
-        value = float(value)
-    if kind is float and isinstance(value, str):
-        try:
-            value = float(value)  # YAML reads 1e-3 (no dot) as a string
-        except ValueError:
-            pass
-    if not isinstance(value, kind) or isinstance(value, bool) and kind is not bool:
-        raise SgnasError(
-            f"recipe field {name!r} must be {kind.__name__}, got {type(value).__name__} {value!r}"
-        )
-    return value
 
 
 # --------------------------------------------------------------------------- built-ins
@@ -221,7 +196,7 @@ def save_recipe(recipe: TrainRecipe, path: str | os.PathLike) -> None:
 
     path = Path(path)
     if path.suffix.lower() in (".yaml", ".yml"):
-        import yaml
+        yaml = require("yaml", "tools")
 
         text = yaml.safe_dump(recipe.to_dict(), sort_keys=False)
     else:
@@ -240,7 +215,7 @@ def load_recipe(source: str | os.PathLike) -> TrainRecipe:
         )
     text = path.read_text()
     if path.suffix.lower() in (".yaml", ".yml"):
-        import yaml
+        yaml = require("yaml", "tools")
 
         try:
             data = yaml.safe_load(text)

@@ -7,6 +7,10 @@ biases; an exponential moving average of the weights is kept when ``recipe.ema_d
 evaluated beside the raw weights. ``recipe.batch_size`` is the global batch: under ``torchrun`` each
 of the N processes takes ``batch_size / N`` images per step (DDP), and the test split is sharded.
 
+The pieces live by purpose: :class:`~sgnas.train.ema.ModelEma`, :func:`~sgnas.train.optim.make_optimizer`,
+:func:`~sgnas.train.augment.cutout`, :func:`~sgnas.train.evaluate.evaluate_network` and the run
+folder rules of :mod:`sgnas.train.run` (their names stay importable from here).
+
 Files in ``out_dir`` (rank 0, atomic): ``last.pt`` after every epoch (model, optimizer, EMA,
 progress; ``torch.load(weights_only=True)`` reads it), ``model.pt`` when the run is complete (weights plus
 architecture, see :func:`load_trained`), ``train_log.jsonl`` (events) and ``run.json`` (settings).
@@ -16,26 +20,28 @@ architecture, see :func:`load_trained`), ``train_log.jsonl`` (events) and ``run.
 
 from __future__ import annotations
 
-import copy
-import math
-import sys
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
+from ..checkpoint import check_space, load_checkpoint, save_checkpoint
 from ..errors import SgnasError
+from ..progress import Progress, note
 from ..space import Architecture, SearchSpace
 from . import distributed
-from .checkpoint import check_space, load_checkpoint, save_checkpoint
+from .augment import cutout
 from .data import DataConfig, build_datasets, describe, train_loader
-from .loop import mix_seed, param_groups, steps_per_epoch, to_cpu, wrap_ddp
+from .ema import ModelEma
+from .evaluate import evaluate_network
+from .loop import mix_seed, steps_per_epoch, to_cpu, wrap_ddp
+from .optim import make_optimizer
 from .recipes import TrainRecipe
-from .trainlog import JsonlLog, Progress, format_eta
+from .run import RunDir, autocast, check_resume
+from .trainlog import format_eta
 
 SCRATCH_KIND = "sgnas-scratch"
 NETWORK_KIND = "sgnas-network"
@@ -62,102 +68,6 @@ class ScratchResult:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-class ModelEma:
-    """Exponential moving average of a model's parameters (buffers are copied).
-
-    The decay ramps up as ``min(decay, (1 + n) / (10 + n))`` over the first updates, as in the
-    TensorFlow recipe, so short runs are not dominated by the initial weights.
-    """
-
-    def __init__(self, model: nn.Module, decay: float):
-        self.module = copy.deepcopy(model).eval()
-        for p in self.module.parameters():
-            p.requires_grad_(False)
-        self.decay = decay
-        self.updates = 0
-
-    @torch.no_grad()
-    def update(self, model: nn.Module) -> None:
-        self.updates += 1
-        d = min(self.decay, (1 + self.updates) / (10 + self.updates))
-        for e, p in zip(self.module.parameters(), model.parameters()):
-            e.mul_(d).add_(p.detach(), alpha=1 - d)
-        for e, b in zip(self.module.buffers(), model.buffers()):
-            e.copy_(b)
-
-
-def make_optimizer(model: nn.Module, recipe: TrainRecipe) -> torch.optim.Optimizer:
-    """SGD or RMSProp per ``recipe``.
-
-    ``rmsprop_eps`` follows the TensorFlow convention (added inside the square root); torch adds its
-    epsilon outside, so it gets ``sqrt(rmsprop_eps)``, which matches where the squared average is
-    small.
-    """
-    groups = param_groups(model, recipe.weight_decay)
-    if recipe.optimizer == "sgd":
-        return torch.optim.SGD(groups, lr=recipe.peak_lr, momentum=recipe.momentum,
-                               nesterov=recipe.nesterov and recipe.momentum > 0)
-    return torch.optim.RMSprop(groups, lr=recipe.peak_lr, alpha=recipe.rmsprop_alpha,
-                               eps=math.sqrt(recipe.rmsprop_eps), momentum=recipe.momentum)
-
-
-def cutout(x: torch.Tensor, size: int) -> torch.Tensor:
-    """Zero one ``size`` x ``size`` square per image (clipped at the border); the square's centre is
-    drawn uniformly over the image from the global torch RNG."""
-    n, _, h, w = x.shape
-    top = (torch.randint(0, h, (n, 1, 1)) - size // 2).to(x.device)
-    left = (torch.randint(0, w, (n, 1, 1)) - size // 2).to(x.device)
-    ys = torch.arange(h, device=x.device).view(1, h, 1)
-    xs = torch.arange(w, device=x.device).view(1, 1, w)
-    inside = (ys >= top) & (ys < top + size) & (xs >= left) & (xs < left + size)
-    return x * (~inside).unsqueeze(1).to(x.dtype)
-
-
-@torch.no_grad()
-def evaluate_network(
-    model: nn.Module, dataset, batch_size: int, device: torch.device, workers: int = 0,
-    max_batches: int | None = None,
-) -> dict[str, float]:
-    """Top-1 and top-5 (fractions) of ``model`` on ``dataset``; sharded and summed across processes
-    when distributed. With ``max_batches`` the images are a fixed random subset of that many batches
-    (the same every call), so that a class-ordered test split is not cut to its first classes."""
-    from torch.utils.data import DataLoader, Subset
-
-    info = distributed.current()
-    if max_batches is not None and max_batches * batch_size < len(dataset):
-        pick = np.random.default_rng(0).permutation(len(dataset))[: max_batches * batch_size]
-        dataset = Subset(dataset, np.sort(pick).tolist())
-        max_batches = None
-    if info.distributed:
-        dataset = Subset(dataset, list(range(info.rank, len(dataset), info.world_size)))
-    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=workers,
-                        pin_memory=device.type == "cuda")
-    was_training = model.training
-    model.eval()
-    counts = torch.zeros(3, dtype=torch.float64, device=device)
-    try:
-        for i, (x, y) in enumerate(loader):
-            if max_batches is not None and i >= max_batches:
-                break
-            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-            logits = model(x)
-            k = min(5, logits.shape[1])
-            top = logits.topk(k, dim=1).indices
-            hit = top == y[:, None]
-            counts += torch.stack([hit[:, 0].sum(), hit.any(1).sum(), torch.tensor(y.numel(),
-                                   device=device)]).to(counts)
-    finally:
-        model.train(was_training)
-    if info.distributed:
-        import torch.distributed as dist
-
-        dist.all_reduce(counts)
-    correct1, correct5, total = counts.tolist()
-    if total == 0:
-        return {"top1": float("nan"), "top5": float("nan")}
-    return {"top1": correct1 / total, "top5": correct5 / total}
 
 
 class ScratchTrainer:
@@ -205,7 +115,10 @@ class ScratchTrainer:
         style = data_cfg.style if recipe.augment == "auto" else recipe.augment
         self.data_cfg = replace(data_cfg, held_out=0, batch_size=self.local_batch, style=style)
 
-        ckpt = self._find_checkpoint(resume, force)
+        self.run_dir = RunDir(self.out_dir, (LAST, FINAL, LOG, RUN), (LAST,), SCRATCH_KIND)
+        ckpt = self.run_dir.open(resume, force)
+        if ckpt is not None:
+            self._check_compatible(ckpt)
         self.datasets = build_datasets(self.data_cfg, space)
         self.steps_per_epoch = steps_per_epoch(self.datasets.train, self.local_batch, self.dist,
                                                max_steps_per_epoch)
@@ -228,8 +141,7 @@ class ScratchTrainer:
         self.train_model = wrap_ddp(self.model, self.device, self.dist)
         self._resumed = ckpt is not None
         if self.dist.is_main:
-            for p in getattr(self, "_replaced", []):
-                p.unlink(missing_ok=True)
+            self.run_dir.remove_replaced()
 
     # ------------------------------------------------------------------ checkpoints
     @property
@@ -240,39 +152,17 @@ class ScratchTrainer:
     def final_path(self) -> Path:
         return self.out_dir / FINAL
 
-    def _find_checkpoint(self, resume: bool, force: bool) -> dict[str, Any] | None:
-        ours = [self.out_dir / name for name in (LAST, FINAL, LOG, RUN)]
-        existing = [p for p in ours if p.exists()]
-        if resume:
-            if not self.last_path.exists():
-                raise SgnasError(f"nothing to resume: no {LAST} in {self.out_dir}")
-            data = load_checkpoint(self.last_path, SCRATCH_KIND)
-            check_space(data, self.last_path)
-            self._check_compatible(data)
-            return data
-        if existing and not force:
-            raise SgnasError(
-                f"{existing[0]} exists; pass --resume to continue that run or --force to start over"
-            )
-        self._replaced = existing  # removed once the new run has passed every check
-        return None
-
     def _check_compatible(self, data: dict[str, Any]) -> None:
         path = self.last_path
         old_arch = Architecture.from_dict(data["arch"])
         if old_arch != self.arch:
             raise SgnasError(f"cannot resume {path}: it trains {old_arch}, not {self.arch}")
-        for key, now in (("se", self.se), ("activation", self.activation), ("seed", self.seed),
-                         ("max_steps_per_epoch", self.max_steps_per_epoch),
-                         ("world_size", self.dist.world_size)):
-            if data.get(key) != now:
-                raise SgnasError(f"cannot resume {path}: {key} was {data.get(key)!r}, now {now!r}")
+        check_resume(path, [(key, data.get(key), now) for key, now in (
+            ("se", self.se), ("activation", self.activation), ("seed", self.seed),
+            ("max_steps_per_epoch", self.max_steps_per_epoch), ("world_size", self.dist.world_size))])
         old = TrainRecipe.from_dict(data["recipe"])
-        changed = [k for k in old.diff(self.recipe) if k not in ("epochs", "name")]
-        if changed:
-            k = changed[0]
-            raise SgnasError(f"cannot resume {path}: recipe {k} was {getattr(old, k)!r}, "
-                             f"now {getattr(self.recipe, k)!r}")
+        check_resume(path, [(f"recipe {k}", getattr(old, k), getattr(self.recipe, k))
+                            for k in old.diff(self.recipe) if k not in ("epochs", "name")])
 
     def _restore(self, data: dict[str, Any]) -> None:
         if int(data.get("steps_per_epoch", -1)) != self.steps_per_epoch:
@@ -337,11 +227,7 @@ class ScratchTrainer:
 
     # ------------------------------------------------------------------------ training
     def _autocast(self):
-        if not self.amp or self.device.type != "cuda":
-            from contextlib import nullcontext
-
-            return nullcontext()
-        return torch.autocast("cuda", dtype=torch.bfloat16)
+        return autocast(self.device, self.amp, cuda_only=True)
 
     def _train_epoch(self, epoch: int, bar: Progress) -> dict[str, Any]:
         recipe = self.recipe
@@ -419,7 +305,7 @@ class ScratchTrainer:
 
         start_time = time.perf_counter()
         main = self.dist.is_main
-        log = JsonlLog(self.out_dir / LOG, enabled=main, append=self._resumed)
+        log = self.run_dir.log(LOG, enabled=main)
         if main:
             atomic_write_json(self.out_dir / RUN, {
                 **self._meta(), "recipe": self.recipe.to_dict(), "seed": self.seed,
@@ -447,7 +333,7 @@ class ScratchTrainer:
                         self._save_final()
                     log.write("epoch", **record)
                     if self.progress:
-                        _note(self._epoch_line(record))
+                        note(self._epoch_line(record))
         except KeyboardInterrupt:
             log.write("interrupted", epoch=self.epoch, global_step=self.global_step)
             raise
@@ -522,16 +408,6 @@ def load_trained(path: str | Path, ema: bool = True, map_location: Any = "cpu"):
     meta = {k: v for k, v in data.items() if k not in ("model", "ema", "optimizer")}
     device = map_location if isinstance(map_location, (str, torch.device)) else "cpu"
     return net.to(device).eval(), meta
-
-
-def _note(line: str) -> None:
-    """Print a line to stderr without breaking an active progress bar."""
-    try:
-        from tqdm import tqdm
-
-        tqdm.write(line, file=sys.stderr)
-    except ImportError:  # pragma: no cover - tqdm is in the tools extra
-        print(line, file=sys.stderr)
 
 
 __all__ = [

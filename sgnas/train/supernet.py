@@ -35,12 +35,14 @@ import torch
 from torch import nn
 
 from ..errors import SgnasError
+from ..progress import Progress
 from ..space import SearchSpace, get_space
 from . import distributed
-from .checkpoint import SUPERNET_KIND, check_space, load_checkpoint, save_checkpoint
+from .checkpoint import SUPERNET_KIND, save_checkpoint
 from .data import DataConfig, Datasets, build_datasets, describe, train_loader
 from .loop import mix_seed, param_groups, steps_per_epoch, to_cpu, wrap_ddp
-from .trainlog import JsonlLog, Progress, format_eta
+from .run import RunDir, autocast, check_resume
+from .trainlog import format_eta
 
 LAST = "last.pt"
 FINAL = "supernet.pt"
@@ -162,7 +164,10 @@ class SupernetTrainer:
         self.data_cfg = data_cfg
         self.cfg = cfg.resolved(self.space, data_cfg.batch_size * self.dist.world_size)
 
-        ckpt = self._find_checkpoint(resume, force)
+        self.run_dir = RunDir(self.out_dir, (LAST, FINAL), (LAST, FINAL), SUPERNET_KIND)
+        ckpt = self.run_dir.open(resume, force)
+        if ckpt is not None:
+            self._check_compatible(ckpt, self.run_dir.resumed_from)
         self.datasets: Datasets = build_datasets(data_cfg, self.space)
         self.steps_per_epoch = steps_per_epoch(self.datasets.train, data_cfg.batch_size, self.dist,
                                                self.cfg.max_steps_per_epoch)
@@ -189,39 +194,16 @@ class SupernetTrainer:
         if ckpt is not None:
             self._restore(ckpt)
         self.ddp_model = wrap_ddp(self.model, self.device, self.dist, find_unused_parameters=True)
-        self.log = JsonlLog(self.out_dir / LOG, enabled=self.dist.is_main,
-                            append=ckpt is not None)
+        self.log = self.run_dir.log(LOG, enabled=self.dist.is_main)
 
     # ------------------------------------------------------------------ checkpoints
-    def _find_checkpoint(self, resume: bool, force: bool) -> dict[str, Any] | None:
-        existing = [p for p in (self.last_path, self.final_path) if p.exists()]
-        if resume:
-            if not existing:
-                raise SgnasError(f"nothing to resume: no {LAST} or {FINAL} in {self.out_dir}")
-            data = load_checkpoint(existing[0], SUPERNET_KIND)
-            check_space(data, existing[0])
-            self._check_compatible(data, existing[0])
-            return data
-        if existing and not force:
-            raise SgnasError(
-                f"{existing[0]} exists; pass --resume to continue that run or --force to start over"
-            )
-        return None
-
     def _check_compatible(self, data: dict[str, Any], path: Path) -> None:
         old_cfg, old_data = data.get("config", {}), data.get("data", {})
         new_cfg, new_data = asdict(self.cfg), asdict(self.data_cfg)
-        for key in RESUME_FIELDS:
-            if old_cfg.get(key) != new_cfg.get(key):
-                raise SgnasError(f"cannot resume {path}: {key} was {old_cfg.get(key)!r}, "
-                                 f"now {new_cfg.get(key)!r}")
-        for key in RESUME_DATA_FIELDS:
-            if old_data.get(key) != new_data.get(key):
-                raise SgnasError(f"cannot resume {path}: data {key} was {old_data.get(key)!r}, "
-                                 f"now {new_data.get(key)!r}")
-        if data.get("world_size") != self.dist.world_size:
-            raise SgnasError(f"cannot resume {path}: it ran on {data.get('world_size')} "
-                             f"process(es), now {self.dist.world_size}")
+        check_resume(path, [(key, old_cfg.get(key), new_cfg.get(key)) for key in RESUME_FIELDS])
+        check_resume(path, [(f"data {key}", old_data.get(key), new_data.get(key))
+                            for key in RESUME_DATA_FIELDS])
+        check_resume(path, [("world_size", data.get("world_size"), self.dist.world_size)])
 
     def _restore(self, data: dict[str, Any]) -> None:
         self.model.load_state_dict(data["model"])
@@ -277,9 +259,7 @@ class SupernetTrainer:
         return cosine_lr(step, self.total_steps, self.cfg.lr, self.warmup_steps)
 
     def _autocast(self):
-        if not self.cfg.amp:
-            return nullcontext()
-        return torch.autocast(self.device.type, dtype=torch.bfloat16)
+        return autocast(self.device, self.cfg.amp)
 
     def train_step(self, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
         """One optimizer step over ``paths_per_step`` sampled paths; ``(mean loss, last top-1)``."""

@@ -1,4 +1,4 @@
-"""Training logs: a JSON-lines file of events and a tqdm progress bar with an ETA (rank 0 only)."""
+"""Training logs: a JSON-lines file of events and ETA formatting (progress bars: :mod:`sgnas.progress`) (rank 0 only)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ import sys
 import time
 from pathlib import Path
 from typing import Any
+
+from ..progress import Progress, note  # noqa: F401 (re-exported)
 
 
 def _plain(v: Any) -> Any:
@@ -60,32 +62,6 @@ def read_jsonl(path: str | os.PathLike) -> list[dict[str, Any]]:
             except json.JSONDecodeError:
                 continue
     return out
-
-
-class Progress:
-    """A tqdm bar over one epoch's steps (no-op when disabled or tqdm is missing)."""
-
-    def __init__(self, total: int, desc: str, enabled: bool = True, initial: int = 0):
-        self._bar = None
-        if not enabled:
-            return
-        try:
-            from tqdm import tqdm
-        except ImportError:  # pragma: no cover - tqdm is in the tools extra
-            return
-        self._bar = tqdm(total=total, initial=initial, desc=desc, unit="step", dynamic_ncols=True,
-                         file=sys.stderr, leave=True)
-
-    def update(self, n: int = 1, **postfix: Any) -> None:
-        if self._bar is not None:
-            if postfix:
-                self._bar.set_postfix(postfix, refresh=False)
-            self._bar.update(n)
-
-    def close(self) -> None:
-        if self._bar is not None:
-            self._bar.close()
-            self._bar = None
 
 
 def format_eta(seconds: float) -> str:

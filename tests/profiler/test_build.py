@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from profiler import build
+from profiler import build, measure
 from profiler.build import BuildConfig, build_lut, canary_key, with_protocol
 from profiler.devices import load_device
 from profiler.protocol import Measurement
@@ -114,7 +114,7 @@ def test_canary_drift_normalizes_entries(tmp_path, device, monkeypatch):
     def fake_measure(self, key):
         return _fake_measurement(next(canary) if key == canary_key(SPACE) else 2.0)
 
-    monkeypatch.setattr(build._Measurer, "measure", fake_measure)
+    monkeypatch.setattr(measure.Measurer, "entry", fake_measure)
     lut = build_lut(BuildConfig(dev, SPACE, tmp_path / "l.json", limit=8), progress=False)
     values = [lut.entries[k] for k in SPACE.all_keys()[:8]]
     # entries 0-2: canary 1.0 (baseline); 3-5: 1.01 (within tolerance); 6-7: 1.25 -> divided
@@ -129,7 +129,7 @@ def test_canary_drift_normalizes_entries(tmp_path, device, monkeypatch):
 def test_canary_drift_recorded_without_normalizing(tmp_path, device, monkeypatch):
     canary = iter([1.0, 1.5])
     monkeypatch.setattr(
-        build._Measurer, "measure",
+        measure.Measurer, "entry",
         lambda self, key: _fake_measurement(next(canary) if key == canary_key(SPACE) else 2.0),
     )
     cfg = BuildConfig(device, SPACE, tmp_path / "l.json", limit=3, normalize_drift=False)
@@ -145,7 +145,7 @@ def test_failing_forced_build_leaves_existing_file(tmp_path, device, monkeypatch
     def broken(self, key):
         raise SgnasError("runtime exploded")
 
-    monkeypatch.setattr(build._Measurer, "measure", broken)
+    monkeypatch.setattr(measure.Measurer, "entry", broken)
     with pytest.raises(SgnasError, match="exploded"):
         build_lut(BuildConfig(device, SPACE, out, limit=2, force=True), progress=False)
     assert out.read_text() == "precious"

@@ -147,7 +147,7 @@ def test_check_host_model_mismatch_and_force(monkeypatch):
 
 
 def test_check_host_cpu_pinning_needs_enough_cpus(monkeypatch):
-    monkeypatch.setattr(base, "available_cpus", lambda: [0])
+    monkeypatch.setattr(devices, "available_cpus", lambda: [0])
     check_host(load_device("cpu"))
     with pytest.raises(SgnasError, match="pins 2 threads but only 1 CPUs"):
         check_host(load_device("cpu-2t"))

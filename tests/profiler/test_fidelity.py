@@ -3,10 +3,11 @@ import math
 import numpy as np
 import pytest
 
-from profiler import fidelity
+from profiler import fidelity, measure
 from profiler.build import new_lut, with_protocol
 from profiler.devices import load_device
 from profiler.fidelity import error_metrics, fit_calibration, validate_lut
+from profiler.protocol import Measurement
 from sgnas.errors import SgnasError
 from sgnas.lut import EntryStats
 from sgnas.network import block_flops, head_flops, stem_flops
@@ -71,15 +72,19 @@ def test_validate_with_real_backend_writes_plot(tmp_path, device):
     assert "MAPE" in report.summary()
 
 
+def _ms(ms):
+    return Measurement(ms, ms, ms, 10, 0.01, [ms], False)
+
+
 def test_validate_metrics_and_drift_normalization(device, monkeypatch):
     lut = flops_lut(device)
     lut.drift = {"canary_key": SPACE.layers[0].key((3, 3)), "canary_medians_ms": [1.0]}
     # the machine now runs 1.5x slower (canary 1.5 vs baseline 1.0); networks = 2*raw + 0.1 at
     # build-time speed, so measurements are 1.5*(2*raw + 0.1)
-    monkeypatch.setattr(fidelity._NetworkMeasurer, "entry", lambda self, key: 1.5)
+    monkeypatch.setattr(measure.Measurer, "entry", lambda self, key: _ms(1.5))
     monkeypatch.setattr(
-        fidelity._NetworkMeasurer, "network",
-        lambda self, arch, i: 1.5 * (2 * lut.raw_ms(arch) + 0.1),
+        measure.Measurer, "network",
+        lambda self, arch, name: _ms(1.5 * (2 * lut.raw_ms(arch) + 0.1)),
     )
     report = validate_lut(lut, device, SPACE, n=20, rng=np.random.default_rng(1))
     assert report.measured_unnormalized_ms == pytest.approx(1.5 * np.array(report.measured_ms))

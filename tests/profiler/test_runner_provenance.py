@@ -4,6 +4,7 @@ import dataclasses
 
 import numpy as np
 
+from profiler import measure as measure_mod
 from profiler.backends import base
 from profiler.build import BuildConfig, build_lut, with_protocol
 from profiler.devices import load_device
@@ -32,7 +33,7 @@ class BuiltRunner(base.Runner):
 
 
 def test_precision_built_reaches_the_lut_environment(tmp_path, monkeypatch):
-    monkeypatch.setattr(base, "make_runner", lambda device, spec, cache_dir=None:
+    monkeypatch.setattr(measure_mod, "make_runner", lambda device, spec, cache_dir=None:
                         BuiltRunner(device, spec))
     device = with_protocol(dataclasses.replace(load_device("a100"), precision="fp32"), **QUICK)
     space = get_space("tiny")
@@ -44,6 +45,6 @@ def test_precision_built_reaches_the_lut_environment(tmp_path, monkeypatch):
 
 
 def test_per_entry_files_are_left_out():
-    from profiler.build import runner_provenance
+    from profiler.measure import runner_provenance
 
     assert runner_provenance({"backend": "x", "onnx": "/tmp/k.onnx"}) == {"backend": "x"}

@@ -128,3 +128,14 @@ def test_load_architecture_from_file_and_string(tmp_path):
     path.write_text(arch.to_json())
     assert load_architecture(str(path)) == arch
     assert load_architecture(str(arch)) == arch
+
+
+@pytest.mark.parametrize("name", ["tiny", "cifar10"])
+def test_forced_samples_are_canonical_and_share_the_layer_sampler(name):
+    space = get_space(name)
+    rows = space.sample_choices(np.random.default_rng(3))
+    assert np.array_equal(rows, space.choices(space.arch_from_choices(rows)))
+    # the same stream drawn layer by layer through sample_layer gives the same architecture
+    rng = np.random.default_rng(3)
+    layers = tuple(space.sample_layer(rng) for _ in range(space.num_layers))
+    assert space.arch_from_choices(rows).layers == layers

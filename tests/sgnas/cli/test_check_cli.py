@@ -119,7 +119,10 @@ def test_lut_of_another_space_exits_2(tmp_path, capsys):
 def test_missing_runtime_exits_2(tmp_path, capsys, monkeypatch):
     from profiler.backends import base
 
-    monkeypatch.setitem(base.BACKENDS, "onnxruntime", ("no_such_runtime_xyz", "onnxruntime", "onnxruntime"))
+    import dataclasses
+
+    entry = dataclasses.replace(base.BACKENDS.get("onnxruntime"), runtime="no_such_runtime_xyz")
+    monkeypatch.setitem(base.BACKENDS._entries, "onnxruntime", entry)
     dev = fast_device(tmp_path)
     lut = write_lut(tmp_path / "lut.json", dev, ms=1.0)
     assert main(["check", "--lut", lut, "--device", dev, *QUICK]) == 2

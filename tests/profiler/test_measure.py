@@ -1,0 +1,50 @@
+"""The one measuring path: spec building, one runner per measurement, file hygiene."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from profiler.build import with_protocol
+from profiler.devices import load_device
+from profiler.measure import Measurer, check_device_space, measure_networks
+from profiler.protocol import Measurement
+from sgnas.errors import SgnasError
+from sgnas.space import get_space
+
+pytest.importorskip("onnx")
+pytest.importorskip("onnxruntime")
+SPACE = get_space("tiny")
+
+
+@pytest.fixture
+def device():
+    return with_protocol(load_device("cpu"), warmup_ms=1, warmup_min_iters=1, rounds=2,
+                         min_iters_per_round=2, min_round_ms=1, canary_every=0)
+
+
+def test_measurer_measures_entries_and_networks_keeping_one_graph(device):
+    arch = SPACE.sample(np.random.default_rng(0))
+    with Measurer(device, SPACE, verify=True) as m:
+        a = m.entry_spec(SPACE.stem_key)
+        assert m.entry_spec(SPACE.stem_key) is a
+        res = m.entry(SPACE.head_key)
+        assert isinstance(res, Measurement) and res.median_ms > 0 and res.n >= 2
+        assert not a.onnx_path.exists()
+        net = m.network_spec(arch, "net0")
+        assert net.input_shape == (1, 3, SPACE.input_size, SPACE.input_size)
+        assert m.measure(net).median_ms > 0
+        pinned = m.entry_spec(SPACE.stem_key, keep=True)
+        m.entry_spec(SPACE.head_key)
+        assert pinned.onnx_path.exists() and net.onnx_path.exists() is False
+    assert not pinned.onnx_path.exists()
+
+
+def test_measure_networks_checks_the_space(device):
+    import dataclasses
+
+    wrong = dataclasses.replace(device, input_size=SPACE.input_size * 2)
+    with pytest.raises(SgnasError, match="profiles at input"):
+        check_device_space(wrong, SPACE)
+    out = measure_networks(device, SPACE, [SPACE.sample(np.random.default_rng(1))])
+    assert len(out) == 1 and out[0].median_ms > 0

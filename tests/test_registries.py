@@ -1,0 +1,54 @@
+"""The registries of search spaces and backends: self-registration, duplicates, unknown names."""
+
+from __future__ import annotations
+
+import pytest
+
+from profiler.backends.base import BACKENDS
+from profiler.devices import BACKENDS as DEVICE_BACKENDS
+from sgnas.errors import SgnasError
+from sgnas.registry import Registry
+from sgnas.space import SPACES, SearchSpace, get_space
+
+
+@pytest.mark.parametrize("registry, name", [(SPACES, "tiny"), (BACKENDS, "onnxruntime")])
+def test_registries_reject_duplicates_and_list_known_names(registry, name):
+    entry = registry.get(name)
+    with pytest.raises(ValueError, match="already registered"):
+        registry.register(name, entry)
+    with pytest.raises(SgnasError, match=rf"unknown {registry.kind} 'nope'; known: .*{name}"):
+        registry.get("nope")
+
+
+@pytest.mark.parametrize("name", SPACES.names())
+def test_every_registered_space_builds(name):
+    space = get_space(name)
+    assert isinstance(space, SearchSpace) and space.name == name and get_space(name) is space
+
+
+@pytest.mark.parametrize("name", BACKENDS.names())
+def test_every_registered_backend_is_a_device_backend(name):
+    backend = BACKENDS.get(name)
+    assert backend.name == name and callable(backend.runner) and backend.extra
+    assert name in DEVICE_BACKENDS
+
+
+def test_device_backends_are_all_registered():
+    assert sorted(DEVICE_BACKENDS) == sorted(BACKENDS.names())
+
+
+def test_registry_discovers_the_modules_of_its_package(tmp_path, monkeypatch):
+    pkg = tmp_path / "plugins_xyz"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "extra.py").write_text("from tests_registry_target import REG\nREG.register('b', 2)\n")
+    (tmp_path / "tests_registry_target.py").write_text(
+        "from sgnas.registry import Registry\nREG = Registry('thing', discover='plugins_xyz')\n"
+        "REG.register('a', 1)\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import tests_registry_target as target
+
+    assert target.REG.get("a") == 1 and "b" in target.REG and target.REG.names() == ["a", "b"]
+    reg: Registry[int] = Registry("thing")
+    with pytest.raises(SgnasError, match=r"known: \(none\)"):
+        reg.get("x")
