@@ -136,7 +136,7 @@ def measure_spec_info(
     device: DeviceDescriptor,
     spec: ModelSpec,
     protocol: ProtocolConfig | None = None,
-    cache_dir: str | Path | None = None,
+    cache_dir: Path | None = None,
 ) -> tuple[Measurement, dict]:
     """:func:`measure_spec` plus the runner's provenance (how it actually ran: precision, API)."""
     with make_runner(device, spec, cache_dir=cache_dir) as runner:

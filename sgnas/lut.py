@@ -33,7 +33,7 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -66,7 +66,7 @@ class EntryStats:
     ratio_n: int | None = None
 
     def to_dict(self) -> dict:
-        d = {
+        d: dict[str, Any] = {
             "median_ms": float(self.median_ms),
             "p10_ms": float(self.p10_ms),
             "p90_ms": float(self.p90_ms),
