@@ -333,8 +333,17 @@ def tiny_space() -> SearchSpace:
 SPACES = {"imagenet": imagenet_space, "cifar10": cifar10_space, "tiny": tiny_space}
 
 
+def _nb201_space():
+    from .nb201.space import nb201_space
+
+    return nb201_space()
+
+
+SPACES["nb201"] = _nb201_space
+
+
 def get_space(name: str) -> SearchSpace:
-    """Look up a registered space by name."""
+    """Look up a registered space by name (``nb201`` returns a :class:`~sgnas.nb201.space.NB201Space`)."""
     try:
         return _SPACE_CACHE.setdefault(name, SPACES[name]())
     except KeyError:

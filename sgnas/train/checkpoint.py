@@ -104,12 +104,14 @@ def checkpoint_meta(data: dict[str, Any]) -> dict[str, Any]:
 
 
 def load_supernet(path: str | os.PathLike, map_location: Any = "cpu"):
-    """Load a supernet checkpoint as ``(UnifiedSupernet in eval mode, metadata dict)``."""
+    """Load a supernet checkpoint as ``(supernet in eval mode, metadata dict)``."""
     from ..supernet import UnifiedSupernet
 
     data = load_checkpoint(path, SUPERNET_KIND, map_location=map_location)
     space = check_space(data, path)
-    model = UnifiedSupernet(space, forced_sampling=bool(data.get("forced_sampling", True)))
+    forced = bool(data.get("forced_sampling", True))
+    factory = getattr(space, "build_supernet", None)
+    model = factory(forced) if factory is not None else UnifiedSupernet(space, forced_sampling=forced)
     try:
         model.load_state_dict(data["model"])
     except (KeyError, RuntimeError) as exc:

@@ -50,7 +50,7 @@ LOG = "train_log.jsonl"
 RESUME_FIELDS = ("space", "epochs", "lr", "momentum", "weight_decay", "nesterov", "label_smoothing",
                  "paths_per_step", "forced_sampling", "warmup_epochs", "seed",
                  "max_steps_per_epoch")
-RESUME_DATA_FIELDS = ("batch_size", "held_out", "seed", "image_size", "style")
+RESUME_DATA_FIELDS = ("batch_size", "held_out", "seed", "image_size", "style", "balanced")
 
 
 @dataclass
@@ -126,11 +126,15 @@ def state_hash(model: nn.Module, buffers: bool = True) -> str:
 
 
 def build_supernet(space: SearchSpace, forced_sampling: bool, seed: int) -> nn.Module:
-    """A freshly initialized :class:`~sgnas.supernet.UnifiedSupernet`, its init drawn from ``seed``."""
+    """A freshly initialized supernet of ``space``, its init drawn from ``seed``: the space's own
+    ``build_supernet`` where it has one (cell spaces), else a :class:`~sgnas.supernet.UnifiedSupernet`."""
     from ..supernet import UnifiedSupernet
 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
+        factory = getattr(space, "build_supernet", None)
+        if factory is not None:
+            return factory(forced_sampling)
         return UnifiedSupernet(space, forced_sampling=forced_sampling)
 
 
