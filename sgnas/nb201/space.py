@@ -209,6 +209,15 @@ class NB201Space:
     def parse(self, text: str) -> Cell:
         return Cell.parse(text)
 
+    # ------------------------------------------------------------- LUT keys
+    def cell_key(self, arch: "Cell | str | Sequence[int]") -> str:
+        """LUT key of a cell in a per-cell table: its standard string."""
+        return str(self.cell(arch))
+
+    def all_keys(self) -> list[str]:
+        """Every LUT key of a per-cell table (all cells, in :attr:`Cell.code` order)."""
+        return [str(c) for c in all_cells()]
+
     def build_supernet(self, forced_sampling: bool = True):
         """A freshly initialized :class:`~sgnas.nb201.supernet.NB201Supernet` (for the trainer)."""
         from .supernet import NB201Supernet

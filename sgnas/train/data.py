@@ -82,16 +82,18 @@ class DataConfig:
 
 def supernet_data_config(meta: dict[str, Any], root: str, *, format: str = "auto",
                          batch_size: int = 128, workers: int = 2, download: bool = False,
-                         held_out: float | None = None, seed: int | None = None) -> DataConfig:
+                         held_out: float | None = None, seed: int | None = None,
+                         cache_dir: str | None = None) -> DataConfig:
     """The :class:`DataConfig` of the split a supernet was trained with (``meta`` as returned by
     :func:`~sgnas.train.checkpoint.load_supernet`): its image size, augmentation style, held-out
-    size and split seed; ``held_out`` and ``seed`` override the last two."""
+    size, class balance and split seed; ``held_out`` and ``seed`` override two of them."""
     trained = meta.get("data") if isinstance(meta.get("data"), dict) else {}
     return DataConfig(
         root=root, format=format, image_size=trained.get("image_size"),
         style=trained.get("style", "auto"), batch_size=batch_size, workers=workers,
         held_out=trained.get("held_out", 0.1) if held_out is None else held_out,
         seed=trained.get("seed", 0) if seed is None else seed, download=download,
+        balanced=bool(trained.get("balanced", False)), cache_dir=cache_dir,
     )
 
 
