@@ -27,7 +27,7 @@ import torch  # noqa: E402
 
 def main(argv=None) -> int:
     from sgnas.errors import SgnasError
-    from sgnas.nb201.bench import DEFAULT_DIR, GROUND_TRUTH, bench_file, read_cell_table
+    from sgnas.nb201.bench import GROUND_TRUTH, bench_file, default_dir, read_cell_table
     from sgnas.nb201.supernet import sample_cells
     from sgnas.train.checkpoint import load_supernet
     from sgnas.train.data import build_datasets, calibration_loader, supernet_data_config
@@ -36,7 +36,8 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--checkpoint", required=True)
     ap.add_argument("--data", default="../shared/data/cifar10-jpg")
-    ap.add_argument("--bench", default=DEFAULT_DIR, help="folder holding nb201.csv")
+    ap.add_argument("--bench", default=None,
+                    help="folder holding nb201.csv (default $SGNAS_NB201_DIR or ../shared/data/nasbench201)")
     ap.add_argument("--cache-dir", default=None, help="decoded-image cache (as in training)")
     ap.add_argument("--cells", type=int, default=200)
     ap.add_argument("--calib-batches", type=int, default=4)
@@ -49,7 +50,7 @@ def main(argv=None) -> int:
     torch.set_num_threads(args.threads)
     t0 = time.perf_counter()
     try:
-        table = read_cell_table(bench_file(GROUND_TRUTH, args.bench), ["cifar10_valid_acc"])
+        table = read_cell_table(bench_file(GROUND_TRUTH, args.bench or default_dir()), ["cifar10_valid_acc"])
         truth = dict(zip(table.codes().tolist(), table.columns["cifar10_valid_acc"].tolist()))
         model, meta = load_supernet(args.checkpoint)
         if meta.get("space") != "nb201":

@@ -21,13 +21,20 @@ from ..errors import ArchitectureError, SgnasError
 from .space import NUM_CELLS, Cell
 
 DEFAULT_DIR = os.path.join("..", "shared", "data", "nasbench201")
+#: Environment variable naming the tables' folder, overriding :data:`DEFAULT_DIR`.
+ENV_DIR = "SGNAS_NB201_DIR"
 GROUND_TRUTH = "nb201.csv"
 LATENCY = "latency.csv"
 
 
+def default_dir() -> str:
+    """``$SGNAS_NB201_DIR`` if set, else :data:`DEFAULT_DIR`."""
+    return os.environ.get(ENV_DIR) or DEFAULT_DIR
+
+
 def bench_file(name: str, folder: str | os.PathLike | None = None) -> Path:
-    """Path of table ``name`` in ``folder`` (default :data:`DEFAULT_DIR`); SgnasError if absent."""
-    path = Path(folder if folder is not None else DEFAULT_DIR) / name
+    """Path of table ``name`` in ``folder`` (default :func:`default_dir`); SgnasError if absent."""
+    path = Path(folder if folder is not None else default_dir()) / name
     if not path.is_file():
         raise SgnasError(f"NAS-Bench-201 table not found: {path} (point --bench at the folder "
                          f"holding {name})")
