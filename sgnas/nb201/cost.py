@@ -82,5 +82,25 @@ def expected_cost(table: np.ndarray | torch.Tensor, probs: torch.Tensor) -> torc
     return out[0] if single else out
 
 
-__all__ = ["TABLE_SHAPE", "cell_cost", "count_flops", "count_params", "expected_cost",
+def cell_report(cell: Cell | str, lut_path: str | None = None,
+                space: NB201Space | None = None) -> dict:
+    """FLOPs (multiply-adds), params and, with a per-cell LUT, latency (ms) of a cell's network;
+    the keys of ``sgnas cost``'s report."""
+    from ..lut import load_lut
+
+    space = space or NB201Space()
+    cell = space.cell(cell)
+    out = {"arch": str(cell), "space": space.name, "se": False,
+           "flops": int(round(count_flops(space, cell) * 1e6)),
+           "params": int(round(count_params(space, cell) * 1e6))}
+    if lut_path is not None:
+        lut = load_lut(lut_path, space=space.name)
+        out.update(lut=str(lut_path), device=lut.device_name, lut_fingerprint=lut.fingerprint,
+                   latency_ms_raw=lut.predict_ms(cell, calibrated=False, space=space),
+                   latency_ms_calibrated=(lut.predict_ms(cell, space=space)
+                                          if lut.calibration is not None else None))
+    return out
+
+
+__all__ = ["cell_report", "TABLE_SHAPE", "cell_cost", "count_flops", "count_params", "expected_cost",
            "flops_table", "lut_table", "params_table"]

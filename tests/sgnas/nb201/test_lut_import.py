@@ -101,3 +101,18 @@ def test_import_benchmark_latency_column(tmp_path, capsys):
     values = np.array([e.median_ms for e in lut.entries.values()])
     for v in (8.026, 10.680, 14.324):
         assert np.abs(values - v).min() < 5e-4
+
+
+def test_cost_cli_on_cells(full_csv, tmp_path, capsys):
+    out = tmp_path / "dev.json"
+    assert run(["--csv", str(full_csv), "--column", "dev_ms", "--space", "nb201", "--device",
+                "dev", "--out", str(out)], capsys)[0] == 0
+    text = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_1x1~2|"
+    assert main(["cost", "--arch", text, "--lut", str(out), "--json"]) == 0
+    rep = json.loads(capsys.readouterr().out)
+    cell = Cell.parse(text)
+    assert rep["arch"] == text and rep["params"] == 1073466
+    assert rep["latency_ms_raw"] == pytest.approx(1 + cell.code / 1000)
+    assert main(["cost", "--arch", text.replace("nor_conv_1x1~2", "conv_7x7~2")]) == 2
+    err = capsys.readouterr().err
+    assert "edge 5 (node 3 <- node 2): unknown op 'conv_7x7'" in err
