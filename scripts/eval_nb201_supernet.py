@@ -46,6 +46,8 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", default=None, help="also write per-cell results (JSON) here")
+    ap.add_argument("--progress-every", type=int, default=0, metavar="K",
+                    help="report progress on stderr every K cells (0: never)")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     t0 = time.perf_counter()
@@ -75,6 +77,9 @@ def main(argv=None) -> int:
         acc = evaluate_arch(model, cell, eval_batches)
         rows.append({"arch": str(cell), "inherited": 100 * acc, "truth": truth[cell.code],
                      "connected": cell.is_connected()})
+        if args.progress_every and len(rows) % args.progress_every == 0:
+            print(f"{len(rows)}/{len(cells)} cells, {time.perf_counter() - t0:.0f} s",
+                  file=sys.stderr, flush=True)
     from scipy.stats import kendalltau, spearmanr
 
     inh = np.array([r["inherited"] for r in rows])
