@@ -46,6 +46,9 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", default=None, help="also write per-cell results (JSON) here")
+    ap.add_argument("--max-seconds", type=float, default=None,
+                    help="stop scoring new cells after this many seconds (the JSON line says how "
+                         "many were scored)")
     ap.add_argument("--progress-every", type=int, default=0, metavar="K",
                     help="report progress on stderr every K cells (0: never)")
     args = ap.parse_args(argv)
@@ -73,6 +76,8 @@ def main(argv=None) -> int:
     cells = sample_cells(model.space, args.cells, rng)
     rows = []
     for cell in cells:
+        if args.max_seconds is not None and time.perf_counter() - t0 > args.max_seconds:
+            break
         recalibrate_bn(model, cell, calib, batches=args.calib_batches, seed=args.seed)
         acc = evaluate_arch(model, cell, eval_batches)
         rows.append({"arch": str(cell), "inherited": 100 * acc, "truth": truth[cell.code],
@@ -89,7 +94,7 @@ def main(argv=None) -> int:
         "checkpoint": str(args.checkpoint),
         "epoch": meta.get("epoch"), "global_step": meta.get("global_step"),
         "finished": bool(meta.get("finished")),
-        "cells": len(rows), "connected_cells": int(conn.sum()),
+        "cells": len(rows), "cells_requested": args.cells, "connected_cells": int(conn.sum()),
         "kendall_tau": float(kendalltau(inh, gt)[0]),
         "kendall_tau_connected": float(kendalltau(inh[conn], gt[conn])[0]),
         "spearman": float(spearmanr(inh, gt)[0]),
