@@ -5,6 +5,10 @@ the space (:meth:`SearchSpace.all_keys`: the stem, the head and each layer shape
 with per-entry statistics and the provenance of the measurement (device descriptor, runtime
 versions, date, space fingerprint). A missing key is an error, never zero.
 
+For a cell space (NAS-Bench-201) the entries are keyed per cell, by the cell's standard string
+(``space.all_keys()`` lists every cell), and the prediction of a cell is its entry; such a table is
+usually imported from a benchmark (``build.provenance == "imported"``, see :mod:`sgnas.lut_import`).
+
 File layout (JSON, ``schema_version`` 1)::
 
     {"schema_version": 1, "space": "imagenet", "space_fingerprint": "...",
@@ -247,9 +251,12 @@ class Lut:
         return self.latency_ms(space.stem_key) + self.latency_ms(space.head_key)
 
     def raw_ms(self, arch: Architecture, space: SearchSpace | None = None) -> float:
-        """Uncalibrated prediction: fixed parts plus the sum of the layers' entries."""
+        """Uncalibrated prediction: fixed parts plus the sum of the layers' entries (for a cell
+        space, whose LUTs are keyed per cell, the cell's own entry)."""
         space = space or get_space(self.space)
         self._check_space(space)
+        if hasattr(space, "cell_key"):
+            return float(self.latency_ms(space.cell_key(arch)))
         space.validate(arch)
         total = self.fixed_ms(space)
         for layer, config in zip(space.layers, arch.layers):

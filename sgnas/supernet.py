@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
@@ -11,6 +11,7 @@ from torch import nn
 from .blocks import Head, Stem, UnifiedBlock, init_weights
 from .errors import ArchitectureError, SgnasError
 from .network import SubNetwork, block_params, fixed_params
+from .registry import Registry
 from .space import CHOICES, SKIP_INDEX, Architecture, LayerSpec, SearchSpace
 
 
@@ -208,3 +209,16 @@ def param_ratios(space: SearchSpace | None = None) -> dict:
         "ratio_unified_greedynas13_layers": (unified - fixed) / (greedy - fixed),
         "ratio_unified_fairnas6_layers": (unified - fixed) / (fair - fixed),
     }
+
+
+#: Supernet factories ``(space, forced_sampling) -> nn.Module`` of spaces whose supernet is not the
+#: unified one, by space name; such a space registers its factory beside its space (:mod:`sgnas.spaces`).
+SUPERNETS: Registry[Callable[[Any, bool], nn.Module]] = Registry("supernet")
+
+
+def new_supernet(space: Any, forced_sampling: bool = True) -> nn.Module:
+    """A freshly initialized supernet of ``space``: its registered factory, else a
+    :class:`UnifiedSupernet`."""
+    if space.name in SUPERNETS:
+        return SUPERNETS.get(space.name)(space, forced_sampling)
+    return UnifiedSupernet(space, forced_sampling=forced_sampling)

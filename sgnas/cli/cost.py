@@ -17,7 +17,8 @@ HELP = "FLOPs, parameters and LUT-predicted latency of an architecture"
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--arch", required=True, metavar="PATH|STRING",
-                        help="architecture: a JSON file, JSON text or the string form space:357-33-...")
+                        help="architecture: a JSON file, JSON text, the string form space:357-33-... "
+                             "or an NB201 cell |op~0|+|op~0|op~1|+|op~0|op~1|op~2|")
     parser.add_argument("--lut", metavar="PATH", help="latency LUT of a device (e.g. lut/cpu.json)")
     parser.add_argument("--se", action="store_true",
                         help="count FLOPs and params with squeeze-and-excitation (no latency: LUTs "
@@ -32,6 +33,13 @@ def cost_report(arch_source: str, lut_path: str | None = None, se: bool = False)
     from ..network import count_flops, count_params
     from ..space import get_space, load_architecture
 
+    text = arch_source.strip()
+    if text.startswith("|") or text.startswith("nb201:"):
+        from ..nb201.cost import cell_report
+
+        if se:
+            raise SgnasError("--se does not apply to NB201 cells")
+        return cell_report(text, lut_path)
     arch = load_architecture(arch_source)
     space = get_space(arch.space)
     out = {
@@ -65,11 +73,12 @@ def run(args: argparse.Namespace) -> int:
     print(f"FLOPs         {report['flops'] / 1e6:.1f} M multiply-adds{' (with SE)' if args.se else ''}")
     print(f"params        {report['params'] / 1e6:.3f} M")
     if "latency_ms_raw" in report:
-        print(f"latency       {report['latency_ms_raw']:.3f} ms LUT sum "
+        kind = "cell entry" if report["space"] == "nb201" else "LUT sum"
+        print(f"latency       {report['latency_ms_raw']:.3f} ms {kind} "
               f"({report['lut']}, device {report['device']})")
         cal = report["latency_ms_calibrated"]
         if cal is not None:
             print(f"              {cal:.3f} ms calibrated")
-        else:
+        elif report["space"] != "nb201":
             print("              (no calibration: run sgnas-profile --validate N --lut ...)")
     return 0

@@ -21,6 +21,7 @@ COMMANDS = (
     "evaluate",
     "profile",
     "cost",
+    "lut",
     "train_generator",
     "generate",
     "search",

@@ -37,6 +37,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--held-out", type=number, default=0.1, metavar="N",
                         help="training images held out for the generator: fraction < 1 or count "
                              "(default 0.1)")
+    parser.add_argument("--balanced-split", action="store_true",
+                        help="hold out the same share of every class")
+    parser.add_argument("--cache-dir", default=None, metavar="DIR",
+                        help="decode the images once into uint8 tensors cached in DIR and augment "
+                             "tensors (CIFAR-style augmentation)")
     parser.add_argument("--seed", type=int, default=0, help="seed of paths, data order, split")
     parser.add_argument("--lr", type=float, default=None,
                         help="initial learning rate (default 0.1 x batch/128 for small images, "
@@ -96,6 +101,8 @@ def run(args: argparse.Namespace) -> int:
         held_out=args.held_out,
         seed=args.seed,
         download=args.download,
+        balanced=args.balanced_split,
+        cache_dir=args.cache_dir,
     )
     with distributed.process_group(args.device) as info:
         path = train_supernet(cfg, data_cfg, args.out, resume=args.resume, force=args.force)

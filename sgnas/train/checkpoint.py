@@ -22,16 +22,17 @@ from ..checkpoint import (  # noqa: F401 (re-exported)
     save_checkpoint,
 )
 from ..errors import SgnasError
-from ..supernet import UnifiedSupernet
+from ..supernet import new_supernet
 
 SUPERNET_KIND = "sgnas-supernet"
 
 
 def load_supernet(path: str | os.PathLike, map_location: Any = "cpu"):
-    """Load a supernet checkpoint as ``(UnifiedSupernet in eval mode, metadata dict)``."""
+    """Load a supernet checkpoint as ``(supernet of its space in eval mode, metadata dict)``."""
     data = load_checkpoint(path, SUPERNET_KIND, map_location=map_location)
     space = check_space(data, path)
-    model = UnifiedSupernet(space, forced_sampling=bool(data.get("forced_sampling", True)))
+    forced = bool(data.get("forced_sampling", True))
+    model = new_supernet(space, forced_sampling=forced)
     try:
         model.load_state_dict(data["model"])
     except (KeyError, RuntimeError) as exc:

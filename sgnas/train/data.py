@@ -19,7 +19,7 @@ import copy
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -43,8 +43,10 @@ TEST_SPLITS = ("test", "val")
 class DataConfig:
     """Where the images are and how they are split, augmented and batched.
 
-    ``held_out`` below 1 is a fraction of the training split, 1 or more a number of images.
-    ``batch_size`` is per process (per GPU under ``torchrun``). ``image_size`` defaults to the
+    ``held_out`` below 1 is a fraction of the training split, 1 or more a number of images;
+    with ``balanced`` each class contributes to the held-out part in proportion to its size.
+    ``cache_dir`` decodes the images once into uint8 tensors kept there and augments tensors
+    (CIFAR style only; see :mod:`sgnas.train.decoded`). ``batch_size`` is per process (per GPU under ``torchrun``). ``image_size`` defaults to the
     space's input size; ``style`` ``"auto"`` picks CIFAR augmentation for images of 64 px or less.
     """
 
@@ -58,6 +60,8 @@ class DataConfig:
     seed: int = 0
     style: str = "auto"
     download: bool = False
+    balanced: bool = False
+    cache_dir: str | None = None
 
     def __post_init__(self) -> None:
         if self.format not in FORMATS:
@@ -78,16 +82,18 @@ class DataConfig:
 
 def supernet_data_config(meta: dict[str, Any], root: str, *, format: str = "auto",
                          batch_size: int = 128, workers: int = 2, download: bool = False,
-                         held_out: float | None = None, seed: int | None = None) -> DataConfig:
+                         held_out: float | None = None, seed: int | None = None,
+                         cache_dir: str | None = None) -> DataConfig:
     """The :class:`DataConfig` of the split a supernet was trained with (``meta`` as returned by
     :func:`~sgnas.train.checkpoint.load_supernet`): its image size, augmentation style, held-out
-    size and split seed; ``held_out`` and ``seed`` override the last two."""
+    size, class balance and split seed; ``held_out`` and ``seed`` override two of them."""
     trained = meta.get("data") if isinstance(meta.get("data"), dict) else {}
     return DataConfig(
         root=root, format=format, image_size=trained.get("image_size"),
         style=trained.get("style", "auto"), batch_size=batch_size, workers=workers,
         held_out=trained.get("held_out", 0.1) if held_out is None else held_out,
         seed=trained.get("seed", 0) if seed is None else seed, download=download,
+        balanced=bool(trained.get("balanced", False)), cache_dir=cache_dir,
     )
 
 
@@ -240,19 +246,33 @@ def _with_transform(dataset: Dataset, transform) -> Dataset:
     return view
 
 
-def split_indices(n: int, held_out: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def split_indices(n: int, held_out: float, seed: int,
+                  labels: Sequence[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Deterministic disjoint ``(train, held_out)`` index arrays (each sorted) over ``range(n)``.
 
     ``held_out`` below 1 is a fraction of ``n``, otherwise a count; at least one image stays in the
-    training part.
+    training part. With ``labels`` the split is class-balanced: each class gives its share of the
+    held-out count (largest remainders), drawn at random within the class.
     """
     count = int(round(held_out * n)) if held_out < 1 else int(held_out)
     if held_out >= 1 and held_out != int(held_out):
         raise SgnasError(f"held-out count must be a whole number, got {held_out}")
     if count >= n:
         raise SgnasError(f"held-out size {count} leaves no training images (the split has {n})")
-    perm = np.random.default_rng(seed).permutation(n)
-    return np.sort(perm[count:]), np.sort(perm[:count])
+    rng = np.random.default_rng(seed)
+    if labels is None:
+        perm = rng.permutation(n)
+        return np.sort(perm[count:]), np.sort(perm[:count])
+    y = np.asarray(labels)
+    classes = np.unique(y)
+    sizes = np.array([(y == c).sum() for c in classes])
+    share = count * sizes / n
+    take = np.floor(share).astype(int)
+    for i in np.argsort(-(share - take), kind="stable")[: count - int(take.sum())]:
+        take[i] += 1
+    held = [rng.permutation(np.flatnonzero(y == c))[:k] for c, k in zip(classes, take)]
+    held_idx = np.sort(np.concatenate(held)) if held else np.zeros(0, dtype=np.int64)
+    return np.setdiff1d(np.arange(n), held_idx), held_idx
 
 
 def build_datasets(cfg: DataConfig, space: SearchSpace | None = None) -> Datasets:
@@ -271,8 +291,16 @@ def build_datasets(cfg: DataConfig, space: SearchSpace | None = None) -> Dataset
             f"{space.num_classes}"
         )
     style = resolve_style(cfg, image_size)
-    train_tf, eval_tf = build_transforms(style, image_size)
-    train_idx, held_idx = split_indices(len(base_train), cfg.held_out, cfg.seed)
+    if cfg.cache_dir:
+        from .decoded import decoded_split, tensor_transforms
+
+        base_train = decoded_split(base_train, cfg.cache_dir)
+        base_test = decoded_split(base_test, cfg.cache_dir)
+        train_tf, eval_tf = tensor_transforms(style, image_size, CIFAR_MEAN, CIFAR_STD)
+    else:
+        train_tf, eval_tf = build_transforms(style, image_size)
+    labels = list(base_train.targets) if cfg.balanced else None
+    train_idx, held_idx = split_indices(len(base_train), cfg.held_out, cfg.seed, labels)
     aug = _with_transform(base_train, train_tf)
     plain = _with_transform(base_train, eval_tf)
     return Datasets(

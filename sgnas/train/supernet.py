@@ -52,7 +52,7 @@ LOG = "train_log.jsonl"
 RESUME_FIELDS = ("space", "epochs", "lr", "momentum", "weight_decay", "nesterov", "label_smoothing",
                  "paths_per_step", "forced_sampling", "warmup_epochs", "seed",
                  "max_steps_per_epoch")
-RESUME_DATA_FIELDS = ("batch_size", "held_out", "seed", "image_size", "style")
+RESUME_DATA_FIELDS = ("batch_size", "held_out", "seed", "image_size", "style", "balanced")
 
 
 @dataclass
@@ -128,12 +128,13 @@ def state_hash(model: nn.Module, buffers: bool = True) -> str:
 
 
 def build_supernet(space: SearchSpace, forced_sampling: bool, seed: int) -> nn.Module:
-    """A freshly initialized :class:`~sgnas.supernet.UnifiedSupernet`, its init drawn from ``seed``."""
-    from ..supernet import UnifiedSupernet
+    """A freshly initialized supernet of ``space`` (:func:`sgnas.supernet.new_supernet`), its init
+    drawn from ``seed``."""
+    from ..supernet import new_supernet
 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        return UnifiedSupernet(space, forced_sampling=forced_sampling)
+        return new_supernet(space, forced_sampling)
 
 
 def checkpoint_paths(out_dir: str | Path) -> tuple[Path, Path]:
