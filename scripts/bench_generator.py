@@ -62,8 +62,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--measure", action="store_true", help="time the tracking networks here")
     p.add_argument("--force-host", action="store_true")
     p.add_argument("--signal-archs", type=int, default=30, help="0 skips the signal check")
-    p.add_argument("--signal-calib-images", type=int, default=512)
-    p.add_argument("--signal-images", type=int, default=512,
+    p.add_argument("--signal-calib-images", type=int, default=256)
+    p.add_argument("--signal-images", type=int, default=256,
                    help="test images of the signal check's top-1")
     p.add_argument("--signal-batches", type=int, default=2, help="held-out batches of the CE")
     p.add_argument("--batch-size", type=int, default=100)
