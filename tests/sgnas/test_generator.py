@@ -154,3 +154,18 @@ def test_what_the_generator_is_scored_on_is_what_is_exported():
     assert torch.allclose(got.detach(), want, atol=1e-5)
     got.sum().backward()
     assert bundle.generator.tail.weight.grad is not None
+
+
+def test_another_lut_of_the_space_is_served_with_a_note(tmp_path):
+    from sgnas.costs import TableCost
+
+    cost = FlopsCost(SPACE)
+    path = save_generator(tmp_path / "g.pt", make_bundle(cost))
+    other = TableCost(SPACE, cost.table * 1.3, cost.fixed * 1.3, "flops", "MFLOPs", fingerprint="other")
+    bundle, note = resolve_generator(other, [tmp_path])
+    assert bundle.path == str(path) and "another flops model" in note
+    lo, hi = bundle.interval_for(other)
+    assert (lo, hi) == pytest.approx(tuple(1.3 * np.array(bundle.interval)), rel=0.02)
+    t = 0.5 * (lo + hi)
+    arch, _ = bundle.decode(t, other)
+    assert t * 0.99 <= other.exact(arch) <= t
