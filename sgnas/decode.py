@@ -317,3 +317,37 @@ def _region_message(constraints: Sequence[Constraint], allowed: np.ndarray, grid
     region = "; ".join(parts) if parts else f"{c0.cost.name} ranges over {lo:.4g} to {hi:.4g}"
     return (f"no architecture meets {', '.join(c.describe() for c in constraints)}: with "
             f"{c0.describe()} the achievable region is {region}")
+
+
+def decode_enumerated(
+    logp: np.ndarray,
+    choices: np.ndarray,
+    values: np.ndarray,
+    bounds: Sequence[tuple[float | None, float]],
+    labels: Sequence[str] = (),
+) -> Decoded:
+    """Exact decoding by enumeration, for small spaces whose costs are not additive (e.g. a cell
+    space with a latency table per cell): ``choices`` ``(N, D)`` lists every architecture's
+    candidate indices, ``values`` ``(N, C)`` its costs, ``bounds`` a ``(lower or None, upper)`` per
+    cost. Returns the most probable architecture meeting every bound."""
+    logp = np.asarray(logp, dtype=np.float64)
+    choices = np.asarray(choices, dtype=np.int64)
+    values = np.asarray(values, dtype=np.float64).reshape(len(choices), -1)
+    if values.shape[1] != len(bounds):
+        raise SgnasError(f"{values.shape[1]} costs per architecture, {len(bounds)} bounds")
+    scores = logp[np.arange(logp.shape[0])[None, :], choices].sum(axis=1)
+    ok = np.isfinite(scores)
+    for j, (lower, upper) in enumerate(bounds):
+        ok &= values[:, j] <= upper
+        if lower is not None:
+            ok &= values[:, j] >= lower
+    best = int(np.argmax(np.where(np.isfinite(scores), scores, -np.inf)))
+    if not ok.any():
+        names = list(labels) or [f"cost {j}" for j in range(len(bounds))]
+        region = ", ".join(f"{n} ranges over {values[:, j].min():.4g} to {values[:, j].max():.4g}"
+                           for j, n in enumerate(names))
+        raise InfeasibleError(f"no architecture meets the bounds; {region}")
+    pick = int(np.flatnonzero(ok)[np.argmax(scores[ok])])
+    return Decoded(choice=choices[pick], logprob=float(scores[pick]),
+                   argmax_logprob=float(scores[best]), costs=values[pick].tolist(),
+                   argmax_costs=values[best].tolist())

@@ -82,3 +82,19 @@ def test_masked_candidates_are_never_chosen_and_bad_eps():
     for eps in (0.0, -0.1, 0.5, 0.7):
         with pytest.raises(SgnasError, match="eps"):
             window(1.0, eps)
+
+
+def test_enumerated_decoding_matches_brute_force_for_non_additive_costs():
+    from sgnas.decode import decode_enumerated
+
+    rng = np.random.default_rng(0)
+    logp = np.log(rng.dirichlet(np.ones(5), size=3))
+    choices = np.array(list(itertools.product(range(5), repeat=3)))
+    values = rng.uniform(1.0, 2.0, size=(len(choices), 1))  # one cost per cell, not additive
+    out = decode_enumerated(logp, choices, values, [(1.4, 1.5)])
+    scores = logp[np.arange(3), choices].sum(1)
+    ok = (values[:, 0] >= 1.4) & (values[:, 0] <= 1.5)
+    assert out.logprob == pytest.approx(scores[ok].max())
+    assert 1.4 <= out.costs[0] <= 1.5
+    with pytest.raises(InfeasibleError, match="ranges over"):
+        decode_enumerated(logp, choices, values, [(None, 0.5)], labels=["latency"])
