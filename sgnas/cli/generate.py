@@ -53,6 +53,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _space_name(args, luts, dirs, cost_name: str) -> str:
     """The space: from the LUTs, the generator, --space, or the generators found for the cost."""
+    from pathlib import Path
+
     from ..errors import SgnasError, SpaceMismatchError
     from ..generator import generator_spaces, read_checkpoint
 
@@ -71,7 +73,11 @@ def _space_name(args, luts, dirs, cost_name: str) -> str:
                                      f"not {args.space!r}")
         names.add(args.space)
     if not names:
-        found = generator_spaces(cost_name, dirs)
+        explicit = [Path(d) for d in args.generators_dir]
+        found = generator_spaces(cost_name, explicit) or generator_spaces(cost_name, dirs)
+        if len(found) > 1:
+            raise SgnasError(f"{cost_name} generators for several spaces found "
+                             f"({', '.join(found)}); name one with --space")
         if not found:
             source = "--lut LUT.json" if cost_name == "latency" else f"--cost {cost_name}"
             raise SgnasError(f"no {cost_name} generator found in {', '.join(map(str, dirs))}; "
