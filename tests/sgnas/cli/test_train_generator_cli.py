@@ -48,7 +48,7 @@ def test_train_then_generate(supernet_ckpt, image_folder, tmp_path, monkeypatch,
     (tmp_path / "generators" / "g.pt").write_bytes((run / "best.pt").read_bytes())
     lo, hi = bundle.interval
     t = (lo + hi) / 2
-    assert main(["generate", "--flops-m", f"{t:.4f}", "--json"]) == 0
+    assert main(["generate", "--flops-m", f"{t:.4f}", "--space", "tiny", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["generator"].endswith("g.pt")
     r = report["results"][0]
