@@ -1,28 +1,29 @@
-"""Benchmark of a trained latency generator against the SPOS evolutionary search, as one JSON line.
+"""Generator vs evolution vs random search at the same targets, as one JSON line.
 
 Progress goes to stderr; the one JSON line on stdout holds the configuration, every figure, machine
 information and the date.
 
-1. **Target tracking**: ``--targets`` (default 20) latency targets evenly spaced strictly inside the
-   generator's trained range (5% to 95%), one forward pass each (timed); the achieved latency is the
-   LUT's calibrated prediction (``cost.exact``). Kendall tau and Pearson r between target and
-   achieved, mean/max |error| in percent, share within +-5%.
-2. **Measured** (``--measure``): every generated network timed end to end on this host with the
-   LUT's device backend (as ``sgnas generate --measure``): Kendall tau (target, measured), mean/max
-   |error| in percent, share within +-5% / +-10% of the target.
-3. **Search cost for N = ``--cost-targets`` (10) targets**: the generator's training wall time (from
-   its checkpoint) plus N timed forward passes, against N evolutionary searches, extrapolated from
-   the ``--evolution-targets`` (3) runs actually made (at 25/50/75% of the range for 3). The supernet,
-   trained once for both, is not counted.
-4. **Inherited accuracy at the evolution targets**: the generator's architecture and the
-   evolution's best, scored by the same evaluator (same calibration and evaluation batches, BN
-   recalibration), and their difference.
+* **Splits.** Evolution and random search select on a fixed subset of the supernet's held-out split
+  (``--select-images``). Every final architecture (generator, evolution, random) is then re-scored
+  on the test split, which none of them selected on (``--final-images``), after BN recalibration on
+  ``--calib-images`` (>= 2,000 by default) training images. Top-1 carries a bootstrap 95% interval
+  over the final images, and each method's difference to evolution a paired bootstrap interval.
+* **Generator.** Exact decoding: the most probable architecture with cost in [T (1 - eps), T].
+* **Search cost.** Evolution's wall time per target (``--population``/``--generations``: SPOS uses
+  50 and 20) and the generator's: training wall time (checkpoint) + decoding time per target; the
+  10-target cost is built from the measured per-target times.
+* **Tracking.** ``--tracking-targets`` (8) targets spanning [C_L, C_H]: LUT-terms error of the
+  decoded architectures, Kendall tau (target, cost); ``--measure`` also times each network on this
+  host with the LUT's backend (measured error; meaningful only on an idle host).
+* **Accuracy signal.** ``--signal-archs`` (30) random architectures: the generator's training signal
+  (CE with batch-statistics BN on held-out batches) against recalibrated top-1 on the test images;
+  Kendall tau of (-CE, top-1).
 
 Usage::
 
-    python scripts/bench_generator.py --supernet runs/supernet/supernet.pt \\
+    python scripts/bench_generator.py --supernet supernets/cifar10-spos.pt \\
         --generator generators/cifar10-latency-XXXX.pt --lut lut/cpu-cifar10.json \\
-        --data ../shared/data/cifar10-jpg --measure
+        --data ../shared/data/cifar10-jpg
 """
 
 from __future__ import annotations
@@ -35,259 +36,269 @@ import time
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--supernet", required=True, metavar="CKPT", help="trained supernet checkpoint")
-    p.add_argument("--generator", required=True, metavar="CKPT", help="trained latency generator")
-    p.add_argument("--lut", required=True, metavar="LUT", help="the LUT the generator was trained on")
+    p.add_argument("--supernet", required=True, metavar="CKPT")
+    p.add_argument("--generator", required=True, metavar="CKPT", help="trained generator")
+    p.add_argument("--lut", default=None, metavar="LUT", help="LUT of a latency generator")
     p.add_argument("--data", required=True, metavar="DIR", help="the supernet's image data")
     p.add_argument("--data-format", default="auto", choices=("auto", "imagefolder", "cifar10"))
-    p.add_argument("--targets", type=int, default=20, help="targets for tau/error (default 20)")
-    p.add_argument("--measure", action=argparse.BooleanOptionalAction, default=False,
-                   help="also time every generated network on this host (default off)")
-    p.add_argument("--force-host", action="store_true",
-                   help="with --measure, measure even if this host's GPU differs from the LUT's")
-    p.add_argument("--cost-targets", type=int, default=10,
-                   help="N of the search-cost comparison (default 10)")
-    p.add_argument("--evolution-targets", type=int, default=3,
-                   help="evolutionary searches actually run (default 3)")
-    evo = p.add_argument_group("evolution (defaults as in SPOS)")
-    evo.add_argument("--population", type=int, default=50)
-    evo.add_argument("--generations", type=int, default=20)
-    evo.add_argument("--mutants", type=int, default=25)
-    evo.add_argument("--crossovers", type=int, default=25)
-    evo.add_argument("--top-k", type=int, default=10)
+    p.add_argument("--targets", type=int, default=1,
+                   help="accuracy-comparison targets (default 1; 0 skips the comparison)")
+    p.add_argument("--eps", type=float, default=0.01, help="decoding window (default 0.01)")
+    p.add_argument("--random-samples", type=int, default=4, help="random search candidates")
+    evo = p.add_argument_group("evolution (SPOS: population 50, generations 20)")
+    evo.add_argument("--population", type=int, default=4)
+    evo.add_argument("--generations", type=int, default=2)
+    evo.add_argument("--mutants", type=int, default=None, help="default population / 2")
+    evo.add_argument("--crossovers", type=int, default=None, help="default population / 2")
+    evo.add_argument("--top-k", type=int, default=None, help="default population / 5 (>= 2)")
     evo.add_argument("--mutation-prob", type=float, default=0.1)
-    p.add_argument("--calib-batches", type=int, default=20,
-                   help="training batches of BN recalibration per architecture (default 20)")
-    p.add_argument("--eval-batches", type=int, default=None,
-                   help="held-out batches scoring each architecture (default: the whole split)")
-    p.add_argument("--batch-size", type=int, default=128)
-    p.add_argument("--workers", type=int, default=2, help="data loader processes (default 2)")
-    p.add_argument("--device", default="auto", help="device of the supernet: auto, cpu, cuda")
-    p.add_argument("--threads", type=int, default=None,
-                   help="torch intra-op threads (default: torch's choice)")
+    p.add_argument("--select-images", type=int, default=200, help="held-out images of selection")
+    p.add_argument("--select-calib-images", type=int, default=200,
+                   help="training images of BN recalibration during selection")
+    p.add_argument("--final-images", type=int, default=1000, help="test images of final scoring")
+    p.add_argument("--calib-images", type=int, default=2000,
+                   help="training images of BN recalibration for final scoring (default 2000)")
+    p.add_argument("--bootstrap", type=int, default=2000, help="bootstrap resamples")
+    p.add_argument("--tracking-targets", type=int, default=8)
+    p.add_argument("--measure", action="store_true", help="time the tracking networks here")
+    p.add_argument("--force-host", action="store_true")
+    p.add_argument("--signal-archs", type=int, default=30, help="0 skips the signal check")
+    p.add_argument("--signal-calib-images", type=int, default=200)
+    p.add_argument("--signal-images", type=int, default=200,
+                   help="test images of the signal check's top-1")
+    p.add_argument("--signal-batches", type=int, default=2, help="held-out batches of the CE")
+    p.add_argument("--batch-size", type=int, default=100)
+    p.add_argument("--workers", type=int, default=0)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--threads", type=int, default=None)
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
-    for name in ("targets", "cost_targets", "evolution_targets", "batch_size"):
-        if getattr(args, name) < (2 if name == "targets" else 1):
-            p.error(f"--{name.replace('_', '-')} is too small: {getattr(args, name)}")
-    if args.calib_batches < 0 or (args.eval_batches is not None and args.eval_batches < 1):
-        p.error("--calib-batches must be 0 or more and --eval-batches at least 1")
-    if args.threads is not None and args.threads < 1:
-        p.error("--threads must be at least 1")
+    if args.targets < 0 or args.tracking_targets < 2 or args.bootstrap < 100:
+        p.error("--targets >= 0, --tracking-targets >= 2 and --bootstrap >= 100 are needed")
+    pop = args.population
+    args.mutants = args.mutants if args.mutants is not None else max(1, pop // 2)
+    args.crossovers = args.crossovers if args.crossovers is not None else max(1, pop // 2)
+    args.top_k = args.top_k if args.top_k is not None else max(2, pop // 5)
     return args
-
-
-def tracking_metrics(targets, values, within=(5.0,)) -> dict:
-    """Kendall tau, Pearson r and |error| statistics (percent of the target) of ``values``."""
-    from sgnas import metrics
-
-    out = {
-        "kendall_tau": metrics.kendall_tau(targets, values),
-        "pearson": metrics.pearson(targets, values),
-        "mean_abs_error_pct": 100.0 * metrics.mape(values, targets),
-        "max_abs_error_pct": 100.0 * metrics.max_abs_error(values, targets),
-        "bias_pct": 100.0 * metrics.bias(values, targets),
-    }
-    for w in within:
-        out[f"within_{w:g}pct"] = metrics.share_within(values, targets, w)
-    return out
-
-
-def generator_train_time(ckpt: dict) -> tuple[float | None, str | None]:
-    """Training wall time (s) of a generator checkpoint and where it was read from."""
-    if "wall_time_s" in ckpt:
-        return float(ckpt["wall_time_s"]), "checkpoint wall_time_s"
-    history = ckpt.get("history") or []
-    if history and all("train_s" in h for h in history):
-        return (float(sum(h["train_s"] for h in history)),
-                "sum of per-epoch train_s (excludes per-epoch evaluation and the prior pool)")
-    return None, None
-
-
-def held_out_evaluator(model, meta: dict, args, device):
-    """The :class:`~sgnas.search.InheritedAccuracy` scoring both methods, set up as ``sgnas search``
-    does: BN recalibration on a fixed subset of the training split, top-1 on the held-out split."""
-    from sgnas.errors import SgnasError
-    from sgnas.search import build_evaluator
-    from sgnas.train.data import build_datasets, supernet_data_config
-
-    data_cfg = supernet_data_config(meta, args.data, format=args.data_format,
-                                    batch_size=args.batch_size, workers=args.workers)
-    datasets = build_datasets(data_cfg, model.space)
-    if len(datasets.held_out) == 0:
-        raise SgnasError("the supernet was trained without a held-out split; nothing to score on")
-    evaluator = build_evaluator(
-        model, datasets.train, datasets.held_out, batch_size=args.batch_size,
-        calib_batches=args.calib_batches, eval_batches=args.eval_batches, seed=args.seed,
-        workers=args.workers, pin_memory=device.type == "cuda",
-    )
-    scored = len(evaluator.eval_loader.dataset)
-    return evaluator, {"held_out_images": scored, "train_images": len(datasets.train)}
-
-
-def machine_info(device) -> dict:
-    """CPU model, torch version, intra-op threads and the GPU name when ``device`` is CUDA."""
-    import platform
-
-    import torch
-
-    from profiler.environment import cpu_model
-
-    return {
-        "cpu_model": cpu_model(),
-        "threads": torch.get_num_threads(),
-        "torch": str(torch.__version__),
-        "python": platform.python_version(),
-        "device": str(device),
-        "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
-    }
 
 
 def log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
+def bootstrap(correct, rng, n: int) -> dict:
+    """Top-1 with a bootstrap 95% interval over images."""
+    import numpy as np
+
+    c = np.asarray(correct, dtype=np.float64)
+    idx = rng.integers(0, len(c), size=(n, len(c)))
+    means = c[idx].mean(axis=1)
+    return {"top1": float(c.mean()), "ci95": [float(np.percentile(means, 2.5)),
+                                             float(np.percentile(means, 97.5))]}
+
+
+def paired_difference(a, b, rng, n: int) -> dict:
+    """Mean of ``a - b`` (per-image correctness) with a paired bootstrap 95% interval."""
+    import numpy as np
+
+    d = np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64)
+    idx = rng.integers(0, len(d), size=(n, len(d)))
+    means = d[idx].mean(axis=1)
+    return {"difference": float(d.mean()), "ci95": [float(np.percentile(means, 2.5)),
+                                                   float(np.percentile(means, 97.5))]}
+
+
+def subset(dataset, count: int, seed: int):
+    import numpy as np
+    from torch.utils.data import Subset
+
+    pick = np.random.default_rng(seed).permutation(len(dataset))[: min(count, len(dataset))]
+    return Subset(dataset, pick.tolist())  # random order: class-ordered splits get mixed
+
+
+def loader(dataset, batch_size: int, workers: int):
+    from torch.utils.data import DataLoader
+
+    return DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=workers)
+
+
+def machine_info(device) -> dict:
+    import platform
+
+    import torch
+
+    from profiler.environment import cpu_model
+
+    return {"cpu_model": cpu_model(), "threads": torch.get_num_threads(),
+            "torch": str(torch.__version__), "python": platform.python_version(),
+            "device": str(device)}
+
+
 def run(args: argparse.Namespace) -> dict:
     import numpy as np
     import torch
 
-    from sgnas.cli.generate import measure_archs
     from sgnas.costs import make_cost
+    from sgnas.errors import SgnasError
     from sgnas.generator import load_generator, read_checkpoint
-    from sgnas.lut import load_lut
-    from sgnas.search import EvolutionConfig, evolution_search
+    from sgnas.search import EvolutionConfig, evolution_search, random_search
+    from sgnas.search.evaluator import InheritedAccuracy, per_image_correct
     from sgnas.train.checkpoint import load_supernet
+    from sgnas.train.data import build_datasets, supernet_data_config
     from sgnas.train.distributed import resolve_device
+    from sgnas.metrics import kendall_tau
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    evo_cfg = EvolutionConfig(
-        population=args.population, top_k=args.top_k, generations=args.generations,
-        mutants=args.mutants, crossovers=args.crossovers, mutation_prob=args.mutation_prob,
-    ).validate()
-    model, meta = load_supernet(args.supernet, map_location="cpu")
+    rng = np.random.default_rng(args.seed)
+    evo_cfg = EvolutionConfig(population=args.population, top_k=args.top_k,
+                              generations=args.generations, mutants=args.mutants,
+                              crossovers=args.crossovers,
+                              mutation_prob=args.mutation_prob).validate()
+    device = resolve_device(args.device)
+    model, meta = load_supernet(args.supernet, map_location=device)
     space = model.space
-    lut = load_lut(args.lut, space)
-    cost = make_cost("latency", space, lut=lut)
-    bundle = load_generator(args.generator, cost)
     ckpt = read_checkpoint(args.generator)
-    lo, hi = bundle.allowed_range(cost)
+    lut = None
+    if ckpt["cost"]["name"] == "latency":
+        if not args.lut:
+            raise SgnasError("a latency generator needs --lut")
+        from sgnas.lut import load_lut
 
-    # (a) target tracking in LUT terms
-    fractions = 0.05 + 0.9 * np.arange(args.targets) / (args.targets - 1)
-    targets = [float(lo + f * (hi - lo)) for f in fractions]
-    archs, forward_s = [], []
-    for t in targets:
+        lut = load_lut(args.lut, space)
+    cost = make_cost(ckpt["cost"]["name"], space, lut=lut)
+    bundle = load_generator(args.generator, cost)
+    lo, hi = bundle.interval
+    unit = cost.unit
+
+    data_cfg = supernet_data_config(meta, args.data, format=args.data_format,
+                                    batch_size=args.batch_size, workers=args.workers)
+    ds = build_datasets(data_cfg, space)
+    if len(ds.held_out) == 0 or len(ds.test) == 0:
+        raise SgnasError("the benchmark needs the supernet's held-out split and a test split")
+    bs = args.batch_size
+    select_calib = loader(subset(ds.train, args.select_calib_images, args.seed), bs, args.workers)
+    select_eval = loader(subset(ds.held_out, args.select_images, args.seed), bs, args.workers)
+    final_calib = loader(subset(ds.train, args.calib_images, args.seed + 1), bs, args.workers)
+    final_eval = loader(subset(ds.test, args.final_images, args.seed + 1), bs, args.workers)
+    selector = InheritedAccuracy(model, select_calib, select_eval,
+                                 calib_batches=-(-args.select_calib_images // bs), seed=args.seed)
+    calib_batches = -(-args.calib_images // bs)
+
+    def final(arch):
+        return per_image_correct(model, arch, final_calib, final_eval, calib_batches, args.seed)
+
+    # --- tracking over [C_L, C_H] (LUT terms; measured with --measure)
+    t_targets = [float(lo + f * (hi - lo)) for f in np.linspace(0.0, 1.0, args.tracking_targets)]
+    t_archs, decode_s = [], []
+    for t in t_targets:
         start = time.perf_counter()
-        archs.append(bundle.generate([t], cost)[0])
-        forward_s.append(time.perf_counter() - start)
-    achieved = [float(cost.exact(a)) for a in archs]
-    tracking = {
-        "targets_ms": targets,
-        "achieved_ms": achieved,
-        "archs": [str(a) for a in archs],
-        "forward_ms": [1000.0 * s for s in forward_s],
-        "forward_ms_median": 1000.0 * float(np.median(forward_s)),
-        **tracking_metrics(targets, achieved, within=(5.0,)),
-    }
-    log(f"tracking: kendall {tracking['kendall_tau']:.3f}, "
-        f"mean |error| {tracking['mean_abs_error_pct']:.2f}%")
-
-    # (b) measured end to end on the LUT's device
-    measured = None
+        t_archs.append(bundle.decode(t, cost, args.eps)[0])
+        decode_s.append(time.perf_counter() - start)
+    achieved = [cost.exact(a) for a in t_archs]
+    err = [(a - t) / t * 100.0 for a, t in zip(achieved, t_targets)]
+    tracking = {"targets": t_targets, "achieved": achieved, "archs": [str(a) for a in t_archs],
+                "error_pct": err, "within_eps": float(np.mean(
+                    [t * (1 - args.eps) - 1e-9 <= a <= t + 1e-9
+                     for a, t in zip(achieved, t_targets)])),
+                "kendall_tau": kendall_tau(t_targets, achieved),
+                "decode_s_median": float(np.median(decode_s))}
     if args.measure:
-        log(f"measuring {len(archs)} networks on {lut.device_name}")
-        measured_ms = measure_archs(space, lut, archs, force=args.force_host)
-        measured = {
-            "device": lut.device_name,
-            "measured_ms": measured_ms,
-            **tracking_metrics(targets, measured_ms, within=(5.0, 10.0)),
-            "kendall_tau_achieved_measured": tracking_metrics(achieved, measured_ms)["kendall_tau"],
+        from sgnas.cli.generate import measure_archs
+
+        ms = measure_archs(space, lut, t_archs, force=args.force_host)
+        m_err = [(m - t) / t * 100.0 for m, t in zip(ms, t_targets)]
+        tracking["measured"] = {"ms": ms, "error_pct": m_err, "kendall_tau": kendall_tau(t_targets, ms),
+                                "within_5pct": float(np.mean(np.abs(m_err) <= 5.0))}
+    log(f"tracking: within eps {tracking['within_eps']:.2f}, tau {tracking['kendall_tau']:.3f}")
+
+    # --- generator vs evolution vs random at the same targets
+    targets = [float(lo + (i + 1) / (args.targets + 1) * (hi - lo)) for i in range(args.targets)]
+    runs = []
+    for i, target in enumerate(targets):
+        row: dict = {"target": target}
+        start = time.perf_counter()
+        g_arch, dec = bundle.decode(target, cost, args.eps)
+        row["generator"] = {"arch": str(g_arch), "cost": cost.exact(g_arch),
+                            "search_s": time.perf_counter() - start,
+                            "logprob_given_up": dec.logprob_given_up}
+        selector.clear()
+        start = time.perf_counter()
+        evo = evolution_search(space, cost, selector, target, evo_cfg,
+                               np.random.default_rng([args.seed, i]))
+        row["evolution"] = {"arch": str(evo.best), "cost": float(evo.best_cost),
+                            "selection_top1": float(evo.best_accuracy),
+                            "search_s": time.perf_counter() - start}
+        selector.clear()
+        start = time.perf_counter()
+        rnd = random_search(space, cost, selector, target, n=args.random_samples,
+                            rng=np.random.default_rng([args.seed, 100 + i]))
+        row["random"] = {"arch": str(rnd.best), "cost": float(rnd.best_cost),
+                         "selection_top1": float(rnd.best_accuracy),
+                         "search_s": time.perf_counter() - start}
+        correct = {"generator": final(g_arch), "evolution": final(evo.best),
+                   "random": final(rnd.best)}
+        for name, c in correct.items():
+            row[name].update(bootstrap(c, rng, args.bootstrap))
+        for name in ("generator", "random"):
+            row[name]["minus_evolution"] = paired_difference(correct[name], correct["evolution"],
+                                                             rng, args.bootstrap)
+        g, e = row["generator"], row["evolution"]
+        row["generator_within_evolution_ci"] = e["ci95"][0] <= g["top1"] <= e["ci95"][1]
+        runs.append(row)
+        log(f"target {target:.4g} {unit}: final top-1 generator {100 * g['top1']:.2f}%, evolution "
+            f"{100 * e['top1']:.2f}%, random {100 * row['random']['top1']:.2f}%")
+
+    train_s = float(ckpt.get("wall_time_s", float("nan")))
+    search_cost = None
+    if runs:
+        evo_s = float(np.mean([r["evolution"]["search_s"] for r in runs]))
+        gen_s = float(np.mean([r["generator"]["search_s"] for r in runs]))
+        search_cost = {
+            "evolution_config": evo_cfg.to_dict(),
+            "spos_settings": args.population == 50 and args.generations == 20,
+            "evolution_s_per_target": evo_s, "generator_train_s": train_s,
+            "generator_s_per_target": gen_s,
+            "evolution_10_targets_s": 10 * evo_s, "generator_10_targets_s": train_s + 10 * gen_s,
+            "ratio_10_targets": (train_s + 10 * gen_s) / (10 * evo_s),
+            "note": "10-target costs from the measured per-target times; the shared supernet is not "
+                    "counted",
         }
 
-    # (c) search cost: generator (train once + N forward passes) against N evolutionary searches
-    train_s, train_source = generator_train_time(ckpt)
-    n = args.cost_targets
-    cost_targets = [float(lo + f * (hi - lo)) for f in (np.arange(n) + 0.5) / n]
-    start = time.perf_counter()
-    for t in cost_targets:
-        bundle.generate([t], cost)
-    forward_n_s = time.perf_counter() - start
+    signal = None
+    if args.signal_archs > 0:
+        import torch.nn.functional as F
 
-    device = resolve_device(args.device)
-    model.to(device)
-    evaluator, data_info = held_out_evaluator(model, meta, args, device)
-    k = args.evolution_targets
-    evo_targets = [float(lo + (i + 1) / (k + 1) * (hi - lo)) for i in range(k)]
-    runs = []
-    for i, target in enumerate(evo_targets):
-        evaluator.clear()  # no scores carried over from an earlier run
-        before = evaluator.stats()
-        log(f"evolution {i + 1}/{k}: target {target:.4g} ms")
-        start = time.perf_counter()
-        result = evolution_search(space, cost, evaluator, target, evo_cfg,
-                                  np.random.default_rng([args.seed, i]))
-        wall = time.perf_counter() - start
-        after = evaluator.stats()
-        gen_arch = bundle.generate([target], cost)[0]
-        gen_acc = evaluator(gen_arch)  # the same evaluator: identical calibration and batches
-        gen_cost = float(cost.exact(gen_arch))
-        runs.append({
-            "target_ms": target,
-            "wall_s": wall,
-            "evaluations": after["evaluations"] - before["evaluations"],
-            "eval_time_s": after["eval_time_s"] - before["eval_time_s"],
-            "evolution_arch": str(result.best),
-            "evolution_ms": float(result.best_cost),
-            "evolution_accuracy": float(result.best_accuracy),
-            "generator_arch": str(gen_arch),
-            "generator_ms": gen_cost,
-            "generator_meets_constraint": gen_cost <= target,
-            "generator_accuracy": float(gen_acc),
-            "accuracy_difference": float(gen_acc) - float(result.best_accuracy),
-        })
-        log(f"  {wall:.1f} s; top-1 evolution {100 * result.best_accuracy:.2f}%, "
-            f"generator {100 * gen_acc:.2f}%")
-    evo_mean = float(np.mean([r["wall_s"] for r in runs]))
-    gen_total = (train_s if train_s is not None else float("nan")) + forward_n_s
-    search_cost = {
-        "n_targets": n,
-        "generator_train_s": train_s,
-        "generator_train_s_source": train_source,
-        f"generator_forward_{n}_s": forward_n_s,
-        f"generator_cost_{n}_s": gen_total,
-        "evolution_runs": len(runs),
-        "evolution_run_s": [r["wall_s"] for r in runs],
-        "evolution_mean_run_s": evo_mean,
-        f"evolution_cost_{n}_s_extrapolated": n * evo_mean,
-        "ratio_generator_to_evolution": gen_total / (n * evo_mean),
-        "note": f"evolution cost = {n} x mean of {len(runs)} measured runs; the supernet's "
-                "training, shared by both, is not counted",
-    }
-    accuracy = {
-        "targets_ms": evo_targets,
-        "runs": runs,
-        "mean_accuracy_difference": float(np.mean([r["accuracy_difference"] for r in runs])),
-        "evaluator": {"calib_batches": args.calib_batches, "eval_batches": args.eval_batches,
-                      "batch_size": args.batch_size, "bn_recalibration": args.calib_batches > 0,
-                      "split": "held-out", **data_info, **evaluator.stats()},
-    }
+        s_calib = loader(subset(ds.train, args.signal_calib_images, args.seed + 2), bs, args.workers)
+        s_eval = loader(subset(ds.test, args.signal_images, args.seed + 2), bs, args.workers)
+        s_val = list(zip(range(args.signal_batches),
+                         loader(subset(ds.held_out, args.signal_batches * 32, args.seed + 3),
+                                32, args.workers)))
+        s_rng = np.random.default_rng(args.seed + 4)
+        ces, tops = [], []
+        for k in range(args.signal_archs):
+            arch = space.sample(s_rng)
+            model.train()  # the generator's signal: batch-statistics BN
+            with torch.no_grad():
+                ces.append(float(np.mean([F.cross_entropy(model(x.to(device), arch),
+                                                          y.to(device)).item()
+                                          for _, (x, y, *_) in s_val])))
+            tops.append(float(per_image_correct(model, arch, s_calib, s_eval,
+                                                -(-args.signal_calib_images // bs),
+                                                args.seed).mean()))
+        model.eval()
+        signal = {"archs": args.signal_archs, "ce": ces, "top1": tops,
+                  "kendall_tau_negce_top1": kendall_tau([-c for c in ces], tops)}
+        log(f"signal: Kendall tau(-CE, top-1) {signal['kendall_tau_negce_top1']:.3f}")
+
     return {
-        "bench": "generator",
-        "config": dict(vars(args)),
-        "evolution_config": evo_cfg.to_dict(),
-        "space": space.name,
-        "lut": {"path": str(args.lut), "device": lut.device_name, "fingerprint": lut.fingerprint,
-                "calibrated": lut.calibration is not None},
-        "generator": {"path": str(args.generator), "range_ms": [lo, hi],
-                      "target_range": list(bundle.target_range),
-                      "epochs": int(ckpt.get("epoch", -1)) + 1},
-        "tracking": tracking,
-        "measured": measured,
-        "search_cost": search_cost,
-        "accuracy": accuracy,
-        "machine": machine_info(device),
-        "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "bench": "generator", "config": dict(vars(args)), "space": space.name,
+        "cost": cost.describe(), "interval": [lo, hi],
+        "data": {"select_images": len(select_eval.dataset), "final_images": len(final_eval.dataset),
+                 "calib_images": len(final_calib.dataset), "final_split": "test",
+                 "select_split": "held-out"},
+        "tracking": tracking, "comparison": runs, "search_cost": search_cost, "signal": signal,
+        "machine": machine_info(device), "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
 
 

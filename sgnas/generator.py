@@ -1,22 +1,27 @@
-"""The architecture generator G(C, B) of SGNAS, its random priors and its checkpoint format.
+"""The architecture generator G(C, B) of SGNAS, its random priors, target interval and checkpoints.
 
-Inputs: the constraint ``c`` normalized to ``[0, 1]`` over the cost range, broadcast to a map
-``(B, 1, L, m)``, and a random prior, the one-hot encoding ``(B, L, m, 4)`` of a random architecture
-used as 4 channels. A few 3x3 convs (stride 1) on each input are summed, a learned position embedding
-is added (layers differ in cost, and the convs see positions only through padding), a small residual
-trunk follows, and an output conv gives 4 channels shaped like the prior: logits ``(B, L, m, 4)``
-over :data:`~sgnas.space.CHOICES` per sub-block. The prior is also added to the logits
+The generator sees a search space as ``D`` decisions with ``K`` candidates each
+(:func:`decisions`: the unified space has one decision per layer over its 80 canonical
+configurations, i.e. sorted kernels in sub-blocks ``0..e-1``), so everything it emits is a
+canonical architecture: what the supernet scores during training is what is deployed. Output:
+per-decision candidate logits ``(B, D, K)`` (disallowed candidates at ``-inf``).
+
+Inputs: the constraint ``c`` normalized over the target interval ``[C_L, C_H]`` and a random prior
+(one candidate per decision, embedded). A per-decision embedding of both, plus a learned position
+embedding, goes through a small residual trunk of 1-D convolutions over decisions with a global
+context term, and a linear map to ``K`` logits; the prior's one-hot is added
 (``prior_logit_scale``), so an untrained generator starts from its prior.
 
-Sub-blocks ``0 .. min_expansion - 1`` may not skip (forced sampling puts skips at the highest
-indices, and every layer has at least ``min_expansion`` kernels): their skip logit is ``-inf``. Other
-skips need not be contiguous; an architecture is the multiset of a layer's non-skip kernels
-(:meth:`~sgnas.space.SearchSpace.arch_from_choices`), so position does not matter and the deployed
-network uses the canonical forced-sampling order.
+``[C_L, C_H]`` defaults to the 1st..99th percentile of the cost of forced-sampling architectures
+(:func:`target_interval`): the training targets lie where architectures are, and the checkpoint
+records the interval; targets outside it are refused with the interval in the message.
 
 Random priors (as in the authors' code): a fixed pool of ``num_priors`` random architectures, each
-pulled by a random local search to a cost level evenly spaced over the range; a target uses the prior
-whose level is nearest. The pool is stored in the checkpoint.
+pulled by a random local search to a cost level evenly spaced over the interval; a target uses the
+prior whose level is nearest. The pool is stored in the checkpoint.
+
+Decoding (:meth:`GeneratorBundle.decode`) turns the generator's distribution into the most probable
+architecture inside a cost window (see :mod:`sgnas.decode`); ``argmax`` is the per-decision argmax.
 """
 
 from __future__ import annotations
@@ -31,19 +36,72 @@ import torch
 from torch import nn
 
 from .errors import SgnasError, SpaceMismatchError
-from .space import CHOICES, SKIP_INDEX, Architecture, SearchSpace
+from .space import Architecture, SearchSpace
 
 GENERATOR_KIND = "sgnas-generator"
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
+#: Percentiles of forced-sampling costs that bound the default target interval.
+INTERVAL_PERCENTILES = (1.0, 99.0)
 
 
+# ------------------------------------------------------------------------- the space's decisions
+def decisions(space) -> tuple[int, int]:
+    """``(D, K)``: decisions and candidates per decision. A space may define ``decisions()``;
+    the unified space has one decision per layer over ``space.configs``."""
+    if hasattr(space, "decisions"):
+        return tuple(space.decisions())
+    return space.num_layers, len(space.configs)
+
+
+def candidate_mask(space) -> np.ndarray:
+    """``(D, K)`` bool: which candidates a decision may take (a space may define it)."""
+    if hasattr(space, "candidate_mask"):
+        return np.asarray(space.candidate_mask(), dtype=bool)
+    return np.ones(decisions(space), dtype=bool)
+
+
+def arch_from_indices(space, indices: Sequence[int]) -> Architecture:
+    """The architecture with candidate ``indices[d]`` at each decision."""
+    if hasattr(space, "arch_from_indices"):
+        return space.arch_from_indices(indices)
+    configs = space.configs
+    return space.validate(Architecture(space.name, tuple(configs[int(i)] for i in indices)))
+
+
+def indices_of(space, arch) -> np.ndarray:
+    """Inverse of :func:`arch_from_indices`."""
+    if hasattr(space, "indices_of"):
+        return np.asarray(space.indices_of(arch), dtype=np.int64)
+    space.validate(arch)
+    index = space.config_index
+    return np.array([index[c] for c in arch.layers], dtype=np.int64)
+
+
+def sample_indices(space, rng: np.random.Generator) -> np.ndarray:
+    """Candidate indices of a forced-sampling random architecture (canonical form)."""
+    return indices_of(space, space.sample(rng))
+
+
+def target_interval(cost, samples: int = 2000, seed: int = 0,
+                    percentiles: tuple[float, float] = INTERVAL_PERCENTILES) -> tuple[float, float]:
+    """``(C_L, C_H)``: percentiles of ``cost`` (calibrated units) over forced-sampling architectures."""
+    space = cost.space
+    rng = np.random.default_rng(seed)
+    table = cost.table
+    rows = np.arange(table.shape[0])
+    raw = np.array([cost.fixed + table[rows, sample_indices(space, rng)].sum()
+                    for _ in range(samples)])
+    vals = raw * cost.slope + cost.intercept
+    lo, hi = np.percentile(vals, percentiles)
+    return float(lo), float(hi)
+
+
+# ------------------------------------------------------------------------------- network
 @dataclass
 class GeneratorConfig:
     """Shape of the generator network."""
 
-    channels: int = 32
-    constraint_convs: int = 3
-    prior_convs: int = 2
+    channels: int = 64
     trunk_blocks: int = 3
     position_embedding: bool = True
     prior_logit_scale: float = 1.0
@@ -55,95 +113,78 @@ class GeneratorConfig:
         return cls(**{k: v for k, v in d.items() if k in names})
 
 
-def _conv(c_in: int, c_out: int) -> nn.Conv2d:
-    return nn.Conv2d(c_in, c_out, 3, 1, 1)
-
-
-def _branch(c_in: int, channels: int, depth: int) -> nn.Sequential:
-    layers: list[nn.Module] = []
-    for i in range(max(1, depth)):
-        layers += [_conv(c_in if i == 0 else channels, channels), nn.ReLU(inplace=True)]
-    return nn.Sequential(*layers)
-
-
 class _ResidualBlock(nn.Module):
     def __init__(self, channels: int) -> None:
         super().__init__()
-        self.conv1 = _conv(channels, channels)
-        self.conv2 = _conv(channels, channels)
+        self.conv1 = nn.Conv1d(channels, channels, 3, 1, 1)
+        self.conv2 = nn.Conv1d(channels, channels, 3, 1, 1)
+        self.context = nn.Linear(channels, channels)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.relu(x + self.conv2(torch.relu(self.conv1(x))))
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, C, D)
+        h = torch.relu(self.conv1(x)) + self.context(x.mean(dim=2)).unsqueeze(2)
+        return torch.relu(x + self.conv2(h))
 
 
 class ArchitectureGenerator(nn.Module):
-    """G(c, B) → architecture logits ``(B, L, m, len(CHOICES))`` (forbidden skips at ``-inf``)."""
+    """G(c, B) → candidate logits ``(B, D, K)`` (disallowed candidates at ``-inf``)."""
 
-    def __init__(
-        self,
-        space: SearchSpace,
-        cfg: GeneratorConfig | None = None,
-        generator: torch.Generator | None = None,
-    ) -> None:
+    def __init__(self, space, cfg: GeneratorConfig | None = None,
+                 generator: torch.Generator | None = None) -> None:
         super().__init__()
         cfg = cfg or GeneratorConfig()
         self.space = space
         self.cfg = cfg
-        L, m, n = space.num_layers, space.max_expansion, len(CHOICES)
+        D, K = decisions(space)
         ch = cfg.channels
-        self.constraint_head = _branch(1, ch, cfg.constraint_convs)
-        self.prior_head = _branch(n, ch, cfg.prior_convs)
-        self.position = nn.Parameter(torch.zeros(1, ch, L, m)) if cfg.position_embedding else None
+        self.constraint = nn.Sequential(nn.Linear(1, ch), nn.ReLU(), nn.Linear(ch, ch))
+        self.prior = nn.Embedding(K, ch)
+        self.position = nn.Parameter(torch.zeros(1, ch, D)) if cfg.position_embedding else None
         self.trunk = nn.Sequential(*[_ResidualBlock(ch) for _ in range(cfg.trunk_blocks)])
-        self.tail = _conv(ch, n)
-        mask = torch.zeros(L, m, n, dtype=torch.bool)
-        mask[:, : space.min_expansion, SKIP_INDEX] = True
-        self.register_buffer("skip_mask", mask, persistent=False)
+        self.tail = nn.Conv1d(ch, K, 1)
+        self.register_buffer("mask", torch.from_numpy(~candidate_mask(space)), persistent=False)
         self._init_weights(generator)
 
     def _init_weights(self, generator: torch.Generator | None) -> None:
         for mod in self.modules():
-            if isinstance(mod, nn.Conv2d):
+            if isinstance(mod, (nn.Conv1d, nn.Linear)):
                 nn.init.kaiming_normal_(mod.weight, nonlinearity="relu", generator=generator)
                 nn.init.zeros_(mod.bias)
+            elif isinstance(mod, nn.Embedding):
+                nn.init.normal_(mod.weight, 0.0, 1.0, generator=generator)
         with torch.no_grad():
             self.tail.weight.mul_(0.1)
 
     def forward(self, c_norm: torch.Tensor, prior: torch.Tensor) -> torch.Tensor:
-        """``c_norm`` ``(B,)`` in [0, 1], ``prior`` one-hot ``(B, L, m, 4)`` → logits ``(B, L, m, 4)``."""
-        L, m, n = self.space.num_layers, self.space.max_expansion, len(CHOICES)
-        if prior.dim() != 4 or tuple(prior.shape[1:]) != (L, m, n):
-            raise SgnasError(f"prior must have shape (B, {L}, {m}, {n}), got {tuple(prior.shape)}")
-        prior = prior.to(self.tail.weight.dtype)
-        c = torch.as_tensor(c_norm, dtype=prior.dtype, device=prior.device).reshape(-1)
+        """``c_norm`` ``(B,)`` in [0, 1], ``prior`` candidate indices ``(B, D)`` → ``(B, D, K)``."""
+        D, K = decisions(self.space)
+        if prior.dim() != 2 or prior.shape[1] != D:
+            raise SgnasError(f"prior must have shape (B, {D}), got {tuple(prior.shape)}")
+        prior = prior.long()
+        dtype = self.tail.weight.dtype
+        c = torch.as_tensor(c_norm, dtype=dtype, device=prior.device).reshape(-1)
         if c.numel() == 1 and prior.shape[0] > 1:
             c = c.expand(prior.shape[0])
         if c.shape[0] != prior.shape[0]:
             raise SgnasError(f"{c.shape[0]} constraints for {prior.shape[0]} priors")
-        cmap = c.view(-1, 1, 1, 1).expand(-1, 1, L, m)
-        x = self.constraint_head(cmap) + self.prior_head(prior.permute(0, 3, 1, 2))
+        x = self.prior(prior).permute(0, 2, 1) + self.constraint(c.view(-1, 1)).unsqueeze(2)
         if self.position is not None:
             x = x + self.position
-        x = self.tail(self.trunk(x)).permute(0, 2, 3, 1)
-        logits = x + self.cfg.prior_logit_scale * prior
-        return logits.masked_fill(self.skip_mask, float("-inf"))
-
-    def generate(self, c_norm: torch.Tensor, prior: torch.Tensor) -> torch.Tensor:
-        """Same as calling the module: logits for normalized constraints and priors."""
-        return self(c_norm, prior)
+        logits = self.tail(self.trunk(x)).permute(0, 2, 1)
+        logits = logits + self.cfg.prior_logit_scale * nn.functional.one_hot(prior, K).to(dtype)
+        return logits.masked_fill(self.mask, float("-inf"))
 
     def to_architecture(self, logits: torch.Tensor) -> Architecture | list[Architecture]:
-        """Argmax per sub-block → :class:`Architecture` (a list for a batch ``(B, L, m, 4)``)."""
-        choices = logits.detach().argmax(dim=-1).cpu().numpy()
-        if choices.ndim == 2:
-            return self.space.arch_from_choices(choices)
-        return [self.space.arch_from_choices(c) for c in choices]
+        """Per-decision argmax → :class:`Architecture` (a list for a batch ``(B, D, K)``)."""
+        idx = logits.detach().argmax(dim=-1).cpu().numpy()
+        if idx.ndim == 1:
+            return arch_from_indices(self.space, idx)
+        return [arch_from_indices(self.space, row) for row in idx]
 
 
-# --------------------------------------------------------------------------- priors
+# --------------------------------------------------------------------------------- priors
 @dataclass
 class PriorPool:
-    """Random priors: ``choices`` ``(K, L, m)`` indices into CHOICES and their normalized costs."""
+    """Random priors: ``choices`` ``(P, D)`` candidate indices and their normalized cost levels."""
 
     choices: np.ndarray
     levels: np.ndarray
@@ -151,162 +192,184 @@ class PriorPool:
     def __len__(self) -> int:
         return len(self.levels)
 
-    def one_hot(self) -> torch.Tensor:
-        """``(K, L, m, len(CHOICES))`` float32."""
-        return torch.nn.functional.one_hot(
-            torch.as_tensor(self.choices, dtype=torch.int64), len(CHOICES)
-        ).float()
-
-    def nearest(self, c_norm: torch.Tensor | Sequence[float]) -> torch.Tensor:
-        """Index of the prior whose cost level is nearest to each normalized target."""
+    def nearest(self, c_norm) -> torch.Tensor:
+        """Index of the prior whose level is nearest to each normalized target."""
         c = torch.as_tensor(c_norm, dtype=torch.float64).reshape(-1, 1).cpu()
         levels = torch.as_tensor(self.levels, dtype=torch.float64).reshape(1, -1)
         return (c - levels).abs().argmin(dim=1)
 
     def select(self, c_norm, device: torch.device | str | None = None) -> torch.Tensor:
-        """One-hot priors ``(B, L, m, 4)`` nearest to the targets ``c_norm``."""
-        return self.one_hot()[self.nearest(c_norm)].to(device or "cpu")
+        """Prior candidate indices ``(B, D)`` nearest to the targets ``c_norm``."""
+        table = torch.as_tensor(self.choices, dtype=torch.int64)
+        return table[self.nearest(c_norm)].to(device or "cpu")
 
-    def architectures(self, space: SearchSpace) -> list[Architecture]:
-        return [space.arch_from_choices(c) for c in self.choices]
+    def architectures(self, space) -> list[Architecture]:
+        return [arch_from_indices(space, c) for c in self.choices]
 
     def state(self) -> dict:
-        return {
-            "choices": torch.as_tensor(self.choices, dtype=torch.int64),
-            "levels": torch.as_tensor(self.levels, dtype=torch.float64),
-        }
+        return {"choices": torch.as_tensor(self.choices, dtype=torch.int64),
+                "levels": torch.as_tensor(self.levels, dtype=torch.float64)}
 
     @classmethod
     def from_state(cls, state: dict) -> "PriorPool":
-        return cls(
-            np.asarray(state["choices"].cpu().numpy(), dtype=np.int64),
-            np.asarray(state["levels"].cpu().numpy(), dtype=np.float64),
-        )
+        return cls(np.asarray(state["choices"].cpu().numpy(), dtype=np.int64),
+                   np.asarray(state["levels"].cpu().numpy(), dtype=np.float64))
 
 
-def make_prior_pool(
-    space: SearchSpace,
-    cost,
-    num_priors: int,
-    rng: np.random.Generator,
-    steps: int = 400,
-    target_range: tuple[float, float] = (0.0, 1.0),
-) -> PriorPool:
-    """Sample ``num_priors`` random architectures, each pulled toward a cost level evenly spaced
-    over ``target_range`` (normalized) by a random local search of ``steps`` single-layer changes.
-    """
+def make_prior_pool(space, cost, num_priors: int, rng: np.random.Generator,
+                    interval: tuple[float, float], steps: int = 400) -> PriorPool:
+    """``num_priors`` random architectures, each pulled toward a cost level evenly spaced over
+    ``interval`` (cost units) by a random local search of ``steps`` single-decision changes."""
     if num_priors < 1:
         raise SgnasError("num_priors must be at least 1")
-    lo, hi = target_range
-    levels_goal = lo + (hi - lo) * (np.arange(num_priors) + 0.5) / num_priors
+    lo, hi = interval
+    table, rows = cost.table, np.arange(cost.table.shape[0])
+    allowed = candidate_mask(space)
+
+    def value(ch):
+        return (cost.fixed + table[rows, ch].sum()) * cost.slope + cost.intercept
+
+    goals = lo + (hi - lo) * (np.arange(num_priors) + 0.5) / num_priors
     tol = 0.1 * (hi - lo) / num_priors
     choices, levels = [], []
-    for goal in levels_goal:
-        rows = space.sample_choices(rng, forced_sampling=True)
-        err = abs(float(cost.normalize(cost.exact(space.arch_from_choices(rows)))) - goal)
+    for goal in goals:
+        ch = sample_indices(space, rng)
+        err = abs(value(ch) - goal)
         for _ in range(steps):
             if err <= tol:
                 break
-            layer = int(rng.integers(space.num_layers))
-            row = space.layer_choices(space.sample_layer(rng))
-            trial = rows.copy()
-            trial[layer] = row
-            t_err = abs(float(cost.normalize(cost.exact(space.arch_from_choices(trial)))) - goal)
+            d = int(rng.integers(len(ch)))
+            trial = ch.copy()
+            trial[d] = int(rng.choice(np.flatnonzero(allowed[d])))
+            t_err = abs(value(trial) - goal)
             if t_err < err:
-                rows, err = trial, t_err
-        arch = space.arch_from_choices(rows)
-        choices.append(space.choices(arch))
-        levels.append(float(cost.normalize(cost.exact(arch))))
+                ch, err = trial, t_err
+        choices.append(ch)
+        levels.append((value(ch) - lo) / (hi - lo))
     return PriorPool(np.stack(choices), np.asarray(levels, dtype=np.float64))
 
 
-# ----------------------------------------------------------------------- checkpoint
+# ----------------------------------------------------------------------------- the bundle
 @dataclass
 class GeneratorBundle:
-    """A generator with what it needs to generate: priors, cost identity, trained target range."""
+    """A generator with what it needs to generate: priors, cost identity, target interval."""
 
-    space: SearchSpace
+    space: Any
     generator: ArchitectureGenerator
     priors: PriorPool
     cost: dict
-    target_range: tuple[float, float] = (0.0, 1.0)
+    interval: tuple[float, float]
     meta: dict = field(default_factory=dict)
     path: str | None = None
 
-    def check_cost(self, cost) -> None:
-        """Raise :class:`SgnasError` unless ``cost`` is the cost model the generator was trained on."""
+    # -------------------------------------------------------------- cost identity
+    def trained_for(self, cost) -> bool:
+        """Whether ``cost`` is the cost model the generator was trained on."""
+        return cost.name == self.cost["name"] and cost.fingerprint == self.cost["fingerprint"]
+
+    def check_space(self, cost) -> None:
         if cost.space.fingerprint != self.space.fingerprint:
             raise SpaceMismatchError(
                 f"cost is for space {cost.space.name!r} ({cost.space.fingerprint}), the generator "
-                f"{self._where()}for {self.space.name!r} ({self.space.fingerprint})"
-            )
-        if cost.name != self.cost["name"] or cost.fingerprint != self.cost["fingerprint"]:
+                f"{self._where()}for {self.space.name!r} ({self.space.fingerprint})")
+
+    def check_cost(self, cost) -> None:
+        """Raise unless ``cost`` is the cost model the generator was trained on."""
+        self.check_space(cost)
+        if not self.trained_for(cost):
             raise SgnasError(
                 f"cost mismatch: the generator {self._where()}was trained on {self.cost['name']} "
-                f"{self.cost['fingerprint']}, given {cost.name} {cost.fingerprint}"
-            )
+                f"{self.cost['fingerprint']}, given {cost.name} {cost.fingerprint}")
 
     def _where(self) -> str:
         return f"{self.path} " if self.path else ""
 
-    def allowed_range(self, cost) -> tuple[float, float]:
-        """Targets (in ``cost`` units) this generator covers."""
-        lo, hi = self.target_range
-        return float(cost.denormalize(lo)), float(cost.denormalize(hi))
+    def interval_for(self, cost) -> tuple[float, float]:
+        """``[C_L, C_H]`` in ``cost`` units: the stored one for the trained cost, else the same
+        percentiles computed on ``cost`` (another LUT of the space, another cost)."""
+        self.check_space(cost)
+        if self.trained_for(cost):
+            return self.interval
+        return target_interval(cost)
 
+    def normalize(self, target: float, cost) -> float:
+        """Position of ``target`` in :meth:`interval_for`; outside it is an error naming it."""
+        lo, hi = self.interval_for(cost)
+        slack = 1e-6 * (hi - lo)
+        if not (lo - slack <= target <= hi + slack):
+            raise SgnasError(
+                f"target {target:g} {cost.unit} is outside the interval this generator covers on "
+                f"this {cost.name} model: {lo:.4g} to {hi:.4g} {cost.unit}")
+        return min(max((target - lo) / (hi - lo), 0.0), 1.0)
+
+    # -------------------------------------------------------------------- outputs
     @torch.no_grad()
-    def architectures(self, c_norm: Sequence[float] | torch.Tensor) -> list[Architecture]:
-        """One forward pass: an architecture per normalized target."""
+    def logits(self, c_norm: Sequence[float]) -> torch.Tensor:
+        """Logits ``(B, D, K)`` for normalized targets (one forward pass)."""
         device = next(self.generator.parameters()).device
-        c = torch.as_tensor(c_norm, dtype=torch.float32, device=device).reshape(-1)
+        c = torch.as_tensor(list(c_norm), dtype=torch.float32, device=device).reshape(-1)
         self.generator.eval()
-        logits = self.generator(c, self.priors.select(c.cpu(), device))
-        return list(self.generator.to_architecture(logits))
+        return self.generator(c, self.priors.select(c.cpu(), device))
 
-    def generate(self, targets: Sequence[float], cost) -> list[Architecture]:
-        """Architectures for targets in ``cost`` units; a target outside the covered range is an error."""
-        self.check_cost(cost)
-        lo, hi = self.allowed_range(cost)
-        slack = 1e-3 * (hi - lo)  # printed range bounds are rounded
-        for t in targets:
-            if not (lo - slack <= t <= hi + slack):
-                raise SgnasError(
-                    f"target {t:g} {cost.unit} is outside the range this generator covers: "
-                    f"{lo:.4g} to {hi:.4g} {cost.unit}"
-                )
-        c_lo, c_hi = self.target_range
-        c = [min(max(float(cost.normalize(t)), c_lo), c_hi) for t in targets]
-        return self.architectures(c)
+    def logprobs(self, target: float, cost) -> np.ndarray:
+        """Per-decision candidate log-probabilities ``(D, K)`` for ``target`` in ``cost`` units."""
+        lg = self.logits([self.normalize(target, cost)])[0].double()
+        return torch.log_softmax(lg, dim=-1).cpu().numpy()
 
+    def architectures(self, c_norm: Sequence[float]) -> list[Architecture]:
+        """Argmax architectures for normalized targets."""
+        return list(self.generator.to_architecture(self.logits(c_norm)))
+
+    def argmax(self, targets: Sequence[float], cost) -> list[Architecture]:
+        """Per-decision argmax architectures for targets in ``cost`` units."""
+        return self.architectures([self.normalize(t, cost) for t in targets])
+
+    def decode(self, target: float, cost, eps: float = 0.01, extra: Sequence = ()):
+        """Most probable architecture with ``cost`` in ``[target (1 - eps), target]`` that meets
+        the further :class:`~sgnas.decode.Constraint` s ``extra``; returns ``(arch, Decoded)``."""
+        from .decode import AdditiveCost, Constraint, check_achievable, decode, window
+
+        lo, hi = window(target, eps)
+        constraints = [Constraint(AdditiveCost.from_cost(cost), hi, lo), *extra]
+        check_achievable(constraints, candidate_mask(self.space))
+        out = decode(self.logprobs(target, cost), constraints)
+        return arch_from_indices(self.space, out.choice), out
+
+    # ----------------------------------------------------------------- checkpoint
     def checkpoint(self, **extra: Any) -> dict:
         """The weights_only-loadable checkpoint dict (``extra`` adds training state)."""
         return {
             "generator_version": GENERATOR_VERSION,
             "space": self.space.name,
             "space_fingerprint": self.space.fingerprint,
+            "decisions": list(decisions(self.space)),
             "generator_config": asdict(self.generator.cfg),
             "state_dict": {k: v.detach().cpu() for k, v in self.generator.state_dict().items()},
             "priors": self.priors.state(),
             "cost": dict(self.cost),
-            "target_range": [float(x) for x in self.target_range],
+            "interval": [float(x) for x in self.interval],
             "meta": dict(self.meta),
             **extra,
         }
 
 
 def read_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict:
-    """Load a generator checkpoint dict (``weights_only=True``); another kind of file is an error."""
+    """Load a generator checkpoint dict (``weights_only=True``); another kind, or a version this
+    code cannot read, is an error saying what to do."""
     from .checkpoint import load_checkpoint
 
     ckpt = load_checkpoint(path, GENERATOR_KIND, map_location=map_location)
-    if ckpt.get("generator_version", 0) > GENERATOR_VERSION:
+    version = int(ckpt.get("generator_version", 0))
+    if version > GENERATOR_VERSION:
+        raise SgnasError(f"{path} has generator checkpoint version {version}; upgrade sgnas")
+    if version < GENERATOR_VERSION:
         raise SgnasError(
-            f"{path} has generator checkpoint version {ckpt['generator_version']}; upgrade sgnas"
-        )
+            f"{path} is an old-format generator (version {version}: per-sub-block outputs, no "
+            f"target interval); retrain it with sgnas train-generator (see docs/RESULTS.md)")
     return ckpt
 
 
-def save_generator(path: str | os.PathLike, bundle: "GeneratorBundle", **extra: Any) -> Path:
+def save_generator(path: str | os.PathLike, bundle: GeneratorBundle, **extra: Any) -> Path:
     """Write ``bundle`` (plus training state ``extra``) atomically as a weights-only checkpoint."""
     from .checkpoint import save_checkpoint
 
@@ -326,19 +389,13 @@ def bundle_from_checkpoint(ckpt: dict, path: str | None = None) -> GeneratorBund
         raise SgnasError(f"generator checkpoint {path} does not fit its config: {first[:160]}") from exc
     gen.eval()
     return GeneratorBundle(
-        space=space,
-        generator=gen,
-        priors=PriorPool.from_state(ckpt["priors"]),
-        cost=dict(ckpt["cost"]),
-        target_range=tuple(float(x) for x in ckpt.get("target_range", (0.0, 1.0))),
-        meta=dict(ckpt.get("meta", {})),
-        path=str(path) if path is not None else None,
-    )
+        space=space, generator=gen, priors=PriorPool.from_state(ckpt["priors"]),
+        cost=dict(ckpt["cost"]), interval=tuple(float(x) for x in ckpt["interval"]),
+        meta=dict(ckpt.get("meta", {})), path=str(path) if path is not None else None)
 
 
 def load_generator(path: str | os.PathLike, cost=None, map_location="cpu") -> GeneratorBundle:
-    """Load a generator checkpoint; with ``cost``, a different cost model is an :class:`SgnasError`
-    naming both fingerprints."""
+    """Load a generator checkpoint; with ``cost``, a different cost model is an error."""
     bundle = bundle_from_checkpoint(read_checkpoint(path, map_location), str(path))
     if cost is not None:
         bundle.check_cost(cost)
@@ -355,28 +412,59 @@ def default_generator_dirs() -> list[Path]:
     return out
 
 
-def find_generator(cost, dirs: Sequence[str | os.PathLike]) -> Path | None:
-    """The newest checkpoint under ``dirs`` whose cost fingerprint matches ``cost`` (or ``None``)."""
-    found: list[tuple[float, Path]] = []
+def _candidates(dirs: Sequence[str | os.PathLike]):
     for d in dirs:
         d = Path(d)
         if not d.is_dir():
             continue
         for path in sorted(d.glob("*.pt")):
             try:
-                ckpt = read_checkpoint(path)
+                yield path, read_checkpoint(path)
             except SgnasError:
                 continue
-            c = ckpt.get("cost", {})
-            if (
-                c.get("name") == cost.name
-                and c.get("fingerprint") == cost.fingerprint
-                and ckpt.get("space_fingerprint") == cost.space.fingerprint
-            ):
-                found.append((path.stat().st_mtime, path))
+
+
+def find_generator(cost, dirs: Sequence[str | os.PathLike], same_name: bool = False) -> Path | None:
+    """The newest checkpoint under ``dirs`` trained for ``cost`` (same cost fingerprint), or with
+    ``same_name`` for any cost of the same name and space (e.g. another LUT); else ``None``."""
+    found: list[tuple[float, Path]] = []
+    for path, ckpt in _candidates(dirs):
+        c = ckpt.get("cost", {})
+        if ckpt.get("space_fingerprint") != cost.space.fingerprint or c.get("name") != cost.name:
+            continue
+        if same_name or c.get("fingerprint") == cost.fingerprint:
+            found.append((path.stat().st_mtime, path))
     return max(found)[1] if found else None
 
 
-def default_generator_name(space: SearchSpace, cost) -> str:
+def resolve_generator(cost, dirs: Sequence[str | os.PathLike]) -> tuple[GeneratorBundle, str]:
+    """The generator to serve ``cost``: one trained for it, else one trained for the same cost name
+    on the same space (returned with a note). Raises with the training command when none fits."""
+    path = find_generator(cost, dirs)
+    note = ""
+    if path is None:
+        path = find_generator(cost, dirs, same_name=True)
+        if path is not None:
+            note = (f"note: {path} was trained on another {cost.name} model of this space; "
+                    f"targets are placed by their position in this model's interval")
+    if path is None:
+        where = ", ".join(str(d) for d in dirs)
+        source = "--lut LUT.json" if cost.name == "latency" else f"--cost {cost.name}"
+        raise SgnasError(f"no {cost.name} generator for space {cost.space.name} found in {where}; "
+                         f"train one with: sgnas train-generator --supernet SUPERNET.pt {source} "
+                         f"--data DATA_DIR")
+    return load_generator(path), note
+
+
+def default_generator_name(space, cost) -> str:
     """File name of a generator for ``cost``: ``<space>-<cost name>-<cost fingerprint>.pt``."""
     return f"{space.name}-{cost.name}-{cost.fingerprint}.pt"
+
+
+def generator_spaces(cost_name: str, dirs: Sequence[str | os.PathLike]) -> list[str]:
+    """Names of the spaces that have a ``cost_name`` generator under ``dirs``."""
+    out: list[str] = []
+    for _, ckpt in _candidates(dirs):
+        if ckpt.get("cost", {}).get("name") == cost_name and ckpt.get("space") not in out:
+            out.append(ckpt["space"])
+    return out

@@ -1,8 +1,15 @@
-"""``sgnas generate`` (also ``sgnas-generate``): architectures for constraints, one forward pass.
+"""``sgnas generate`` (also ``sgnas-generate``): architectures for constraints from a trained generator.
 
-The generator is ``--generator PATH`` or, without it, the newest checkpoint in the generator folders
-(``./generators``, the project's ``generators/`` and each ``--generators-dir``) trained for the same
-cost model: the same LUT fingerprint for latency, the same FLOPs/params tables otherwise.
+By default the generator's distribution is decoded exactly (:mod:`sgnas.decode`): the most probable
+architecture whose first constraint lies in ``[target (1 - eps), target]`` and that meets every other
+constraint (upper bounds). Constraints: ``--latency-ms`` with ``--lut`` (one target per LUT, in
+order; with one LUT, several targets are a sweep), ``--flops-m``, ``--params-m``. The first given
+of latency, FLOPs, params drives the generator; ``--decode argmax`` keeps the per-decision argmax
+(one constraint only).
+
+The generator is ``--generator PATH`` or the newest checkpoint in the generator folders
+(``./generators``, the project's ``generators/`` and each ``--generators-dir``) trained for the
+first constraint's cost model, else one trained for the same cost on another LUT of the space.
 """
 
 from __future__ import annotations
@@ -14,23 +21,21 @@ from .common import positive_number, refuse_overwrite
 NAME = "generate"
 HELP = "generate architectures for latency, FLOPs or parameter targets with a trained generator"
 
-#: flag dest -> (cost name, file-name suffix)
-TARGET_FLAGS = {
-    "latency_ms": ("latency", "ms"),
-    "flops_m": ("flops", "mflops"),
-    "params_m": ("params", "mparams"),
-}
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    targets = parser.add_mutually_exclusive_group(required=True)
-    targets.add_argument("--latency-ms", type=positive_number, nargs="+", metavar="MS",
-                         help="latency targets in milliseconds (needs --lut)")
-    targets.add_argument("--flops-m", type=positive_number, nargs="+", metavar="M",
-                         help="FLOPs targets in millions of multiply-adds")
-    targets.add_argument("--params-m", type=positive_number, nargs="+", metavar="M",
-                         help="parameter targets in millions")
-    parser.add_argument("--lut", metavar="LUT", help="latency LUT of the target device")
+    parser.add_argument("--latency-ms", type=positive_number, nargs="+", metavar="MS",
+                        help="latency targets in ms, one per --lut (one LUT: several = a sweep)")
+    parser.add_argument("--lut", action="append", default=[], metavar="LUT",
+                        help="latency LUT of a target device (repeatable)")
+    parser.add_argument("--flops-m", type=positive_number, nargs="+", metavar="M",
+                        help="FLOPs target in millions of multiply-adds")
+    parser.add_argument("--params-m", type=positive_number, nargs="+", metavar="M",
+                        help="parameter target in millions")
+    parser.add_argument("--eps", type=float, default=0.01,
+                        help="window below the first target: [T (1 - eps), T] (default 0.01)")
+    parser.add_argument("--decode", choices=("exact", "argmax"), default="exact",
+                        help="exact: most probable architecture in the window (default); argmax: "
+                             "the generator's per-decision argmax")
     parser.add_argument("--generator", metavar="PATH", help="generator checkpoint (default: search)")
     parser.add_argument("--generators-dir", action="append", default=[], metavar="DIR",
                         help="also search DIR for generators (repeatable)")
@@ -41,115 +46,128 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--export-onnx", action="store_true",
                         help="also export each network (fresh weights) to DIR/arch-<target>.onnx")
     parser.add_argument("--measure", action="store_true",
-                        help="time each generated network on this host with the LUT's device backend")
+                        help="time each generated network on this host with the first LUT's backend")
     parser.add_argument("--force-host", action="store_true",
                         help="with --measure, measure even if this host's GPU differs from the LUT's")
 
 
-def _target_flag(args) -> tuple[str, str, list[float]]:
-    for dest, (cost_name, suffix) in TARGET_FLAGS.items():
-        values = getattr(args, dest, None)
-        if values:
-            return cost_name, suffix, list(values)
-    raise AssertionError("argparse requires one target flag")
+def _space_name(args, luts, dirs, cost_name: str) -> str:
+    """The space: from the LUTs, the generator, --space, or the generators found for the cost."""
+    from pathlib import Path
+
+    from ..errors import SgnasError, SpaceMismatchError
+    from ..generator import generator_spaces, read_checkpoint
+
+    names = {lut.space for lut in luts}
+    if len(names) > 1:
+        raise SpaceMismatchError(f"the LUTs are for different spaces: {', '.join(sorted(names))}")
+    if args.generator:
+        gen_space = read_checkpoint(args.generator).get("space")
+        if names and gen_space not in names:
+            raise SpaceMismatchError(f"LUT {args.lut[0]} is for space {next(iter(names))!r}, "
+                                     f"generator {args.generator} for {gen_space!r}")
+        names.add(gen_space)
+    if args.space:
+        if names and args.space not in names:
+            raise SpaceMismatchError(f"the LUT or generator is for space {next(iter(names))!r}, "
+                                     f"not {args.space!r}")
+        names.add(args.space)
+    if not names:
+        explicit = [Path(d) for d in args.generators_dir]
+        found = generator_spaces(cost_name, explicit) or generator_spaces(cost_name, dirs)
+        if len(found) > 1:
+            raise SgnasError(f"{cost_name} generators for several spaces found "
+                             f"({', '.join(found)}); name one with --space")
+        if not found:
+            source = "--lut LUT.json" if cost_name == "latency" else f"--cost {cost_name}"
+            raise SgnasError(f"no {cost_name} generator found in {', '.join(map(str, dirs))}; "
+                             f"name the space with --space or train one with: sgnas "
+                             f"train-generator --supernet SUPERNET.pt {source} --data DATA_DIR")
+        names.add(found[0])
+    return next(iter(names))
 
 
-def _train_command(cost_name: str, lut_path: str | None) -> str:
-    source = f"--lut {lut_path}" if cost_name == "latency" else f"--cost {cost_name}"
-    return f"sgnas train-generator --supernet SUPERNET.pt {source} --data DATA_DIR"
-
-
-def _find(cost_name: str, lut, space_name: str | None, dirs: list) -> tuple[object, object] | None:
-    """(bundle, cost) of the newest matching generator in ``dirs``, or None."""
+def build_constraints(args, luts, space):
+    """``(primary cost, primary targets, further constraints, all costs)`` from the target flags."""
     from ..costs import make_cost
+    from ..decode import AdditiveCost, Constraint
     from ..errors import SgnasError
-    from ..generator import find_generator, load_generator, read_checkpoint
-    from ..space import get_space
 
-    spaces: list[str] = []
-    if lut is not None:
-        spaces = [lut.space]
-    elif space_name:
-        spaces = [space_name]
-    else:
-        from pathlib import Path
-
-        for d in dirs:
-            for path in sorted(Path(d).glob("*.pt")) if Path(d).is_dir() else []:
-                try:
-                    ckpt = read_checkpoint(path)
-                except SgnasError:
-                    continue
-                if ckpt.get("cost", {}).get("name") == cost_name and ckpt.get("space") not in spaces:
-                    spaces.append(ckpt["space"])
-    for name in spaces:
-        try:
-            space = get_space(name)
-        except SgnasError:
-            continue
-        cost = make_cost(cost_name, space, lut=lut)
-        path = find_generator(cost, dirs)
-        if path is not None:
-            return load_generator(path, cost), cost
-    return None
-
-
-def _file_stem(target: float, suffix: str) -> str:
-    return f"arch-{target:g}{suffix}"
+    lat = list(args.latency_ms or [])
+    if lat and not luts:
+        raise SgnasError("--latency-ms needs the device's LUT: --lut lut/<device>.json")
+    if len(luts) > 1 and len(lat) != len(luts):
+        raise SgnasError(f"{len(luts)} --lut files need {len(luts)} --latency-ms targets (one per "
+                         f"LUT, in order), got {len(lat)}")
+    items = []  # (cost, targets)
+    if lat:
+        if len(luts) == 1:
+            items.append((make_cost("latency", space, lut=luts[0]), lat))
+        else:
+            items += [(make_cost("latency", space, lut=l), [t]) for l, t in zip(luts, lat)]
+    for flag, name in (("flops_m", "flops"), ("params_m", "params")):
+        values = getattr(args, flag)
+        if values:
+            items.append((make_cost(name, space), list(values)))
+    if not items:
+        raise SgnasError("give a target: --latency-ms (with --lut), --flops-m or --params-m")
+    for cost, targets in items[1:]:
+        if len(targets) > 1:
+            raise SgnasError(f"with several constraints each takes one target; {cost.name} got "
+                             f"{len(targets)}")
+    if len(items) > 1 and args.decode == "argmax":
+        raise SgnasError("--decode argmax takes one constraint; use --decode exact for several")
+    labels = {}
+    for cost, _ in items:
+        if cost.name == "latency":
+            labels[id(cost)] = f"latency on {cost.lut.device_name} ({cost.lut.path})"
+    extra = [Constraint(AdditiveCost.from_cost(c, labels.get(id(c), c.name)), t[0])
+             for c, t in items[1:]]
+    return items[0][0], items[0][1], extra, [c for c, _ in items]
 
 
 def run(args: argparse.Namespace) -> int:
     import json
+    import sys
     from pathlib import Path
 
-    from ..costs import make_cost
-    from ..errors import SgnasError, SpaceMismatchError
-    from ..generator import default_generator_dirs, load_generator
+    from ..decode import window
+    from ..errors import SgnasError
+    from ..generator import default_generator_dirs, load_generator, resolve_generator
+    from ..lut import load_lut
+    from ..space import get_space
 
-    cost_name, suffix, targets = _target_flag(args)
-    if cost_name == "latency" and not args.lut:
-        raise SgnasError("--latency-ms needs the device's LUT: --lut lut/<device>.json")
     if args.measure and not args.lut:
         raise SgnasError("--measure needs --lut (it times on the LUT's device backend)")
     if args.export_onnx and not args.out:
         raise SgnasError("--export-onnx needs --out DIR")
-
-    lut = None
-    if args.lut:
-        from ..lut import load_lut
-
-        lut = load_lut(args.lut)
-        if args.space and args.space != lut.space:
-            raise SpaceMismatchError(f"LUT {args.lut} is for space {lut.space!r}, not {args.space!r}")
-
+    window(1.0, args.eps)  # validates eps
+    luts = [load_lut(p) for p in args.lut]
+    dirs = default_generator_dirs() + [Path(d) for d in args.generators_dir]
+    first_name = "latency" if args.latency_ms else "flops" if args.flops_m else "params"
+    space = get_space(_space_name(args, luts, dirs, first_name))
+    for lut, p in zip(luts, args.lut):
+        if lut.space_fingerprint != space.fingerprint:
+            raise SgnasError(f"LUT {p} is for space {lut.space!r} ({lut.space_fingerprint}), "
+                             f"expected {space.name!r} ({space.fingerprint})")
+    cost, targets, extra, costs = build_constraints(args, luts, space)
+    note = ""
     if args.generator:
         bundle = load_generator(args.generator)
-        if lut is not None and lut.space_fingerprint != bundle.space.fingerprint:
-            raise SpaceMismatchError(
-                f"LUT {args.lut} is for space {lut.space!r} ({lut.space_fingerprint}), generator "
-                f"{args.generator} for {bundle.space.name!r} ({bundle.space.fingerprint})"
-            )
-        if args.space and args.space != bundle.space.name:
-            raise SpaceMismatchError(
-                f"generator {args.generator} is for space {bundle.space.name!r}, not {args.space!r}"
-            )
-        cost = make_cost(cost_name, bundle.space, lut=lut)
-        bundle.check_cost(cost)
+        bundle.check_space(cost)
+        if bundle.cost["name"] != cost.name:
+            bundle.check_cost(cost)  # raises: a generator of another cost
+        if not bundle.trained_for(cost):
+            note = (f"note: {args.generator} was trained on another {cost.name} model "
+                    f"({bundle.cost['fingerprint']}); targets are placed by their position in "
+                    f"this model's interval")
     else:
-        dirs = default_generator_dirs() + [Path(d) for d in args.generators_dir]
-        found = _find(cost_name, lut, args.space, dirs)
-        if found is None:
-            where = ", ".join(str(d) for d in dirs)
-            raise SgnasError(
-                f"no {cost_name} generator{' for ' + lut.device_name if lut else ''} found in "
-                f"{where}; train one with: {_train_command(cost_name, args.lut)}"
-            )
-        bundle, cost = found
-
-    space = bundle.space
-    archs = bundle.generate(targets, cost)
+        bundle, note = resolve_generator(cost, dirs)
+    if note:
+        print(note, file=sys.stderr)
 
     out_dir = Path(args.out) if args.out else None
+    suffix = {"latency": "ms", "flops": "mflops", "params": "mparams"}[cost.name]
     planned: list[dict[str, Path]] = []
     if out_dir is not None:
         for t in targets:
@@ -159,9 +177,17 @@ def run(args: argparse.Namespace) -> int:
             planned.append(files)
         refuse_overwrite([p for files in planned for p in files.values()], args.force)
 
-    results = [_describe(space, cost, lut, t, a) for t, a in zip(targets, archs)]
+    results, archs = [], []
+    for t in targets:
+        if args.decode == "argmax":
+            arch = bundle.argmax([t], cost)[0]
+            decoded = None
+        else:
+            arch, decoded = bundle.decode(t, cost, args.eps, extra)
+        archs.append(arch)
+        results.append(_describe(space, cost, costs, luts, t, arch, decoded, extra))
     if args.measure:
-        measured = measure_archs(space, lut, archs, force=args.force_host)
+        measured = measure_archs(space, luts[0], archs, force=args.force_host)
         for r, ms in zip(results, measured):
             r["measured_ms"] = ms
 
@@ -182,36 +208,45 @@ def run(args: argparse.Namespace) -> int:
                 r["files"].append(str(files["onnx"]))
 
     if args.json:
-        print(json.dumps({
-            "generator": bundle.path,
-            "cost": cost.describe(),
-            "results": results,
-        }, indent=1))
+        print(json.dumps({"generator": bundle.path, "cost": cost.describe(), "decode": args.decode,
+                          "eps": args.eps, "results": results}, indent=1))
     else:
-        print(f"generator {bundle.path} ({cost.name} {cost.fingerprint}, space {space.name})")
+        print(f"generator {bundle.path} ({cost.name} {cost.fingerprint}, space {space.name}, "
+              f"decode {args.decode})")
         for r in results:
             print(_line(r, cost))
     return 0
 
 
-def _describe(space, cost, lut, target: float, arch) -> dict:
+def _file_stem(target: float, suffix: str) -> str:
+    return f"arch-{target:g}{suffix}"
+
+
+def _describe(space, cost, costs, luts, target: float, arch, decoded, extra) -> dict:
     from ..network import count_flops, count_params
 
-    predicted = {
-        "flops_m": count_flops(space, arch) / 1e6,
-        "params_m": count_params(space, arch) / 1e6,
-    }
-    if lut is not None:
-        predicted["latency_ms"] = lut.predict_ms(arch, calibrated=True, space=space)
-        predicted["latency_raw_ms"] = lut.predict_ms(arch, calibrated=False, space=space)
-    return {
-        "target": target,
-        "unit": cost.unit,
-        "arch": str(arch),
-        "cost": cost.exact(arch),
-        "error_pct": (cost.exact(arch) - target) / target * 100.0,
-        "predicted": predicted,
-    }
+    predicted = {"flops_m": count_flops(space, arch) / 1e6,
+                 "params_m": count_params(space, arch) / 1e6}
+    if luts:
+        predicted["latency_ms"] = luts[0].predict_ms(arch, calibrated=True, space=space)
+        predicted["latency_raw_ms"] = luts[0].predict_ms(arch, calibrated=False, space=space)
+    value = cost.exact(arch)
+    out = {"target": target, "unit": cost.unit, "arch": str(arch), "cost": value,
+           "error_pct": (value - target) / target * 100.0, "predicted": predicted}
+    if extra:
+        out["constraints"] = [{"constraint": c.describe(), "value": c.cost.of(_indices(space, arch)),
+                               "unit": c.cost.unit} for c in extra]
+    if decoded is not None:
+        out["logprob"] = decoded.logprob
+        out["logprob_given_up"] = decoded.logprob_given_up
+        out["argmax_cost"] = decoded.argmax_costs[0]
+    return out
+
+
+def _indices(space, arch):
+    from ..generator import indices_of
+
+    return indices_of(space, arch)
 
 
 def _line(r: dict, cost) -> str:
@@ -223,7 +258,12 @@ def _line(r: dict, cost) -> str:
             lat += f" (raw {p['latency_raw_ms']:.3f} ms)"
         parts.insert(0, lat)
     text = (f"target {r['target']:g} {cost.unit}: {r['arch']}\n"
-            f"  predicted {', '.join(parts)}; {cost.name} error {r['error_pct']:+.1f}%")
+            f"  predicted {', '.join(parts)}; {cost.name} error {r['error_pct']:+.2f}%")
+    if "logprob_given_up" in r:
+        text += (f"\n  log-prob given up vs argmax {r['logprob_given_up']:.3f} (argmax "
+                 f"{cost.name} {r['argmax_cost']:.4g} {cost.unit})")
+    for c in r.get("constraints", []):
+        text += f"\n  {c['constraint']}: {c['value']:.4g} {c['unit']}"
     if "measured_ms" in r:
         m = r["measured_ms"]
         text += f"\n  measured {m:.3f} ms ({(m - r['target']) / r['target'] * 100:+.1f}% vs target)"

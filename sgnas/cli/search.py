@@ -72,10 +72,10 @@ def run(args: argparse.Namespace) -> int:
 
     from ..costs import make_cost
     from ..errors import SgnasError
-    from ..search import EvolutionConfig, build_evaluator, check_target, evolution_search
+    from ..search import EvolutionConfig, check_target, evolution_search
+    from ..search.evaluator import evaluator_from_data
     from ..search import random_search
     from ..train.checkpoint import load_supernet
-    from ..train.data import build_datasets, supernet_data_config
     from ..train.distributed import resolve_device
     from ..progress import Progress
 
@@ -104,19 +104,11 @@ def run(args: argparse.Namespace) -> int:
 
     device = resolve_device(args.device)
     model.to(device)
-    data_cfg = supernet_data_config(meta, args.data, format=args.data_format,
-                                    batch_size=args.batch_size, workers=args.workers,
-                                    download=args.download)
-    datasets = build_datasets(data_cfg, space)
-    split = datasets.held_out if args.split == "held-out" else datasets.test
-    if len(split) == 0:
-        raise SgnasError(f"the {args.split} split is empty (the supernet was trained without a "
-                         "held-out part); use --split test or retrain with --held-out")
-    evaluator = build_evaluator(
-        model, datasets.train, split, batch_size=args.batch_size, calib_batches=args.calib_batches,
+    evaluator, _ = evaluator_from_data(
+        model, meta, args.data, split=args.split, data_format=args.data_format,
+        batch_size=args.batch_size, calib_batches=args.calib_batches,
         eval_batches=args.eval_batches, seed=args.seed, workers=args.workers,
-        pin_memory=device.type == "cuda",
-    )
+        download=args.download, device=device)
 
     total = (args.candidates if args.strategy == "random"
              else evo_cfg.population * evo_cfg.generations)

@@ -22,49 +22,56 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "(default: the supernet's, so the generator sees unseen images)")
     parser.add_argument("--data-seed", type=int, default=None,
                         help="seed of the train/held-out split (default: the supernet's)")
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--epochs", type=int, default=50)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--val-images", type=int, default=512, metavar="N",
+                        help="held-out images kept out of training for the best-checkpoint "
+                             "criterion (default 512)")
+    parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--batches-per-epoch", type=int, default=None, metavar="K",
                         help="at most K batches per epoch (default: the whole held-out split)")
-    parser.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate")
-    parser.add_argument("--lambda", dest="cost_weight", type=float, default=10.0,
-                        help="weight of the cost loss on normalized cost (default 10)")
-    parser.add_argument("--tau0", type=float, default=5.0, help="initial Gumbel-softmax temperature")
-    parser.add_argument("--tau-decay", type=float, default=0.95, help="temperature factor per epoch")
-    parser.add_argument("--dead-band", type=float, default=0.005,
-                        help="cost error ignored, as a fraction of the cost range")
-    parser.add_argument("--cost-samples", type=int, default=4,
+    parser.add_argument("--lr", type=float, default=2e-3, help="Adam learning rate")
+    parser.add_argument("--lambda", dest="cost_weight", type=float, default=20.0,
+                        help="weight of the relative cost loss (default 20)")
+    parser.add_argument("--overshoot-weight", type=float, default=2.0,
+                        help="weight of cost above the target relative to below (default 2)")
+    parser.add_argument("--tau0", type=float, default=2.0, help="initial Gumbel-softmax temperature")
+    parser.add_argument("--tau-decay", type=float, default=0.9, help="temperature factor per epoch")
+    parser.add_argument("--cost-samples", type=int, default=16,
                         help="targets per step in the cost loss (the first also drives the supernet)")
+    parser.add_argument("--relaxation", choices=("path", "weighted"), default="path",
+                        help="path: gate the sampled sub-network (default, cheap); weighted: the "
+                             "supernet's weighted forward, every candidate gets a gradient")
     parser.add_argument("--num-priors", type=int, default=8, help="random priors in the pool")
-    parser.add_argument("--target-range", type=float, nargs=2, default=None, metavar=("LOW", "HIGH"),
-                        help="constraint interval in cost units (default: the whole cost range)")
-    parser.add_argument("--eval-targets", type=int, default=10,
-                        help="targets swept after each epoch for Kendall tau / Pearson / error")
-    parser.add_argument("--eval-accuracy-batches", type=int, default=0, metavar="N",
-                        help="score the middle target's architecture on N held-out batches per epoch")
-    parser.add_argument("--bn-calibration-batches", type=int, default=0, metavar="N",
-                        help="recalibrate BN on N training batches before that score")
+    parser.add_argument("--interval", type=float, nargs=2, default=None, metavar=("C_L", "C_H"),
+                        help="target interval in cost units (default: p1..p99 of the cost of "
+                             "forced-sampling architectures)")
+    parser.add_argument("--eval-targets", type=int, default=5,
+                        help="targets of the per-epoch held-out criterion and tracking sweep")
+    parser.add_argument("--eval-batches", type=int, default=2,
+                        help="held-out batches per target in the criterion")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", default=None, metavar="PATH",
-                        help="checkpoint path (default generators/<space>-<cost>-<fingerprint>.pt)")
-    parser.add_argument("--log", default=None, metavar="PATH", help="JSON-lines log (default: OUT.jsonl)")
+    parser.add_argument("--out", default=None, metavar="DIR",
+                        help="run directory: last.pt, best.pt, log.jsonl "
+                             "(default runs/generator-<space>-<cost>-<fingerprint>)")
     parser.add_argument("--resume", action="store_true",
-                        help="continue the checkpoint at --out (its settings are kept; --epochs "
-                             "sets the new total)")
+                        help="continue the run in --out (its settings are kept; --epochs sets the "
+                             "new total)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    import numpy as np
     import torch
+    from torch.utils.data import Subset
 
     from ..costs import make_cost
     from ..errors import SgnasError
     from ..generator import GeneratorConfig, default_generator_name
     from ..lut import load_lut
     from ..train.checkpoint import load_supernet
-    from ..train.data import build_datasets, calibration_loader, eval_loader, supernet_data_config
+    from ..train.data import build_datasets, supernet_data_config
     from ..train.distributed import resolve_device
     from ..train.generator import (
         GeneratorLoaders,
@@ -79,34 +86,22 @@ def run(args: argparse.Namespace) -> int:
     lut = load_lut(args.lut, space=space) if args.lut else None
     cost = make_cost("latency" if lut is not None else args.cost, space, lut=lut)
 
-    target_range = (0.0, 1.0)
-    if args.target_range is not None:
-        lo, hi = args.target_range
+    interval = None
+    if args.interval is not None:
+        lo, hi = args.interval
         c_lo, c_hi = cost.range()
         if not (c_lo <= lo < hi <= c_hi):
-            raise SgnasError(
-                f"--target-range {lo:g} {hi:g} must be increasing and inside the cost range "
-                f"{c_lo:.4g} to {c_hi:.4g} {cost.unit}"
-            )
-        target_range = (float(cost.normalize(lo)), float(cost.normalize(hi)))
+            raise SgnasError(f"--interval {lo:g} {hi:g} must be increasing and inside the cost "
+                             f"range {c_lo:.4g} to {c_hi:.4g} {cost.unit}")
+        interval = (float(lo), float(hi))
 
     cfg = GeneratorTrainConfig(
-        epochs=args.epochs,
-        lr=args.lr,
-        tau0=args.tau0,
-        tau_decay=args.tau_decay,
-        cost_weight=args.cost_weight,
-        dead_band=args.dead_band,
-        cost_samples=args.cost_samples,
+        epochs=args.epochs, lr=args.lr, tau0=args.tau0, tau_decay=args.tau_decay,
+        cost_weight=args.cost_weight, overshoot_weight=args.overshoot_weight,
+        cost_samples=args.cost_samples, relaxation=args.relaxation,
         batches_per_epoch=args.batches_per_epoch,
-        target_range=target_range,
-        eval_targets=args.eval_targets,
-        eval_accuracy_batches=args.eval_accuracy_batches,
-        bn_calibration_batches=args.bn_calibration_batches,
-        seed=args.seed,
-        device=str(device),
-        progress=not args.no_progress,
-    )
+        interval=interval, eval_targets=args.eval_targets, eval_batches=args.eval_batches,
+        seed=args.seed, device=str(device), progress=not args.no_progress)
     data_cfg = supernet_data_config(meta, args.data, format=args.data_format,
                                     batch_size=args.batch_size, workers=args.workers,
                                     download=args.download, held_out=args.held_out,
@@ -117,36 +112,29 @@ def run(args: argparse.Namespace) -> int:
             f"the held-out split has {len(datasets.held_out)} images, fewer than one batch of "
             f"{args.batch_size}; raise --held-out or lower --batch-size"
         )
+    n_val = min(args.val_images, len(datasets.held_out) // 4)
+    order = np.random.default_rng(args.seed).permutation(len(datasets.held_out))
+    train_part = Subset(datasets.held_out, np.sort(order[n_val:]).tolist())
+    val_part = Subset(datasets.held_out, order[:n_val].tolist())  # random order, fixed
     pin = device.type == "cuda"
     search = torch.utils.data.DataLoader(
-        datasets.held_out, batch_size=args.batch_size, shuffle=True, drop_last=True,
+        train_part, batch_size=args.batch_size, shuffle=True, drop_last=True,
         num_workers=args.workers, pin_memory=pin,
-        generator=torch.Generator().manual_seed(args.seed),
-    )
-    loaders = GeneratorLoaders(
-        search=search,
-        eval=eval_loader(datasets.held_out, data_cfg.eval_batch, workers=args.workers, pin_memory=pin),
-        calib=calibration_loader(datasets.train, args.batch_size, max(1, args.bn_calibration_batches),
-                                 seed=args.seed, workers=args.workers, pin_memory=pin)
-        if args.bn_calibration_batches > 0 else None,
-    )
-    out = Path(args.out) if args.out else Path("generators") / default_generator_name(space, cost)
+        generator=torch.Generator().manual_seed(args.seed))
+    val = torch.utils.data.DataLoader(
+        val_part, batch_size=args.batch_size, shuffle=False, num_workers=args.workers,
+    ) if n_val > 0 else None
+    out = Path(args.out) if args.out else Path("runs") / (
+        "generator-" + default_generator_name(space, cost).removesuffix(".pt"))
     result = train_generator(
-        supernet,
-        cost,
-        loaders,
-        cfg,
-        out,
+        supernet, cost, GeneratorLoaders(search=search, val=val), cfg, out,
         gen_cfg=GeneratorConfig(num_priors=args.num_priors),
-        supernet_info=supernet_identity(args.supernet, meta),
-        resume=args.resume,
-        log_path=args.log,
-    )
+        supernet_info=supernet_identity(args.supernet, meta), resume=args.resume)
     last = result.history[-1] if result.history else {}
-    print(f"generator for {cost.name} ({cost.fingerprint}) written to {out}")
+    print(f"generator for {cost.name} ({cost.fingerprint}) in {out}: last.pt, best.pt; ship "
+          f"best.pt as generators/{default_generator_name(space, cost)}")
     if last:
-        print(
-            f"last epoch: Kendall tau {last['kendall_tau']:.3f}, Pearson {last['pearson']:.3f}, "
-            f"error mean {last['mean_pct_error']:.2f}% max {last['max_pct_error']:.2f}%"
-        )
+        print(f"last epoch: argmax error mean {last['mean_pct_error']:.2f}% max "
+              f"{last['max_pct_error']:.2f}%, Kendall tau {last['kendall_tau']:.3f}"
+              + (f", held-out CE {last['val_ce_mean']:.3f}" if "val_ce_mean" in last else ""))
     return 0

@@ -127,3 +127,59 @@ def build_evaluator(
         eval_loader(eval_set, batch_size, workers=workers, pin_memory=pin_memory),
         calib_batches=calib_batches, eval_batches=eval_batches, seed=seed,
     )
+
+
+def evaluator_from_data(
+    model: Any,
+    meta: dict,
+    data: str,
+    *,
+    split: str = "held-out",
+    data_format: str = "auto",
+    batch_size: int = 128,
+    calib_batches: int = 20,
+    eval_batches: int | None = None,
+    seed: int = 0,
+    workers: int = 0,
+    download: bool = False,
+    device: Any = None,
+) -> tuple[InheritedAccuracy, Any]:
+    """The evaluator ``sgnas search`` uses, from a supernet's data: BN recalibrated on the training
+    split, top-1 on ``split`` (``held-out`` or ``test``). Returns ``(evaluator, datasets)``."""
+    from ..errors import SgnasError
+    from ..train.data import build_datasets, supernet_data_config
+
+    data_cfg = supernet_data_config(meta, data, format=data_format, batch_size=batch_size,
+                                    workers=workers, download=download)
+    datasets = build_datasets(data_cfg, model.space)
+    chosen = datasets.held_out if split == "held-out" else datasets.test
+    if len(chosen) == 0:
+        raise SgnasError(f"the {split} split is empty (the supernet was trained without a "
+                         "held-out part); use the test split or retrain with --held-out")
+    pin = getattr(device, "type", "cpu") == "cuda"
+    evaluator = build_evaluator(model, datasets.train, chosen, batch_size=batch_size,
+                                calib_batches=calib_batches, eval_batches=eval_batches, seed=seed,
+                                workers=workers, pin_memory=pin)
+    return evaluator, datasets
+
+
+def per_image_correct(model: Any, arch: Architecture, calib_loader: Iterable, eval_loader: Iterable,
+                      calib_batches: int, seed: int = 0) -> "Any":
+    """Per-image correctness (bool array) of ``arch`` after BN recalibration, for bootstraps."""
+    import numpy as np
+    import torch
+
+    from ..train.evaluate import recalibrate_bn
+
+    recalibrate_bn(model, arch, calib_loader, batches=calib_batches, seed=seed)
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    out = []
+    try:
+        with torch.no_grad():
+            for x, y, *_ in eval_loader:
+                out.append((model(x.to(device), arch).argmax(1).cpu() == y).numpy())
+    finally:
+        model.train(was_training)
+    return np.concatenate(out) if out else np.zeros(0, dtype=bool)

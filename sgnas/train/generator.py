@@ -1,36 +1,34 @@
 """Training the architecture generator against a frozen supernet (SGNAS Algorithm 1).
 
-For each batch of the held-out split: sample normalized targets ``C`` uniformly in the trained range,
-take the nearest random priors ``B``, ``alpha = G(C, B)``, relax ``alpha`` with Gumbel-softmax at
-temperature ``tau`` (annealed ``tau0 * tau_decay ** epoch``), forward the supernet with the relaxed
-sub-block weights of the first target, and minimize ``CE + lambda * L_C`` over the generator only.
+Each step: draw normalized targets ``c`` uniformly in [0, 1] (the interval [C_L, C_H], by default
+the p1..p99 cost of forced-sampling architectures), take the nearest random priors, compute the
+generator's candidate logits, and
 
-Choices made here:
+* **accuracy signal**: draw one architecture from the first target's distribution with a
+  straight-through hard Gumbel-softmax (the forward pass is a real canonical sub-network; the
+  gradient is the soft relaxation's), map each decision's one-hot candidate to its canonical
+  sub-block assignment (sorted kernels in sub-blocks 0..e-1) and run the frozen supernet on it with
+  **batch statistics** in BN (``relaxation="path"``: the sampled sub-network with each layer gated
+  by its straight-through entry; ``"weighted"``: the supernet's weighted forward) (the stored statistics rank sub-networks wrongly). BN buffers are
+  restored when training ends;
+* **cost loss**: the exact expected cost of every target's distribution (costs are additive over
+  decisions), as a relative error ``r = (E[cost] - T) / T`` with weight ``overshoot_weight`` when
+  ``r > 0``: ``L_C = mean(w r^2)``.
 
-* The supernet is frozen (``requires_grad`` off) and in eval mode, as in the authors' code: BN uses
-  the running statistics of supernet training (the shadow BNs mixed by the distribution of the
-  expansion rate). They are not recalibrated for the generator's soft architectures.
-* ``L_C`` is computed on normalized costs (``[0, 1]`` over the cost range), for the same relaxed
-  sample ``m`` that weights the supernet (Eq. 9 of the paper uses ``m``): the exact expected cost
-  under ``m``'s per-sub-block distributions. Because ``m`` is a random draw, minimizing the squared
-  error also shrinks the spread of the cost, which makes the argmax architecture meet the target.
-  ``cost_on="softmax"`` uses ``softmax(alpha)`` instead.
-* ``L_C = w * (cost - C)^2`` with ``w = overshoot_weight`` above ``C + dead_band``, 1 below
-  ``C - dead_band`` and 0 inside the band (as the authors' ``cal_hc_loss``).
-* The supernet takes one architecture per forward, so cross-entropy uses the first of the step's
-  targets; ``cost_samples - 1`` further targets only enter ``L_C`` (cheap: no supernet forward).
+``loss = CE + lambda * L_C``; the gradient norms of the two terms are logged per epoch.
 
-After each epoch the generator is evaluated on ``eval_targets`` targets evenly spaced over the
-trained range (argmax architectures, exact costs): Kendall tau and Pearson correlation with the
-targets and the mean/max relative error, optionally the inherited accuracy of the middle target's
-architecture. Every epoch is appended to a JSON-lines log and the checkpoint is rewritten atomically,
-so ``resume=True`` continues from the last finished epoch. The checkpoint's ``wall_time_s`` is the
-training wall time so far (prior pool, epochs and their evaluation; summed over resumed runs).
+After each epoch the generator is scored on held-out batches it never trains on: for
+``eval_targets`` targets evenly spread over the interval, the exactly decoded architecture
+(:mod:`sgnas.decode`, window ``eps``) is run single-path with batch statistics; the mean CE is the
+selection criterion. The argmax architectures' cost tracking (mean/max relative error, Kendall
+tau) is logged too. The run directory holds ``last.pt`` (resumable), ``best.pt`` (lowest held-out
+CE) and ``log.jsonl``.
 """
 
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import time
 from dataclasses import asdict, dataclass, field
@@ -46,154 +44,181 @@ from ..generator import (
     ArchitectureGenerator,
     GeneratorBundle,
     GeneratorConfig,
+    arch_from_indices,
     bundle_from_checkpoint,
-    load_generator,
+    decisions,
     make_prior_pool,
     read_checkpoint,
     save_generator,
+    target_interval,
 )
-from ..metrics import kendall_tau, pearson, relative_errors
+from ..metrics import kendall_tau
 
 __all__ = [
     "GeneratorLoaders",
     "GeneratorTrainConfig",
+    "GeneratorTrainer",
     "GeneratorTrainResult",
+    "canonical_subblocks",
+    "cost_loss",
     "evaluate_generator",
-    "gumbel_softmax",
     "kendall_tau",
-    "load_generator",
+    "st_gumbel",
     "supernet_identity",
     "train_generator",
 ]
 
-COST_ON = ("sample", "softmax")
+
+#: ``path``: the sampled sub-network only, gated (cheap, CPU); ``weighted``: the supernet's
+#: weighted forward of the straight-through one-hot (every candidate gets a gradient; ~3x the cost).
+RELAXATIONS = ("path", "weighted")
 
 
 @dataclass
 class GeneratorTrainConfig:
-    """Hyper-parameters of generator training. ``target_range`` is normalized (fractions of the
-    cost range); ``dead_band`` too."""
+    """Hyper-parameters of generator training; ``interval`` in cost units (``None``: p1..p99 of
+    forced-sampling architectures)."""
 
-    epochs: int = 50
-    lr: float = 1e-3
+    epochs: int = 20
+    lr: float = 2e-3
     weight_decay: float = 0.0
-    tau0: float = 5.0
-    tau_decay: float = 0.95
-    cost_weight: float = 10.0
-    overshoot_weight: float = 1.2
-    dead_band: float = 0.005
-    cost_samples: int = 4
-    cost_on: str = "sample"
+    tau0: float = 2.0
+    tau_decay: float = 0.9
+    tau_min: float = 0.3
+    cost_weight: float = 20.0
+    overshoot_weight: float = 2.0
+    cost_samples: int = 16
+    relaxation: str = "path"
     batches_per_epoch: int | None = None
-    target_range: tuple[float, float] = (0.0, 1.0)
-    eval_targets: int = 10
-    eval_accuracy_batches: int = 0
-    bn_calibration_batches: int = 0
+    interval: tuple[float, float] | None = None
+    eval_targets: int = 5
+    eval_batches: int = 2
+    eps: float = 0.01
     prior_search_steps: int = 400
     seed: int = 0
     device: str = "auto"
     progress: bool = True
 
     def __post_init__(self) -> None:
-        lo, hi = (float(x) for x in self.target_range)
-        self.target_range = (lo, hi)
-        if not 0.0 <= lo < hi <= 1.0:
-            raise SgnasError(f"target range must satisfy 0 <= low < high <= 1, got {lo}, {hi}")
-        if self.epochs < 1:
-            raise SgnasError(f"epochs must be at least 1, got {self.epochs}")
-        if self.cost_on not in COST_ON:
-            raise SgnasError(f"cost_on must be one of {', '.join(COST_ON)}, got {self.cost_on!r}")
-        if self.cost_samples < 1:
-            raise SgnasError(f"cost_samples must be at least 1, got {self.cost_samples}")
-        if self.batches_per_epoch is not None and self.batches_per_epoch < 1:
-            raise SgnasError(f"batches per epoch must be at least 1, got {self.batches_per_epoch}")
-        if self.eval_targets < 2:
-            raise SgnasError(f"eval_targets must be at least 2, got {self.eval_targets}")
-        if self.tau0 <= 0 or not 0 < self.tau_decay <= 1:
-            raise SgnasError("tau0 must be positive and tau_decay in (0, 1]")
-        if self.lr <= 0 or self.cost_weight < 0 or self.overshoot_weight < 0 or self.dead_band < 0:
-            raise SgnasError("lr must be positive; cost_weight, overshoot_weight, dead_band >= 0")
+        if self.interval is not None:
+            lo, hi = (float(x) for x in self.interval)
+            if not lo < hi:
+                raise SgnasError(f"target interval must be increasing, got {lo:g} {hi:g}")
+            self.interval = (lo, hi)
+        if self.relaxation not in RELAXATIONS:
+            raise SgnasError(f"relaxation must be one of {', '.join(RELAXATIONS)}")
+        if self.overshoot_weight <= 0 or self.cost_weight < 0:
+            raise SgnasError("overshoot weight must be > 0 and the cost weight >= 0")
 
     @classmethod
     def from_dict(cls, d: dict) -> "GeneratorTrainConfig":
         names = cls.__dataclass_fields__
-        return cls(**{k: (tuple(v) if k == "target_range" else v) for k, v in d.items() if k in names})
+        return cls(**{k: (tuple(v) if k == "interval" and v is not None else v)
+                      for k, v in d.items() if k in names})
 
     def tau(self, epoch: int) -> float:
         """Gumbel-softmax temperature of ``epoch`` (0-based)."""
-        return self.tau0 * self.tau_decay**epoch
+        return max(self.tau_min, self.tau0 * self.tau_decay**epoch)
 
 
 @dataclass
 class GeneratorLoaders:
-    """Data for generator training: ``search`` yields ``(x, y)`` batches of the held-out split
-    (re-iterated every epoch); ``eval`` (default ``search``) scores inherited accuracy; ``calib``
-    (training split) recalibrates BN for that score when ``bn_calibration_batches`` > 0."""
+    """``search`` yields the ``(x, y)`` batches the generator trains on (re-iterated every epoch);
+    ``val`` the held-out batches of the selection criterion (disjoint from ``search``)."""
 
     search: Iterable
-    eval: Iterable | None = None
-    calib: Iterable | None = None
+    val: Iterable | None = None
 
 
 @dataclass
 class GeneratorTrainResult:
-    """The trained generator, the per-epoch history and where the checkpoint was written."""
+    """The trained generator (last epoch), the per-epoch history and the run's files."""
 
     bundle: GeneratorBundle
     history: list[dict] = field(default_factory=list)
-    path: Path | None = None
+    last: Path | None = None
+    best: Path | None = None
 
 
 # ----------------------------------------------------------------------------- pieces
-def gumbel_softmax(logits: torch.Tensor, tau: float, generator: torch.Generator) -> torch.Tensor:
-    """Soft Gumbel-softmax over the last dim with noise from ``generator`` (a CPU generator)."""
+class _StraightThrough(torch.autograd.Function):
+    """Forward the exact ``hard`` tensor, pass the gradient to ``soft``."""
+
+    @staticmethod
+    def forward(ctx, soft: torch.Tensor, hard: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        return hard.clone()
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):  # type: ignore[override]
+        return grad, None
+
+
+def st_gumbel(logits: torch.Tensor, tau: float, generator: torch.Generator) -> torch.Tensor:
+    """Straight-through hard Gumbel-softmax over the last dim: an exact one-hot forward, the soft
+    relaxation's gradient."""
     u = torch.rand(logits.shape, generator=generator, dtype=torch.float32)
     u = u.clamp_(torch.finfo(torch.float32).tiny, 1.0 - 1e-7).to(logits.device, logits.dtype)
-    gumbels = -torch.log(-torch.log(u))
-    return torch.softmax((logits + gumbels) / tau, dim=-1)
+    soft = torch.softmax((logits - torch.log(-torch.log(u))) / tau, dim=-1)
+    hard = F.one_hot(soft.argmax(dim=-1), soft.shape[-1]).to(soft.dtype)
+    return _StraightThrough.apply(soft, hard)
 
 
-def cost_loss(
-    cost_norm: torch.Tensor,
-    target_norm: torch.Tensor,
-    overshoot_weight: float,
-    dead_band: float,
-) -> torch.Tensor:
-    """Per-target ``w * (cost - target)^2`` (see the module docstring), shape of the inputs."""
-    diff = cost_norm - target_norm
-    over = diff > dead_band
-    under = diff < -dead_band
-    w = over.to(diff.dtype) * overshoot_weight + under.to(diff.dtype)
-    return w * diff.square()
+def canonical_subblocks(space) -> torch.Tensor:
+    """``(K, max_expansion, 4)``: the canonical one-hot sub-block assignment of each configuration
+    (its sorted kernels in sub-blocks 0..e-1, skips after), as the supernet's weighted forward takes."""
+    from ..space import Architecture
+
+    out = []
+    for config in space.configs:
+        arch = Architecture(space.name, (config,) * space.num_layers)
+        out.append(space.one_hot(arch)[0])
+    return torch.from_numpy(np.stack(out))
 
 
-def eval_targets(cfg: GeneratorTrainConfig) -> np.ndarray:
-    """Normalized evaluation targets: ``eval_targets`` points evenly spaced inside the range."""
-    lo, hi = cfg.target_range
-    return lo + (hi - lo) * (np.arange(cfg.eval_targets) + 0.5) / cfg.eval_targets
+def gated_path_forward(supernet, x: torch.Tensor, onehot: torch.Tensor,
+                       subblocks: torch.Tensor) -> torch.Tensor:
+    """Single-path forward of the architecture ``onehot`` ``(D, K)`` picks, each layer's output
+    (its residual branch, for residual layers) scaled by the picked entry (1 forward, so the
+    output is the sub-network's): the gradient reaches the picked candidates' logits only."""
+    picked = onehot.detach().argmax(dim=-1)
+    gates = onehot.gather(1, picked[:, None]).squeeze(1)
+    choices = subblocks[picked].argmax(dim=-1).tolist()  # (D, m) canonical sub-block choices
+    h = supernet.stem(x)
+    for block, row, g in zip(supernet.layers, choices, gates):
+        o = block(h, row)
+        h = h + g * (o - h) if block.layer.residual else g * o
+    return supernet.head(h)
 
 
-def evaluate_generator(bundle: GeneratorBundle, cost, targets_norm: Sequence[float]) -> dict:
-    """Generate for normalized targets and compare exact costs with the targets.
+def cost_loss(expected: torch.Tensor, target: torch.Tensor, overshoot_weight: float) -> torch.Tensor:
+    """Per-target ``w r^2`` with ``r = (expected - target) / target``, ``w = overshoot_weight``
+    above the target and 1 below."""
+    r = (expected - target) / target
+    w = torch.where(r > 0, torch.full_like(r, overshoot_weight), torch.ones_like(r))
+    return w * r.square()
 
-    Returns targets and generated costs (cost units), the architectures (strings), Kendall tau,
-    Pearson r, mean/max relative error in percent and the mean absolute normalized error.
-    """
-    targets_norm = [float(t) for t in targets_norm]
-    archs = bundle.architectures(targets_norm)
-    targets = np.array([float(cost.denormalize(t)) for t in targets_norm])
+
+def eval_targets(interval: tuple[float, float], n: int) -> np.ndarray:
+    """``n`` targets evenly spread inside ``interval`` (cost units)."""
+    lo, hi = interval
+    return lo + (hi - lo) * (np.arange(n) + 0.5) / n
+
+
+def evaluate_generator(bundle: GeneratorBundle, cost, targets: Sequence[float]) -> dict:
+    """Cost tracking of the argmax architectures at ``targets`` (cost units): generated costs,
+    architectures, Kendall tau, mean/max relative error in percent."""
+    targets = np.asarray([float(t) for t in targets])
+    archs = bundle.argmax(targets, cost)
     generated = np.array([cost.exact(a) for a in archs])
-    rel = np.abs(relative_errors(generated, targets)) * 100.0
-    gen_norm = np.array([float(cost.normalize(g)) for g in generated])
+    rel = (generated - targets) / targets * 100.0
     return {
         "targets": targets.tolist(),
         "generated": generated.tolist(),
         "archs": [str(a) for a in archs],
         "kendall_tau": kendall_tau(targets, generated),
-        "pearson": pearson(targets, generated),
-        "mean_pct_error": float(rel.mean()),
-        "max_pct_error": float(rel.max()),
-        "mean_abs_norm_error": float(np.abs(gen_norm - np.asarray(targets_norm)).mean()),
+        "mean_pct_error": float(np.abs(rel).mean()),
+        "max_pct_error": float(np.abs(rel).max()),
+        "mean_signed_pct_error": float(rel.mean()),
     }
 
 
@@ -216,218 +241,276 @@ def supernet_identity(path: str | os.PathLike | None, meta: dict | None = None) 
     return info
 
 
-def _inherited_accuracy(supernet, arch, loaders: GeneratorLoaders, cfg: GeneratorTrainConfig):
-    """Top-1 of ``arch`` on a few eval batches; BN buffers are restored afterwards."""
-    from .evaluate import evaluate_arch, inherited_accuracy
-
-    eval_loader = loaders.eval if loaders.eval is not None else loaders.search
-    saved = [b.detach().clone() for b in supernet.buffers()]
-    try:
-        if cfg.bn_calibration_batches > 0 and loaders.calib is not None:
-            return inherited_accuracy(supernet, arch, loaders.calib, eval_loader,
-                                      cfg.bn_calibration_batches, cfg.eval_accuracy_batches,
-                                      seed=cfg.seed)
-        return evaluate_arch(supernet, arch, eval_loader, max_batches=cfg.eval_accuracy_batches)
-    finally:
-        with torch.no_grad():
-            for b, s in zip(supernet.buffers(), saved):
-                b.copy_(s)
-        supernet.eval()
+def _grad_norm(grads: Sequence[torch.Tensor | None]) -> float:
+    return float(math.sqrt(sum(float(g.detach().square().sum()) for g in grads if g is not None)))
 
 
-# ------------------------------------------------------------------------------ training
-def train_generator(
-    supernet: torch.nn.Module,
-    cost,
-    loaders: GeneratorLoaders,
-    cfg: GeneratorTrainConfig,
-    out_path: str | os.PathLike,
-    gen_cfg: GeneratorConfig | None = None,
-    supernet_info: dict | None = None,
-    resume: bool = False,
-    log_path: str | os.PathLike | None = None,
-) -> GeneratorTrainResult:
-    """Train a generator for ``cost`` against the frozen ``supernet`` (Algorithm 1).
+# ---------------------------------------------------------------------------- the trainer
+class GeneratorTrainer:
+    """Trains a generator for ``cost`` against a frozen ``supernet`` in run directory ``run_dir``.
 
-    The supernet is moved to ``cfg.device`` and put in eval mode; its parameters' ``requires_grad``
-    flags are restored on return.
-
-    Writes the checkpoint to ``out_path`` after every epoch and appends per-epoch records to
-    ``log_path`` (default ``out_path`` with suffix ``.jsonl``). With ``resume`` and an existing
-    ``out_path``, training continues after the checkpoint's last epoch (its generator config, priors
-    and optimizer state are used; a different cost or supernet is an error). Without ``resume`` an
-    existing ``out_path`` is an error.
+    ``run()`` does every epoch; the pieces (``prepare``, ``train_epoch``, ``validate``, ``save``)
+    are separate so a shared run scaffolding can drive them.
     """
-    from .distributed import resolve_device
-    from .trainlog import JsonlLog, Progress
 
-    t_run = time.perf_counter()
-    out_path = Path(out_path)
-    log_path = Path(log_path) if log_path is not None else out_path.with_suffix(".jsonl")
-    space = cost.space
-    if supernet.space.fingerprint != space.fingerprint:
-        raise SpaceMismatchError(
-            f"supernet is for space {supernet.space.name!r} ({supernet.space.fingerprint}), cost for "
-            f"{space.name!r} ({space.fingerprint})"
-        )
-    supernet_info = dict(supernet_info or {})
-    device = resolve_device(cfg.device)
-    rng = np.random.default_rng(cfg.seed)
-    tgen = torch.Generator().manual_seed(cfg.seed)
+    def __init__(self, supernet: torch.nn.Module, cost, loaders: GeneratorLoaders,
+                 cfg: GeneratorTrainConfig, run_dir: str | os.PathLike,
+                 gen_cfg: GeneratorConfig | None = None, supernet_info: dict | None = None,
+                 resume: bool = False) -> None:
+        from .distributed import resolve_device
 
-    history: list[dict] = []
-    start_epoch = 0
-    wall_before = 0.0
-    opt_state = None
-    if out_path.exists() and not resume:
-        raise SgnasError(f"{out_path} exists; pass --resume to continue it or choose another --out")
-    if resume and out_path.exists():
-        ckpt = read_checkpoint(out_path)
-        bundle = bundle_from_checkpoint(ckpt, str(out_path))
-        bundle.check_cost(cost)
+        if supernet.space.fingerprint != cost.space.fingerprint:
+            raise SpaceMismatchError(
+                f"supernet is for space {supernet.space.name!r} ({supernet.space.fingerprint}), "
+                f"cost for {cost.space.name!r} ({cost.space.fingerprint})")
+        self.supernet, self.cost, self.loaders, self.cfg = supernet, cost, loaders, cfg
+        self.space = cost.space
+        self.run_dir = Path(run_dir)
+        self.gen_cfg = gen_cfg or GeneratorConfig()
+        self.supernet_info = dict(supernet_info or {})
+        self.resume = resume
+        self.device = resolve_device(cfg.device)
+        self.history: list[dict] = []
+        self.start_epoch = 0
+        self.wall_before = 0.0
+        self.best_score = float("inf")
+        self._t_run = time.perf_counter()
+
+    # ------------------------------------------------------------------ run directory
+    @property
+    def last_path(self) -> Path:
+        return self.run_dir / "last.pt"
+
+    @property
+    def best_path(self) -> Path:
+        return self.run_dir / "best.pt"
+
+    @property
+    def log_path(self) -> Path:
+        return self.run_dir / "log.jsonl"
+
+    def prepare(self) -> None:
+        """A new run (refusing to overwrite one) or the state of ``last.pt`` with ``resume``."""
+        cfg = self.cfg
+        self.rng = np.random.default_rng(cfg.seed)
+        self.tgen = torch.Generator().manual_seed(cfg.seed)
+        opt_state = None
+        if self.last_path.exists() and not self.resume:
+            raise SgnasError(f"{self.run_dir} holds a run; pass --resume to continue it or "
+                             f"choose another --out")
+        if self.resume and self.last_path.exists():
+            opt_state = self._load_last()
+        else:
+            interval = cfg.interval or target_interval(self.cost, seed=cfg.seed)
+            self.cfg.interval = interval
+            priors = make_prior_pool(self.space, self.cost, self.gen_cfg.num_priors, self.rng,
+                                     interval, steps=cfg.prior_search_steps)
+            generator = ArchitectureGenerator(self.space, self.gen_cfg, generator=self.tgen)
+            meta = {"supernet": self.supernet_info}
+            if getattr(self.cost, "lut_fingerprint", None) is not None:
+                meta["lut_fingerprint"] = self.cost.lut_fingerprint
+            self.bundle = GeneratorBundle(self.space, generator, priors, self.cost.describe(),
+                                          interval, meta)
+        self.generator = self.bundle.generator.to(self.device)
+        self.optimizer = torch.optim.Adam(self.generator.parameters(), lr=self.cfg.lr,
+                                          weight_decay=self.cfg.weight_decay)
+        if opt_state is not None:
+            self.optimizer.load_state_dict(opt_state)
+        self.subblocks = canonical_subblocks(self.space).to(self.device)
+        self.table = torch.as_tensor(self.cost.table, dtype=torch.float32, device=self.device)
+        self.priors = torch.as_tensor(self.bundle.priors.choices, device=self.device)
+
+    def _load_last(self) -> dict | None:
+        ckpt = read_checkpoint(self.last_path)
+        self.bundle = bundle_from_checkpoint(ckpt, str(self.last_path))
+        self.bundle.check_cost(self.cost)
         old_sha = ckpt.get("meta", {}).get("supernet", {}).get("sha256")
-        if old_sha and supernet_info.get("sha256") and old_sha != supernet_info["sha256"]:
-            raise SgnasError(
-                f"{out_path} was trained against another supernet (sha256 {old_sha[:12]}, given "
-                f"{supernet_info['sha256'][:12]})"
-            )
-        cfg = GeneratorTrainConfig.from_dict({**ckpt.get("train_config", {}),
-                                              "epochs": cfg.epochs, "device": cfg.device,
-                                              "progress": cfg.progress})
-        start_epoch = int(ckpt["epoch"]) + 1
-        wall_before = float(ckpt.get("wall_time_s", 0.0))
-        history = list(ckpt.get("history", []))
-        opt_state = ckpt.get("optimizer")
+        new_sha = self.supernet_info.get("sha256")
+        if old_sha and new_sha and old_sha != new_sha:
+            raise SgnasError(f"{self.last_path} was trained against another supernet "
+                             f"(sha256 {old_sha[:12]}, given {new_sha[:12]})")
+        self.cfg = GeneratorTrainConfig.from_dict({**ckpt.get("train_config", {}),
+                                                   "epochs": self.cfg.epochs,
+                                                   "device": self.cfg.device,
+                                                   "progress": self.cfg.progress})
+        self.start_epoch = int(ckpt["epoch"]) + 1
+        self.wall_before = float(ckpt.get("wall_time_s", 0.0))
+        self.history = list(ckpt.get("history", []))
+        self.best_score = float(ckpt.get("best_score", float("inf")))
         rng_state = ckpt.get("rng", {})
         if "numpy" in rng_state:
-            rng.bit_generator.state = rng_state["numpy"]
+            self.rng.bit_generator.state = rng_state["numpy"]
         if "torch" in rng_state:
-            tgen.set_state(rng_state["torch"])
-    else:
-        gen_cfg = gen_cfg or GeneratorConfig()
-        priors = make_prior_pool(space, cost, gen_cfg.num_priors, rng,
-                                 steps=cfg.prior_search_steps, target_range=cfg.target_range)
-        generator = ArchitectureGenerator(space, gen_cfg, generator=tgen)
-        meta = {"supernet": supernet_info}
-        if getattr(cost, "lut_fingerprint", None) is not None:
-            meta["lut_fingerprint"] = cost.lut_fingerprint
-        bundle = GeneratorBundle(space, generator, priors, cost.describe(), cfg.target_range, meta)
+            self.tgen.set_state(rng_state["torch"])
+        return ckpt.get("optimizer")
 
-    generator = bundle.generator.to(device)
-    requires_grad = [p.requires_grad for p in supernet.parameters()]
-    supernet.to(device).eval()
-    supernet.requires_grad_(False)
-    optimizer = torch.optim.Adam(generator.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    if opt_state is not None:
-        optimizer.load_state_dict(opt_state)
-    priors_onehot = bundle.priors.one_hot().to(device)
-    lo, hi = cfg.target_range
+    # ------------------------------------------------------------------------- steps
+    def expected_cost(self, logits: torch.Tensor) -> torch.Tensor:
+        """Exact expected (calibrated) cost per row of ``logits`` ``(B, D, K)``."""
+        p = torch.softmax(logits, dim=-1)
+        raw = self.cost.fixed + (p * self.table).sum(dim=(-1, -2))
+        return raw * self.cost.slope + self.cost.intercept
 
-    log = JsonlLog(log_path, append=start_epoch > 0)
-    if start_epoch > 0:
-        log.write("resume", epoch=start_epoch)
-    else:
-        log.write("start", space=space.name, cost=cost.describe(), train_config=_plain_cfg(cfg),
-                  generator_config=asdict(generator.cfg), priors=[
-                      {"arch": str(a), "level": float(v)}
-                      for a, v in zip(bundle.priors.architectures(space), bundle.priors.levels)])
-    try:
-        for epoch in range(start_epoch, cfg.epochs):
-            tau = cfg.tau(epoch)
-            generator.train()
-            t0 = time.perf_counter()
-            total = cfg.batches_per_epoch
-            if total is None:
-                try:
-                    total = len(loaders.search)  # type: ignore[arg-type]
-                except TypeError:
-                    total = 0
-            bar = Progress(total, f"generator {epoch + 1}/{cfg.epochs}", enabled=cfg.progress)
-            sums = {"ce": 0.0, "cost_loss": 0.0, "loss": 0.0, "cost_error": 0.0}
-            steps = 0
-            for batch in loaders.search:
-                if cfg.batches_per_epoch is not None and steps >= cfg.batches_per_epoch:
-                    break
-                x, y = batch[0].to(device, non_blocking=True), batch[1].to(device, non_blocking=True)
-                targets = torch.as_tensor(rng.uniform(lo, hi, size=cfg.cost_samples),
-                                          dtype=torch.float32, device=device)
-                prior = priors_onehot[bundle.priors.nearest(targets).to(device)]
-                logits = generator(targets, prior)
-                sample = gumbel_softmax(logits, tau, tgen)
-                ce = F.cross_entropy(supernet.forward_weighted(x, sample[0]), y)
-                probs = sample if cfg.cost_on == "sample" else torch.softmax(logits, dim=-1)
-                c_norm = cost.normalize(cost.expected(probs))
-                lc = cost_loss(c_norm, targets, cfg.overshoot_weight, cfg.dead_band).mean()
-                loss = ce + cfg.cost_weight * lc
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                steps += 1
-                ce_v, lc_v = ce.item(), lc.item()
-                sums["ce"] += ce_v
-                sums["cost_loss"] += lc_v
-                sums["loss"] += loss.item()
-                sums["cost_error"] += (c_norm.detach() - targets).abs().mean().item()
-                bar.update(1, ce=f"{ce_v:.3f}", lc=f"{lc_v:.4f}")
-            bar.close()
-            if steps == 0:
-                raise SgnasError("the search loader yielded no batches (is the held-out split empty?)")
-            train_s = time.perf_counter() - t0
-            generator.eval()
-            metrics = evaluate_generator(bundle, cost, eval_targets(cfg))
-            if cfg.eval_accuracy_batches > 0:
-                arch = _parse_arch(space, metrics["archs"][len(metrics["archs"]) // 2])
-                metrics["inherited_top1"] = _inherited_accuracy(supernet, arch, loaders, cfg)
-            record = {
-                "epoch": epoch,
-                "tau": tau,
-                "steps": steps,
-                **{k: v / steps for k, v in sums.items()},
-                **metrics,
-                "train_s": round(train_s, 3),
-            }
-            history.append(record)
-            log.write("epoch", **record)
-            save_generator(
-                out_path,
-                bundle,
-                train_config=_plain_cfg(cfg),
-                epoch=epoch,
-                history=history,
-                optimizer=optimizer.state_dict(),
-                rng={"numpy": rng.bit_generator.state, "torch": tgen.get_state()},
-                wall_time_s=round(wall_before + time.perf_counter() - t_run, 3),
-            )
-            if cfg.progress:
-                _print_epoch(record, cost.unit)
-        log.write("done", path=str(out_path), epochs=cfg.epochs)
-    finally:
-        log.close()
-        for p, flag in zip(supernet.parameters(), requires_grad):
-            p.requires_grad_(flag)
-    generator.eval()
-    return GeneratorTrainResult(bundle, history, out_path)
+    def step(self, x: torch.Tensor, y: torch.Tensor, tau: float) -> dict:
+        """One optimizer step; returns the step's scalars."""
+        cfg, (lo, hi) = self.cfg, self.cfg.interval
+        c = torch.as_tensor(self.rng.uniform(0.0, 1.0, size=cfg.cost_samples),
+                            dtype=torch.float32, device=self.device)
+        targets = lo + c * (hi - lo)
+        prior = self.priors[self.bundle.priors.nearest(c.cpu()).to(self.device)]
+        logits = self.generator(c, prior)
+        onehot = st_gumbel(logits[0], tau, self.tgen)  # (D, K), one-hot forward
+        if cfg.relaxation == "weighted":
+            probs = torch.einsum("dk,kmc->dmc", onehot, self.subblocks)
+            out = self.supernet.forward_weighted(x, probs)
+        else:
+            out = gated_path_forward(self.supernet, x, onehot, self.subblocks)
+        ce = F.cross_entropy(out, y)
+        expected = self.expected_cost(logits)
+        lc = cost_loss(expected, targets, cfg.overshoot_weight).mean()
+        params = [p for p in self.generator.parameters() if p.requires_grad]
+        g_ce = torch.autograd.grad(ce, params, retain_graph=True, allow_unused=True)
+        g_lc = torch.autograd.grad(cfg.cost_weight * lc, params, allow_unused=True)
+        self.optimizer.zero_grad(set_to_none=True)
+        for p, a, b in zip(params, g_ce, g_lc):
+            parts = [g for g in (a, b) if g is not None]
+            p.grad = sum(parts) if parts else None
+        self.optimizer.step()
+        rel = ((expected.detach() - targets) / targets).abs().mean()
+        return {"ce": ce.item(), "cost_loss": lc.item(), "grad_norm_ce": _grad_norm(g_ce),
+                "grad_norm_cost": _grad_norm(g_lc), "expected_cost_rel_error": rel.item()}
+
+    def train_epoch(self, epoch: int) -> dict:
+        """One pass over ``loaders.search`` (at most ``batches_per_epoch``); mean step scalars."""
+        from .trainlog import Progress
+
+        cfg = self.cfg
+        self.generator.train()
+        self.supernet.train()  # BN on batch statistics; parameters are frozen
+        total = cfg.batches_per_epoch
+        if total is None:
+            try:
+                total = len(self.loaders.search)  # type: ignore[arg-type]
+            except TypeError:
+                total = 0
+        bar = Progress(total, f"generator {epoch + 1}/{cfg.epochs}", enabled=cfg.progress)
+        sums: dict[str, float] = {}
+        steps = 0
+        for batch in self.loaders.search:
+            if cfg.batches_per_epoch is not None and steps >= cfg.batches_per_epoch:
+                break
+            x, y = batch[0].to(self.device), batch[1].to(self.device)
+            out = self.step(x, y, cfg.tau(epoch))
+            for k, v in out.items():
+                sums[k] = sums.get(k, 0.0) + v
+            steps += 1
+            bar.update(1, ce=f"{out['ce']:.3f}", lc=f"{out['cost_loss']:.4f}")
+        bar.close()
+        if steps == 0:
+            raise SgnasError("the search loader yielded no batches (is the held-out split empty?)")
+        return {"steps": steps, **{k: v / steps for k, v in sums.items()}}
+
+    @torch.no_grad()
+    def validate(self) -> dict:
+        """Held-out criterion (mean CE of the decoded architectures, batch-statistics BN) and the
+        argmax architectures' cost tracking."""
+        cfg = self.cfg
+        self.generator.eval()
+        targets = eval_targets(cfg.interval, cfg.eval_targets)
+        out = evaluate_generator(self.bundle, self.cost, targets)
+        if self.loaders.val is None or cfg.eval_batches <= 0:
+            return out
+        self.supernet.train()
+        decoded, ces = [], []
+        batches = [b for _, b in zip(range(cfg.eval_batches), self.loaders.val)]
+        for t in targets:
+            arch, _ = self.bundle.decode(float(t), self.cost, cfg.eps)
+            decoded.append(str(arch))
+            losses = [F.cross_entropy(self.supernet(x.to(self.device), arch),
+                                      y.to(self.device)).item() for x, y, *_ in batches]
+            ces.append(float(np.mean(losses)))
+        out.update(decoded_archs=decoded, val_ce=ces, val_ce_mean=float(np.mean(ces)))
+        return out
+
+    def save(self, epoch: int, record: dict) -> None:
+        """``last.pt`` every epoch; ``best.pt`` when the held-out criterion improves."""
+        score = record.get("val_ce_mean", record.get("mean_pct_error", float("inf")))
+        improved = score < self.best_score
+        if improved:
+            self.best_score = score
+        state = dict(
+            train_config=_plain_cfg(self.cfg), epoch=epoch, history=self.history,
+            best_score=self.best_score, optimizer=self.optimizer.state_dict(),
+            rng={"numpy": self.rng.bit_generator.state, "torch": self.tgen.get_state()},
+            wall_time_s=round(self.wall_before + time.perf_counter() - self._t_run, 3))
+        save_generator(self.last_path, self.bundle, **state)
+        if improved:
+            save_generator(self.best_path, self.bundle, **state)
+        record["best"] = improved
+
+    # ------------------------------------------------------------------------ the run
+    def run(self) -> GeneratorTrainResult:
+        from .trainlog import JsonlLog
+
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.prepare()
+        saved = [b.detach().clone() for b in self.supernet.buffers()]
+        flags = [p.requires_grad for p in self.supernet.parameters()]
+        self.supernet.to(self.device).requires_grad_(False)
+        log = JsonlLog(self.log_path, append=self.start_epoch > 0)
+        if self.start_epoch > 0:
+            log.write("resume", epoch=self.start_epoch)
+        else:
+            log.write("start", space=self.space.name, cost=self.cost.describe(),
+                      interval=list(self.cfg.interval), train_config=_plain_cfg(self.cfg),
+                      generator_config=asdict(self.generator.cfg), priors=[
+                          {"arch": str(a), "level": float(v)} for a, v in
+                          zip(self.bundle.priors.architectures(self.space),
+                              self.bundle.priors.levels)])
+        try:
+            for epoch in range(self.start_epoch, self.cfg.epochs):
+                t0 = time.perf_counter()
+                record = {"epoch": epoch, "tau": self.cfg.tau(epoch), **self.train_epoch(epoch)}
+                record["train_s"] = round(time.perf_counter() - t0, 3)
+                record.update(self.validate())
+                self.history.append(record)
+                self.save(epoch, record)
+                log.write("epoch", **record)
+                if self.cfg.progress:
+                    _print_epoch(record, self.cost.unit)
+            log.write("done", path=str(self.run_dir), epochs=self.cfg.epochs)
+        finally:
+            log.close()
+            with torch.no_grad():
+                for b, s in zip(self.supernet.buffers(), saved):
+                    b.copy_(s)
+            for p, flag in zip(self.supernet.parameters(), flags):
+                p.requires_grad_(flag)
+            self.supernet.eval()
+        self.generator.eval()
+        return GeneratorTrainResult(self.bundle, self.history, self.last_path,
+                                    self.best_path if self.best_path.exists() else None)
+
+
+def train_generator(supernet, cost, loaders: GeneratorLoaders, cfg: GeneratorTrainConfig,
+                    run_dir: str | os.PathLike, **kwargs: Any) -> GeneratorTrainResult:
+    """Train a generator (see :class:`GeneratorTrainer`); ``kwargs`` go to its constructor."""
+    return GeneratorTrainer(supernet, cost, loaders, cfg, run_dir, **kwargs).run()
 
 
 def _plain_cfg(cfg: GeneratorTrainConfig) -> dict:
     d = asdict(cfg)
-    d["target_range"] = list(d["target_range"])
+    d["interval"] = list(d["interval"]) if d["interval"] is not None else None
     return d
-
-
-def _parse_arch(space, text: str):
-    from ..space import Architecture
-
-    return space.validate(Architecture.parse(text))
 
 
 def _print_epoch(record: dict, unit: str) -> None:
     import sys
 
-    print(
-        f"epoch {record['epoch']}: ce {record['ce']:.3f} cost-loss {record['cost_loss']:.4f} "
-        f"kendall {record['kendall_tau']:.3f} pearson {record['pearson']:.3f} "
-        f"error mean {record['mean_pct_error']:.2f}% max {record['max_pct_error']:.2f}%"
-        + (f" top1 {100 * record['inherited_top1']:.2f}%" if "inherited_top1" in record else ""),
-        file=sys.stderr,
-    )
+    text = (f"epoch {record['epoch']}: ce {record['ce']:.3f} cost-loss {record['cost_loss']:.4f} "
+            f"|g_ce| {record['grad_norm_ce']:.3g} |g_cost| {record['grad_norm_cost']:.3g} "
+            f"argmax error mean {record['mean_pct_error']:.2f}% max {record['max_pct_error']:.2f}%"
+            f" tau {record['kendall_tau']:.3f}")
+    if "val_ce_mean" in record:
+        text += f" val-ce {record['val_ce_mean']:.3f}" + (" (best)" if record.get("best") else "")
+    print(text, file=sys.stderr)

@@ -12,8 +12,9 @@ from sgnas.generator import (
     GeneratorConfig,
     make_prior_pool,
     save_generator,
+    target_interval,
 )
-from sgnas.lut import Calibration, EntryStats, Lut, save_lut
+from sgnas.lut import Calibration, EntryStats, Lut, load_lut, save_lut
 from sgnas.network import count_flops
 from sgnas.space import get_space, load_architecture
 
@@ -34,10 +35,11 @@ def write_lut(path, space_name="tiny", device="cpu", calibration=None):
 
 
 def write_generator(path, cost):
-    pool = make_prior_pool(SPACE, cost, 3, np.random.default_rng(0), steps=50)
+    interval = target_interval(cost)
+    pool = make_prior_pool(SPACE, cost, 3, np.random.default_rng(0), interval, steps=50)
     gen = ArchitectureGenerator(SPACE, GeneratorConfig(num_priors=3),
                                 generator=torch.Generator().manual_seed(0))
-    save_generator(path, GeneratorBundle(SPACE, gen, pool, cost.describe()))
+    save_generator(path, GeneratorBundle(SPACE, gen, pool, cost.describe(), interval))
     return path
 
 
@@ -49,7 +51,7 @@ def flops_gen(tmp_path, monkeypatch):
 
 
 def mid(cost, frac=0.5):
-    lo, hi = cost.range()
+    lo, hi = target_interval(cost)
     return round(lo + frac * (hi - lo), 4)
 
 
@@ -86,16 +88,21 @@ def test_missing_generator_names_the_training_command(flops_gen, capsys, tmp_pat
     assert main(["generate", "--latency-ms", "2", "--lut", str(tmp_path / "lut.json"),
                  "--generators-dir", str(flops_gen[1].parent)]) == 2
     err = capsys.readouterr().err
-    assert f"sgnas train-generator --supernet SUPERNET.pt --lut {tmp_path / 'lut.json'}" in err
+    assert "sgnas train-generator --supernet SUPERNET.pt --lut" in err
 
 
 def test_target_out_of_range_is_exit_2_with_the_range(flops_gen, capsys):
     cost, path = flops_gen
-    lo, hi = cost.range()
-    assert main(["generate", "--flops-m", str(hi * 2), "--generator", str(path)]) == 2
+    lo, hi = target_interval(cost)
+    c_lo, c_hi = cost.range()
+    assert main(["generate", "--flops-m", str(c_hi * 2), "--generator", str(path)]) == 2
     err = capsys.readouterr().err
-    assert "outside the range" in err and f"{lo:.4g}" in err and f"{hi:.4g}" in err
+    assert "not achievable" in err and f"{c_hi:.4g}" in err
     assert len(err.strip().splitlines()) == 1
+    # achievable but outside the generator's interval [C_L, C_H]
+    assert main(["generate", "--flops-m", str(lo * 0.999), "--generator", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "outside the interval" in err and f"{lo:.4g}" in err and f"{hi:.4g}" in err
 
 
 @pytest.mark.parametrize("bad", ["-3", "abc", "nan", "0"])
@@ -126,11 +133,18 @@ def test_latency_generation_and_lut_checks(tmp_path, monkeypatch, capsys):
     assert r["predicted"]["latency_ms"] == pytest.approx(lut.predict_ms(arch))
     assert r["predicted"]["latency_raw_ms"] == pytest.approx(lut.predict_ms(arch, calibrated=False))
 
-    # a LUT of another device: another latency model
+    assert t * 0.99 <= r["cost"] <= t and r["logprob_given_up"] >= 0
+
+    # a LUT of another device is served without retraining, with a note
     write_lut(tmp_path / "other.json", device="other-cpu")
-    assert main(["generate", "--latency-ms", str(t), "--lut", str(tmp_path / "other.json"),
-                 "--generator", str(path)]) == 2
-    assert "cost mismatch" in capsys.readouterr().err
+    other = LatencyCost(load_lut(tmp_path / "other.json"), SPACE)
+    t2 = mid(other)
+    assert main(["generate", "--latency-ms", str(t2), "--lut", str(tmp_path / "other.json"),
+                 "--generator", str(path), "--json"]) == 0
+    out = capsys.readouterr()
+    assert "note:" in out.err
+    r = json.loads(out.out)["results"][0]
+    assert t2 * 0.99 <= r["cost"] <= t2
     # a LUT of another space
     write_lut(tmp_path / "cifar.json", space_name="cifar10")
     assert main(["generate", "--latency-ms", "5", "--lut", str(tmp_path / "cifar.json"),
@@ -186,3 +200,75 @@ def test_export_onnx_writes_one_model_per_target(flops_gen, tmp_path):
                  str(tmp_path / "o"), "--export-onnx"]) == 0
     model = onnx.load(str(tmp_path / "o" / f"arch-{t:g}mflops.onnx"))
     assert model.graph.input[0].type.tensor_type.shape.dim[2].dim_value == SPACE.input_size
+
+
+def test_exact_decoding_meets_every_target_and_argmax_keeps_the_old_way(flops_gen, capsys):
+    cost, path = flops_gen
+    targets = [mid(cost, f) for f in (0.1, 0.4, 0.7, 0.95)]
+    assert main(["generate", "--flops-m", *map(str, targets), "--generator", str(path),
+                 "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    for t, r in zip(targets, report["results"]):
+        assert t * 0.99 <= r["cost"] <= t + 1e-9
+    assert main(["generate", "--flops-m", str(targets[0]), "--generator", str(path), "--json",
+                 "--decode", "argmax", "--eps", "0.2"]) == 0
+    r = json.loads(capsys.readouterr().out)["results"][0]
+    assert "logprob_given_up" not in r
+
+
+def test_several_constraints_at_once(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    lut_a = write_lut(tmp_path / "a.json", calibration=Calibration(1.2, 0.05))
+    write_lut(tmp_path / "b.json", device="other")
+    lut_b = load_lut(tmp_path / "b.json")
+    cost_a = LatencyCost(lut_a, SPACE)
+    path = write_generator(tmp_path / "lat.pt", cost_a)
+    t_a = mid(cost_a, 0.6)
+    free = ["generate", "--latency-ms", str(t_a), "--lut", str(tmp_path / "a.json"),
+            "--generator", str(path), "--json"]
+    assert main(free) == 0
+    r = json.loads(capsys.readouterr().out)["results"][0]
+    params_cap = r["predicted"]["params_m"] * 0.97
+    t_b = LatencyCost(lut_b, SPACE).exact(load_architecture(r["arch"])) * 1.5
+    both = ["generate", "--lut", str(tmp_path / "a.json"), "--lut", str(tmp_path / "b.json"),
+            "--latency-ms", str(t_a), str(t_b), "--params-m", str(params_cap),
+            "--generator", str(path), "--json"]
+    assert main(both) == 0
+    r = json.loads(capsys.readouterr().out)["results"][0]
+    arch = load_architecture(r["arch"])
+    assert t_a * 0.99 <= cost_a.exact(arch) <= t_a
+    assert LatencyCost(lut_b, SPACE).exact(arch) <= t_b
+    assert r["predicted"]["params_m"] <= params_cap + 1e-9
+    # infeasible: the message gives the achievable region
+    assert main(both[:-5] + ["--params-m", "0.0001", "--generator", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "params" in err and ("ranges over" in err or "achievable region" in err)
+    # one target per LUT
+    assert main(["generate", "--lut", str(tmp_path / "a.json"), "--lut", str(tmp_path / "b.json"),
+                 "--latency-ms", str(t_a), "--generator", str(path)]) == 2
+    assert "one per LUT" in capsys.readouterr().err
+    # argmax takes one constraint
+    assert main(free + ["--params-m", "5", "--decode", "argmax"]) == 2
+    assert "argmax" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("eps", ["0", "-0.1", "0.5", "0.9"])
+def test_bad_eps_is_exit_2(flops_gen, capsys, eps):
+    cost, path = flops_gen
+    assert main(["generate", "--flops-m", str(mid(cost)), "--generator", str(path),
+                 "--eps", eps]) == 2
+    assert "eps" in capsys.readouterr().err
+
+
+def test_old_format_generator_is_refused_with_what_to_do(flops_gen, capsys, tmp_path):
+    from sgnas.train.checkpoint import load_checkpoint, save_checkpoint
+
+    cost, path = flops_gen
+    ckpt = load_checkpoint(path)
+    ckpt["generator_version"] = 1
+    ckpt.pop("kind"), ckpt.pop("format_version")
+    save_checkpoint(tmp_path / "old.pt", ckpt, "sgnas-generator")
+    assert main(["generate", "--flops-m", str(mid(cost)), "--generator",
+                 str(tmp_path / "old.pt")]) == 2
+    err = capsys.readouterr().err
+    assert "old-format" in err and "retrain" in err and len(err.strip().splitlines()) == 1

@@ -34,32 +34,38 @@ def test_train_then_generate(supernet_ckpt, image_folder, tmp_path, monkeypatch,
     monkeypatch.chdir(tmp_path)
     cost = FlopsCost(SPACE)
     assert main(args(supernet_ckpt, image_folder, "--cost", "flops")) == 0
-    path = tmp_path / "generators" / default_generator_name(SPACE, cost)
-    assert path.is_file() and path.with_suffix(".jsonl").is_file()
-    bundle = load_generator(path, cost)
+    run = tmp_path / "runs" / ("generator-" + default_generator_name(SPACE, cost)[:-3])
+    assert (run / "last.pt").is_file() and (run / "best.pt").is_file()
+    assert (run / "log.jsonl").is_file()
+    bundle = load_generator(run / "best.pt", cost)
     assert bundle.meta["supernet"]["epoch"] == 7 and len(bundle.meta["supernet"]["sha256"]) == 64
-    assert path.name in capsys.readouterr().out
-    # a second run without --resume refuses to overwrite the checkpoint
+    assert default_generator_name(SPACE, cost) in capsys.readouterr().out
+    # a second run without --resume refuses to overwrite the run
     assert main(args(supernet_ckpt, image_folder, "--cost", "flops")) == 2
     assert "--resume" in capsys.readouterr().err
-    # sgnas generate finds it in ./generators
-    lo, hi = cost.range()
-    assert main(["generate", "--flops-m", f"{(lo + hi) / 2:.4f}", "--json"]) == 0
+    # sgnas generate finds the shipped copy in ./generators
+    (tmp_path / "generators").mkdir()
+    (tmp_path / "generators" / "g.pt").write_bytes((run / "best.pt").read_bytes())
+    lo, hi = bundle.interval
+    t = (lo + hi) / 2
+    assert main(["generate", "--flops-m", f"{t:.4f}", "--space", "tiny", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
-    assert report["generator"] == str(path)
-    load_architecture(report["results"][0]["arch"])
+    assert report["generator"].endswith("g.pt")
+    r = report["results"][0]
+    assert round(t, 4) * 0.99 <= r["cost"] <= round(t, 4)
+    load_architecture(r["arch"])
 
 
-def test_latency_cost_and_target_range_checks(supernet_ckpt, image_folder, tmp_path, capsys):
+def test_latency_cost_and_interval_checks(supernet_ckpt, image_folder, tmp_path, capsys):
     entries = {k: EntryStats(0.1, 0.1, 0.1, 5, 0.0) for k in SPACE.all_keys()}
     save_lut(Lut(SPACE.name, SPACE.fingerprint, {"name": "cpu"}, entries, complete=True),
              tmp_path / "lut.json")
-    out = tmp_path / "g.pt"
+    out = tmp_path / "g"
     rc = main(args(supernet_ckpt, image_folder, "--lut", str(tmp_path / "lut.json"), "--out",
-                   str(out), "--target-range", "0.01", "0.02"))
+                   str(out), "--interval", "0.01", "0.02"))
     assert rc == 2
     err = capsys.readouterr().err
-    assert "--target-range" in err and "ms" in err
+    assert "--interval" in err and "ms" in err
     assert not out.exists()
     with pytest.raises(SystemExit):
         main(args(supernet_ckpt, image_folder))  # --lut or --cost is required
