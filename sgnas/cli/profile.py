@@ -53,6 +53,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="if the device is being profiled by another process, wait for it "
                              "instead of refusing")
     parser.add_argument("--limit", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--cells", metavar="FILE|N",  # cell spaces (nb201): quick partial LUT
+                        help="nb201 only: measure just these cells as whole networks (a file of "
+                             "arch strings, one per line or a JSON list, or N spread cells) into "
+                             "a partial per-cell LUT")
 
 
 def default_out(device_name: str, space_name: str) -> Path:
@@ -76,6 +80,9 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else default_out(device.name, space.name)
     progress = sys.stderr.isatty()
     with _device_lock(device.name, args, out):
+        if hasattr(space, "cell_key") or args.cells is not None:  # cell spaces: profiler.cells
+            from .profile_cells import run_cells
+            return run_cells(args, device, space, out, progress)
         if args.validate is not None:
             return _validate(args, device, space, Path(args.lut) if args.lut else out, progress)
         return _build(args, device, space, out, progress)

@@ -1,0 +1,423 @@
+"""Profiling a cell space (NAS-Bench-201): a per-cell LUT from edge terms, whole-network validation,
+and a quick partial LUT of listed cells.
+
+Measuring all 15,625 whole networks is too slow on a CPU, so :func:`build_cell_lut` measures the
+pieces of :func:`profiler.cell_graphs.piece_specs` (each edge op at each stage's channels and map
+size, the sum of two edge outputs, the zero op, stem, the two residual reductions, head, and the
+identity as the cost of one inference call) and composes every cell's network:
+
+    lat(cell) = call + stem + reduce1 + reduce2 + head
+                + N * sum over stages s of [ sum over edges e of op(s, o_e)
+                                             + add(s) * sum over nodes max(k_j - 1, 0)
+                                             + zero(s) * #{nodes j with k_j = 0} ]
+
+where ``k_j`` is the number of non-``none`` edges into node ``j`` and every piece is its measured
+median less the identity at its input shape (so per-call overhead is counted once). ``skip_connect``
+is wiring and costs 0; ``none`` costs 0 on an edge. The result is the same per-cell LUT format as
+``sgnas lut import`` writes (``build.granularity == "cell"``), with ``build.provenance ==
+"profiled"`` and the terms in ``build.decomposition``.
+
+:func:`validate_cell_lut` measures whole networks (one ONNX graph each, the first checked against
+torch) spread evenly over the table's predicted range, fits the linear calibration on part of them
+and reports fidelity on the rest. :func:`measure_cells` measures listed cells as whole networks and
+writes a partial per-cell LUT (``build.partial``, ``build.measured_cells``).
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Sequence, cast
+
+import numpy as np
+
+from sgnas.errors import SgnasError
+from sgnas.fileio import json_safe
+from sgnas.lut import EntryStats, Lut, save_lut, utc_now
+from sgnas.nb201.space import OPS, Cell, NB201Space, all_cells
+
+from . import cell_graphs, graphs
+from .backends.base import ModelSpec
+from .calibration_set import check_split_size
+from .fidelity import error_metrics, fit_calibration
+from .measure import check_device_space, measure_spec_info
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .devices import DeviceDescriptor
+    from .protocol import Measurement
+
+log = logging.getLogger(__name__)
+
+#: The piece re-measured during validation to track machine-state drift.
+CANARY_PIECE = "s0_op_nor_conv_3x3"
+Callback = Callable[[str, int, int], None]
+
+
+def is_cell_space(space: Any) -> bool:
+    """Whether ``space`` is keyed per cell (NAS-Bench-201) rather than per layer."""
+    return hasattr(space, "cell_key")
+
+
+def _check_space(space: Any) -> NB201Space:
+    if not isinstance(space, NB201Space):
+        raise SgnasError(f"space {getattr(space, 'name', space)!r} is not a cell space (nb201)")
+    return space
+
+
+def _entry(m: "Measurement") -> EntryStats:
+    return EntryStats(median_ms=m.median_ms, p10_ms=m.p10_ms, p90_ms=m.p90_ms, n=m.n,
+                      spread=m.spread, noisy=m.noisy)
+
+
+class CellMeasurer:
+    """Writes and measures graphs of NB201 pieces and networks on ``device`` (one runner at a
+    time, through :func:`profiler.measure.measure_spec_info`); graphs live in ``folder``."""
+
+    def __init__(self, device: "DeviceDescriptor", space: NB201Space, folder: Path,
+                 seed: int = 0, verify: bool = True) -> None:
+        if device.batch_size != 1:
+            raise SgnasError(f"device {device.name}: cell-space profiling runs at batch 1, "
+                             f"the device uses batch {device.batch_size}")
+        if device.precision != "fp32":
+            raise SgnasError(f"device {device.name}: cell-space profiling is fp32 only")
+        self.device, self.space, self.folder = device, space, Path(folder)
+        self.seed, self.verify = seed, verify
+        self.pieces = cell_graphs.piece_specs(space)
+        self.runner_info: dict = {}
+        self.verified: list[str] = []
+
+    def _measure(self, name: str, model: Any, shape: Sequence[int]) -> "Measurement":
+        path = graphs.save_model(model, self.folder / f"{name.replace('|', '_')[:80]}.onnx")
+        try:
+            m, self.runner_info = measure_spec_info(
+                self.device, ModelSpec(path, tuple(shape), name=name, seed=self.seed))
+        finally:
+            path.unlink(missing_ok=True)
+        return m
+
+    def piece(self, name: str) -> "Measurement":
+        """Measure piece ``name`` (checked against torch the first time when ``verify``)."""
+        p = self.pieces[name]
+        module = cell_graphs.piece_module(self.space, p, self.seed)
+        model = cell_graphs.piece_graph(self.space, p, module)
+        if self.verify and name not in self.verified:
+            graphs.check_against_torch(module, model, p.input_shape, seed=self.seed)
+            self.verified.append(name)
+        return self._measure(name, model, p.input_shape)
+
+    def network(self, cell: Cell) -> "Measurement":
+        """Measure the whole network of ``cell`` (the first network is checked against torch)."""
+        net = cell_graphs.network_module(self.space, cell, self.seed)
+        model = cell_graphs.network_graph(self.space, net)
+        shape = (1, 3, self.space.input_size, self.space.input_size)
+        if self.verify and "network" not in self.verified:
+            graphs.check_against_torch(net, model, shape, seed=self.seed)
+            self.verified.append("network")
+        return self._measure(str(cell), model, shape)
+
+
+# ------------------------------------------------------------------ composition
+def compose_table(space: NB201Space, terms: dict[str, float]) -> np.ndarray:
+    """Per-cell latency (ms) of every cell, in :attr:`Cell.code` order, from net piece terms
+    (``terms[name]`` for every piece of :func:`~profiler.cell_graphs.piece_specs`, overhead
+    already subtracted; ``terms["overhead"]`` is the per-call cost counted once)."""
+    n_stages = len(cell_graphs.stages(space))
+    fixed = sum(terms[k] for k in ("overhead", "stem", "reduce1", "reduce2", "head"))
+    per_op = np.array([[terms[f"s{s}_op_{op}"] if op not in ("none", "skip_connect") else 0.0
+                        for op in OPS] for s in range(n_stages)])
+    add = np.array([terms[f"s{s}_add"] for s in range(n_stages)])
+    zero = np.array([terms[f"s{s}_op_none"] for s in range(n_stages)])
+    ops = np.array([c.ops for c in all_cells()])  # (15625, 6)
+    edge = per_op[:, ops].sum(axis=2)  # (stages, cells)
+    nonnone = ops != 0
+    k = np.stack([nonnone[:, 0], nonnone[:, 1:3].sum(1), nonnone[:, 3:6].sum(1)], axis=1)
+    adds = np.maximum(k - 1, 0).sum(1)
+    zeros = (k == 0).sum(1)
+    cell = edge + add[:, None] * adds[None, :] + zero[:, None] * zeros[None, :]
+    return fixed + space.cells_per_stage * cell.sum(axis=0)
+
+
+def net_terms(space: NB201Space, raw: dict[str, float]) -> dict[str, float]:
+    """Piece medians less the identity at the same input shape (clipped at 0); ``overhead`` kept."""
+    specs = cell_graphs.piece_specs(space)
+    ident = {specs["overhead"].input_shape: raw["overhead"]}
+    for s in cell_graphs.stages(space):
+        ident[specs[f"s{s.index}_op_skip_connect"].input_shape] = raw[f"s{s.index}_op_skip_connect"]
+    out = {"overhead": raw["overhead"]}
+    for name, p in specs.items():
+        if name != "overhead":
+            out[name] = max(0.0, raw[name] - ident[p.input_shape])
+    return out
+
+
+def new_cell_lut(device: "DeviceDescriptor", space: NB201Space, environment: dict) -> Lut:
+    """An empty per-cell LUT of ``device`` (provenance "profiled")."""
+    return Lut(space=space.name, space_fingerprint=space.fingerprint, device=device.to_dict(),
+               environment=environment, input_size=space.input_size,
+               build={"provenance": "profiled", "granularity": "cell"})
+
+
+def _refuse_existing(out: Path, force: bool) -> None:
+    if out.exists() and not force:
+        raise SgnasError(f"{out} exists; use --force to overwrite")
+
+
+def build_cell_lut(device: "DeviceDescriptor", space: Any, out: str | Path, *, force: bool = False,
+                   seed: int = 0, verify: bool = True, on_piece: Callback | None = None) -> Lut:
+    """Measure every piece on ``device``, compose the per-cell table of all cells and write it to
+    ``out`` (complete, uncalibrated; see :func:`validate_cell_lut`)."""
+    from .environment import collect_environment
+
+    sp = _check_space(space)
+    out = Path(out)
+    _refuse_existing(out, force)
+    check_device_space(device, cast(Any, sp))
+    lut = new_cell_lut(device, sp, collect_environment(device))
+    started = time.perf_counter()
+    raw: dict[str, float] = {}
+    stats: dict[str, dict] = {}
+    with tempfile.TemporaryDirectory(prefix="sgnas-cells-") as tmp:
+        meas = CellMeasurer(device, sp, Path(tmp), seed=seed, verify=verify)
+        names = list(meas.pieces)
+        for i, name in enumerate(names):
+            m = meas.piece(name)
+            raw[name] = m.median_ms
+            stats[name] = _entry(m).to_dict()
+            if on_piece is not None:
+                on_piece(name, i + 1, len(names))
+        canary_end = meas.piece(CANARY_PIECE).median_ms
+    terms = net_terms(sp, raw)
+    table = compose_table(sp, terms)
+    lut.entries = {str(c): EntryStats(median_ms=float(v), p10_ms=float(v), p90_ms=float(v), n=1,
+                                      spread=0.0)
+                   for c, v in zip(all_cells(), table)}
+    lut.complete = True
+    lut.environment["runner"] = meas.runner_info
+    lut.drift = {"canary_key": CANARY_PIECE, "canary_medians_ms": [raw[CANARY_PIECE], canary_end],
+                 "drift": canary_end / raw[CANARY_PIECE] - 1.0, "normalized": False}
+    seconds = time.perf_counter() - started
+    lut.build.update({
+        "seed": seed, "verified_graphs": verify, "seconds": round(seconds, 3),
+        "runs": [{"measured": len(raw), "seconds": round(seconds, 3), "finished": utc_now()}],
+        "decomposition": {
+            "method": "edge-additive",
+            "formula": "overhead + stem + reduce1 + reduce2 + head + cells_per_stage * sum_s "
+                       "[sum_e op(s, o_e) + add(s) * sum_j max(k_j - 1, 0) + "
+                       "op(s, none) * #{j: k_j = 0}]; skip_connect = 0, none on an edge = 0",
+            "cells_per_stage": sp.cells_per_stage,
+            "stages": [asdict(s) for s in cell_graphs.stages(sp)],
+            "terms_ms": terms,
+            "pieces": stats,
+        },
+    })
+    out.parent.mkdir(parents=True, exist_ok=True)
+    save_lut(lut, out)
+    return lut
+
+
+# ------------------------------------------------------------------- validation
+def spread_cells(table: np.ndarray, n: int) -> list[Cell]:
+    """``n`` distinct cells evenly spaced over the predicted range of ``table`` (code order),
+    the lightest and heaviest included."""
+    flat = np.asarray(table, dtype=np.float64).reshape(-1)
+    if n > flat.size:
+        raise SgnasError(f"cannot pick {n} cells out of {flat.size}")
+    order = np.argsort(flat, kind="stable")
+    pos = np.unique(np.round(np.linspace(0, flat.size - 1, n)).astype(int))
+    return [Cell.from_code(int(order[p])) for p in pos]
+
+
+def interleaved_split(n: int, fit_fraction: float) -> tuple[np.ndarray, np.ndarray]:
+    """Fit / held-out positions of ``n`` networks sorted by prediction, interleaved so both span
+    the range."""
+    n_fit, _ = check_split_size(n, fit_fraction)
+    ranks = np.floor((np.arange(n) + 0.5) * n_fit / n).astype(int)
+    fit = np.r_[True, ranks[1:] != ranks[:-1]] if n else np.zeros(0, bool)
+    fit_idx = np.flatnonzero(fit)[:n_fit]
+    return fit_idx, np.setdiff1d(np.arange(n), fit_idx)
+
+
+@dataclass
+class CellFidelity:
+    """Figures of one whole-network validation of a per-cell LUT (fractions: 0.05 = 5%)."""
+
+    device: str
+    space: str
+    lut_fingerprint: str
+    n: int
+    n_fit: int
+    raw: dict
+    raw_heldout: dict
+    calibrated_heldout: dict
+    calibration: dict
+    archs: list[str] = field(default_factory=list)
+    predicted_raw_ms: list[float] = field(default_factory=list)
+    measured_ms: list[float] = field(default_factory=list)
+    fit_index: list[int] = field(default_factory=list)
+    drift: dict = field(default_factory=dict)
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict:
+        return json_safe(asdict(self))
+
+    def summary(self) -> str:
+        r, c = self.raw, self.calibrated_heldout
+        cal = self.calibration
+        return "\n".join([
+            f"per-cell LUT fidelity on {self.device} ({self.space}, {self.n} whole networks, "
+            f"calibration fitted on {self.n_fit}):",
+            f"  raw table : MAPE {r['mape']:.1%}, within ±5% {r['within_5pct']:.0%}, ±10% "
+            f"{r['within_10pct']:.0%}, Kendall τ {r['kendall_tau']:.3f}, Spearman "
+            f"{r['spearman']:.3f}, bias {r['bias']:+.1%}",
+            f"  calibrated (held-out {c['n']}): MAPE {c['mape']:.1%}, within ±5% "
+            f"{c['within_5pct']:.0%}, ±10% {c['within_10pct']:.0%}, Kendall τ "
+            f"{c['kendall_tau']:.3f}, Spearman {c['spearman']:.3f}",
+            f"  calibration: measured = {cal['slope']:.4f} · raw {cal['intercept']:+.4f} ms",
+        ])
+
+
+def validate_cell_lut(lut: Lut, device: "DeviceDescriptor", space: Any, n: int = 30, *,
+                      fit_fraction: float = 0.5, seed: int = 0, canary_every: int = 5,
+                      drift_tolerance: float = 0.03,
+                      on_network: Callback | None = None) -> CellFidelity:
+    """Measure ``n`` whole networks spread over ``lut``'s predicted range, fit the linear
+    calibration on ``fit_fraction`` of them (interleaved over the range) and set
+    ``lut.calibration``; the report's held-out figures describe that calibration."""
+    from sgnas.nb201.cost import lut_table
+
+    sp = _check_space(space)
+    if lut.device_name != device.name:
+        raise SgnasError(f"LUT was measured on device {lut.device_name!r}, not {device.name!r}")
+    table = lut_table(lut, sp).reshape(-1)
+    check_split_size(n, fit_fraction)
+    cells = spread_cells(table, n)
+    n = len(cells)
+    raw = np.array([table[c.code] for c in cells])
+    measured = np.zeros(n)
+    factors = np.ones(n)
+    canary: list[float] = []
+    base = (lut.drift.get("canary_medians_ms") or [None])[0] \
+        if lut.drift.get("canary_key") == CANARY_PIECE else None
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="sgnas-cells-") as tmp:
+        meas = CellMeasurer(device, sp, Path(tmp), seed=seed, verify=True)
+        factor = 1.0
+        for i, cell in enumerate(cells):
+            if canary_every > 0 and i % canary_every == 0:
+                canary.append(meas.piece(CANARY_PIECE).median_ms)
+                f = canary[-1] / (base or canary[0])
+                factor = f if abs(f - 1.0) > drift_tolerance else 1.0
+            measured[i] = meas.network(cell).median_ms
+            factors[i] = factor
+            if on_network is not None:
+                on_network(str(cell), i + 1, n)
+    normalized = measured / factors
+    fit_idx, test_idx = interleaved_split(n, fit_fraction)
+    calibration = fit_calibration(raw[fit_idx], normalized[fit_idx])
+    raw_all = error_metrics(raw, normalized)
+    raw_test = error_metrics(raw[test_idx], normalized[test_idx])
+    cal_test = error_metrics(calibration.apply(raw[test_idx]), normalized[test_idx])
+    calibration.metrics.update({
+        "n_validated": n, "heldout_n": int(len(test_idx)), "raw_mape": raw_all["mape"],
+        "raw_kendall_tau": raw_all["kendall_tau"], "heldout_raw_mape": raw_test["mape"],
+        "heldout_calibrated_mape": cal_test["mape"],
+        "heldout_calibrated_within_5pct": cal_test["within_5pct"],
+        "heldout_calibrated_within_10pct": cal_test["within_10pct"],
+        "heldout_calibrated_kendall_tau": cal_test["kendall_tau"],
+        "heldout_calibrated_spearman": cal_test["spearman"],
+        "networks": "whole NB201 networks spread over the predicted range"})
+    calibration.metrics = json_safe(calibration.metrics)
+    lut.calibration = calibration
+    return CellFidelity(
+        device=device.name, space=sp.name, lut_fingerprint=lut.fingerprint, n=n,
+        n_fit=len(fit_idx), raw=raw_all, raw_heldout=raw_test, calibrated_heldout=cal_test,
+        calibration=calibration.to_dict(), archs=[str(c) for c in cells],
+        predicted_raw_ms=raw.tolist(), measured_ms=normalized.tolist(),
+        fit_index=fit_idx.tolist(),
+        drift={"canary_key": CANARY_PIECE, "baseline_ms": base, "canary_medians_ms": canary,
+               "factors": sorted(set(factors.tolist())), "tolerance": drift_tolerance},
+        seconds=time.perf_counter() - started)
+
+
+# ------------------------------------------------------------------- quick mode
+def measure_cells(device: "DeviceDescriptor", space: Any, cells: Sequence[Cell],
+                  out: str | Path, *, force: bool = False, seed: int = 0,
+                  on_network: Callback | None = None) -> Lut:
+    """Measure ``cells`` as whole networks and write a partial per-cell LUT (only those entries,
+    ``complete`` False, ``build.partial`` True, ``build.measured_cells`` listing them) to ``out``."""
+    from .environment import collect_environment
+
+    sp = _check_space(space)
+    out = Path(out)
+    if not cells:
+        raise SgnasError("no cells to measure: the list is empty")
+    keys = [sp.cell_key(c) for c in cells]
+    dup = sorted({k for k in keys if keys.count(k) > 1})
+    if dup:
+        raise SgnasError(f"cell {dup[0]} is listed more than once")
+    _refuse_existing(out, force)
+    check_device_space(device, cast(Any, sp))
+    lut = new_cell_lut(device, sp, collect_environment(device))
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="sgnas-cells-") as tmp:
+        meas = CellMeasurer(device, sp, Path(tmp), seed=seed, verify=True)
+        for i, cell in enumerate(cells):
+            lut.entries[str(cell)] = _entry(meas.network(cell))
+            if on_network is not None:
+                on_network(str(cell), i + 1, len(cells))
+    seconds = time.perf_counter() - started
+    lut.environment["runner"] = meas.runner_info
+    lut.complete = len(lut.entries) == sp.num_cells
+    lut.build.update({"partial": not lut.complete, "method": "whole-network",
+                      "measured_cells": keys, "seed": seed, "seconds": round(seconds, 3),
+                      "runs": [{"measured": len(keys), "seconds": round(seconds, 3),
+                                "finished": utc_now()}]})
+    out.parent.mkdir(parents=True, exist_ok=True)
+    save_lut(lut, out)
+    return lut
+
+
+def read_cell_list(text: str, space: Any, where: str = "cell list") -> list[Cell]:
+    """Cells from a JSON list of arch strings or one arch string per line (``#`` comments and
+    blank lines skipped); a bad string is an error naming the line, the edge and the op."""
+    import json
+
+    sp = _check_space(space)
+    body = text.strip()
+    if body.startswith("["):
+        try:
+            items = json.loads(body)
+        except json.JSONDecodeError as exc:
+            raise SgnasError(f"{where}: not a JSON list ({exc.msg})") from None
+        if not all(isinstance(s, str) for s in items):
+            raise SgnasError(f"{where}: the JSON list must hold arch strings")
+        lines = list(enumerate(items, start=1))
+    else:
+        lines = [(i, ln.strip()) for i, ln in enumerate(text.splitlines(), start=1)
+                 if ln.strip() and not ln.strip().startswith("#")]
+    cells = []
+    for i, s in lines:
+        try:
+            cells.append(sp.cell(s))
+        except SgnasError as exc:
+            raise SgnasError(f"{where}, item {i}: {exc}") from None
+    if not cells:
+        raise SgnasError(f"{where}: no cells listed")
+    return cells
+
+
+def default_cells(space: Any, n: int) -> list[Cell]:
+    """``n`` cells spread over the FLOPs range (a stand-in when no reference list is given)."""
+    from sgnas.nb201.cost import flops_table
+
+    if n < 1:
+        raise SgnasError(f"--cells N needs N >= 1, got {n}")
+    return spread_cells(flops_table(_check_space(space)), n)
+
+
+__all__ = ["CANARY_PIECE", "CellFidelity", "CellMeasurer", "build_cell_lut", "compose_table",
+           "default_cells", "interleaved_split", "is_cell_space", "measure_cells", "net_terms",
+           "new_cell_lut", "read_cell_list", "spread_cells", "validate_cell_lut"]
