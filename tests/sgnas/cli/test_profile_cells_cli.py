@@ -1,0 +1,104 @@
+"""``sgnas-profile --space nb201``: build + validation, quick mode, bad input."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from sgnas.cli.main import profile_main
+from sgnas.lut import load_lut
+from sgnas.nb201.space import Cell
+
+QUICK_YAML = """
+name: quick
+description: ONNX Runtime, 1 thread, quick protocol for tests
+kind: cpu
+backend: onnxruntime
+precision: fp32
+batch_size: 1
+threads: 1
+pin_threads: false
+protocol: {warmup_ms: 0, warmup_min_iters: 1, rounds: 1, min_iters_per_round: 2, min_round_ms: 0,
+           remeasure: 0, canary_every: 100}
+"""
+CELL = "|nor_conv_3x3~0|+|none~0|nor_conv_1x1~1|+|skip_connect~0|none~1|avg_pool_3x3~2|"
+
+
+@pytest.fixture
+def quick(tmp_path) -> Path:
+    path = tmp_path / "quick.yaml"
+    path.write_text(QUICK_YAML)
+    return path
+
+
+def _error(capsys) -> str:
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and len(err.splitlines()) == 1
+    return err
+
+
+def test_quick_mode_from_file_and_bad_lists(tmp_path, quick, capsys):
+    refs = tmp_path / "refs.txt"
+    refs.write_text(f"# reference cells\n{CELL}\n{Cell((2,) * 6)}\n")
+    out = tmp_path / "part.json"
+    base = ["--device", str(quick), "--space", "nb201", "--out", str(out)]
+    assert profile_main(base + ["--cells", str(refs), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert result["entries"] == 2 and result["partial"] and not result["complete"]
+    lut = load_lut(out, space="nb201", allow_incomplete=True)
+    assert lut.build["measured_cells"] == [CELL, str(Cell((2,) * 6))]
+    before = out.read_bytes()
+
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps([CELL.replace("nor_conv_1x1~1", "sep_conv~1")]))
+    empty = tmp_path / "empty.txt"
+    empty.write_text("\n# none\n")
+    cases = [(["--cells", str(bad), "--force"], "edge 2 (node 2 <- node 1): unknown op 'sep_conv'"),
+             (["--cells", str(empty), "--force"], "no cells listed"),
+             (["--cells", "0", "--force"], "N >= 1"),
+             (["--cells", str(tmp_path / "missing.txt"), "--force"], "neither a number nor a file"),
+             (["--cells", "2"], "exists")]
+    for extra, msg in cases:
+        assert profile_main(base + extra) == 2
+        assert msg in _error(capsys)
+    assert out.read_bytes() == before
+
+
+def test_cells_on_a_layer_space_refused(tmp_path, quick, capsys):
+    out = tmp_path / "x.json"
+    assert profile_main(["--device", str(quick), "--space", "tiny", "--cells", "2",
+                         "--out", str(out)]) == 2
+    assert "not a cell space" in _error(capsys)
+    assert not out.exists()
+
+
+@pytest.mark.slow
+def test_build_validate_and_revalidate(tmp_path, quick, capsys):
+    out = tmp_path / "quick-nb201.json"
+    base = ["--device", str(quick), "--space", "nb201", "--out", str(out), "--json"]
+    assert profile_main(base + ["--validate", "4"]) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert result["entries"] == 15625 and result["validation"]["n"] == 4
+    lut = load_lut(out, space="nb201")
+    assert lut.build["provenance"] == "profiled" and lut.calibration is not None
+    # an existing LUT with --validate is validated again, not rebuilt
+    created = lut.created
+    assert profile_main(base + ["--validate", "4", "--seed", "1"]) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert "entries" not in result and result["validation"]["n"] == 4
+    assert load_lut(out).created == created
+
+
+def test_validate_lut_of_another_space_refused(tmp_path, quick, capsys):
+    from sgnas.lut import Lut, save_lut
+    from sgnas.space import get_space
+
+    tiny = get_space("tiny")
+    other = tmp_path / "tiny.json"
+    save_lut(Lut(space="tiny", space_fingerprint=tiny.fingerprint, device={"name": "quick"},
+                 complete=False), other)
+    before = other.read_bytes()
+    assert profile_main(["--device", str(quick), "--space", "nb201", "--validate", "4",
+                         "--lut", str(other)]) == 2
+    assert "is for space 'tiny', not 'nb201'" in _error(capsys)
+    assert other.read_bytes() == before
