@@ -7,11 +7,14 @@ size, the sum of two edge outputs, the zero op, stem, the two residual reduction
 identity as the cost of one inference call) and composes every cell's network:
 
     lat(cell) = call + stem + reduce1 + reduce2 + head
-                + N * sum over stages s of [ sum over edges e of op(s, o_e)
+                + N * sum over stages s of [ sum over conv edges e of op(s, o_e)
+                                             + pool(s) * #{source nodes with a pool edge}
                                              + add(s) * sum over nodes max(k_j - 1, 0)
-                                             + zero(s) * #{nodes j with k_j = 0} ]
+                                             + zero(s) * [some node has k_j = 0] ]
 
-where ``k_j`` is the number of non-``none`` edges into node ``j`` and every piece is its measured
+where ``k_j`` is the number of non-``none`` edges into node ``j``; pools of one source node and the
+zero op are counted once because the runtime merges identical parameter-free nodes (ONNX Runtime's
+common subexpression elimination); every piece is its measured
 median less the identity at its input shape (so per-call overhead is counted once). ``skip_connect``
 is wiring and costs 0; ``none`` costs 0 on an edge. The result is the same per-cell LUT format as
 ``sgnas lut import`` writes (``build.granularity == "cell"``), with ``build.provenance ==
@@ -51,6 +54,8 @@ if TYPE_CHECKING:  # pragma: no cover
 
 log = logging.getLogger(__name__)
 
+#: Edges leaving node 0, 1 and 2 (their ops all read the same tensor).
+SOURCE_EDGES = ((0, 1, 3), (2, 4), (5,))
 #: The piece re-measured during validation to track machine-state drift.
 CANARY_PIECE = "s0_op_nor_conv_3x3"
 Callback = Callable[[str, int, int], None]
@@ -131,12 +136,19 @@ def compose_table(space: NB201Space, terms: dict[str, float]) -> np.ndarray:
     add = np.array([terms[f"s{s}_add"] for s in range(n_stages)])
     zero = np.array([terms[f"s{s}_op_none"] for s in range(n_stages)])
     ops = np.array([c.ops for c in all_cells()])  # (15625, 6)
+    pool = OPS.index("avg_pool_3x3")
+    per_op[:, pool] = 0.0  # counted once per source node below
     edge = per_op[:, ops].sum(axis=2)  # (stages, cells)
     nonnone = ops != 0
     k = np.stack([nonnone[:, 0], nonnone[:, 1:3].sum(1), nonnone[:, 3:6].sum(1)], axis=1)
     adds = np.maximum(k - 1, 0).sum(1)
-    zeros = (k == 0).sum(1)
-    cell = edge + add[:, None] * adds[None, :] + zero[:, None] * zeros[None, :]
+    # The runtime merges identical parameter-free nodes (common subexpression elimination): the
+    # pools of one source node are computed once, and so is the zero op of the cell's input.
+    pools = sum((ops[:, list(edges)] == pool).any(1) for edges in SOURCE_EDGES)
+    zeros = (k == 0).any(1)
+    pool_ms = np.array([terms[f"s{s}_op_avg_pool_3x3"] for s in range(n_stages)])
+    cell = (edge + add[:, None] * adds[None, :] + zero[:, None] * zeros[None, :]
+            + pool_ms[:, None] * pools[None, :])
     return fixed + space.cells_per_stage * cell.sum(axis=0)
 
 
@@ -205,8 +217,10 @@ def build_cell_lut(device: "DeviceDescriptor", space: Any, out: str | Path, *, f
         "decomposition": {
             "method": "edge-additive",
             "formula": "overhead + stem + reduce1 + reduce2 + head + cells_per_stage * sum_s "
-                       "[sum_e op(s, o_e) + add(s) * sum_j max(k_j - 1, 0) + "
-                       "op(s, none) * #{j: k_j = 0}]; skip_connect = 0, none on an edge = 0",
+                       "[sum over conv edges e of op(s, o_e) + op(s, avg_pool_3x3) * #{source "
+                       "nodes with a pool edge} + add(s) * sum_j max(k_j - 1, 0) + op(s, none) * "
+                       "[any j: k_j = 0]]; skip_connect = 0, none on an edge = 0; identical "
+                       "parameter-free nodes are merged by the runtime (CSE)",
             "cells_per_stage": sp.cells_per_stage,
             "stages": [asdict(s) for s in cell_graphs.stages(sp)],
             "terms_ms": terms,

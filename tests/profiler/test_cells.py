@@ -61,8 +61,10 @@ def test_compose_table_counts_edges_adds_and_zero_nodes():
     per = 9 + 1 + 0.5 + 2 * 0.25 + 0.125
     want = fixed + 5 * 111.0 * per
     assert table[tuple(Cell.parse(ZERO_NODE).ops)] == pytest.approx(want)
-    assert table[(0,) * 6] == pytest.approx(fixed + 5 * 111.0 * 3 * 0.125)  # three zero nodes
+    assert table[(0,) * 6] == pytest.approx(fixed + 5 * 111.0 * 0.125)  # zero op merged: once
     assert table[(1,) * 6] == pytest.approx(fixed + 5 * 111.0 * 3 * 0.25)  # skips: adds only
+    # pools of one source node are merged: 3 pools from node 0, 2 from node 1, 1 from node 2
+    assert table[(4,) * 6] == pytest.approx(fixed + 5 * 111.0 * (3 * 0.5 + 3 * 0.25))
 
 
 def test_net_terms_subtract_identity_of_the_same_shape():
