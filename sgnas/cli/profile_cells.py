@@ -67,8 +67,14 @@ def run_cells(args: argparse.Namespace, device, space, out: Path, progress: bool
               f"{result['seconds']:.0f} s")
         return 0
 
+    from profiler.calibration_set import check_split_size
+
     lut_path = Path(args.lut) if args.lut else out
     build = not (args.validate is not None and lut_path.exists() and not args.force)
+    n = args.validate if args.validate is not None else DEFAULT_VALIDATE
+    validate = n > 0 and not getattr(args, "no_validate", False)
+    if validate:  # refuse a bad --validate before anything is measured or written
+        check_split_size(n, args.fit_fraction)
     result: dict = {}
     if build:
         lut = build_cell_lut(device, space, out, force=args.force, seed=args.seed,
@@ -79,8 +85,7 @@ def run_cells(args: argparse.Namespace, device, space, out: Path, progress: bool
                       terms_ms=lut.build["decomposition"]["terms_ms"])
     else:
         lut = load_lut(lut_path, space=space, device=device)
-    n = args.validate if args.validate is not None else DEFAULT_VALIDATE
-    if n > 0 and not getattr(args, "no_validate", False):
+    if validate:
         report = validate_cell_lut(lut, device, space, n, fit_fraction=args.fit_fraction,
                                    seed=args.seed, on_network=_say(progress))
         save_lut(lut, lut_path)

@@ -64,6 +64,14 @@ def test_quick_mode_from_file_and_bad_lists(tmp_path, quick, capsys):
     assert out.read_bytes() == before
 
 
+def test_bad_validate_count_refused_before_building(tmp_path, quick, capsys):
+    out = tmp_path / "quick-nb201.json"
+    assert profile_main(["--device", str(quick), "--space", "nb201", "--out", str(out),
+                         "--validate", "3"]) == 2
+    assert "too small for a held-out split" in _error(capsys)
+    assert not out.exists()
+
+
 def test_cells_on_a_layer_space_refused(tmp_path, quick, capsys):
     out = tmp_path / "x.json"
     assert profile_main(["--device", str(quick), "--space", "tiny", "--cells", "2",
