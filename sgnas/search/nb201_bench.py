@@ -106,7 +106,8 @@ def score_pick(gt: GroundTruth, constraint: Constraint | None, cell: Cell) -> di
 
 def _mean_std(values: Iterable[float]) -> dict[str, float]:
     v = np.asarray(list(values), dtype=np.float64)
-    return {"mean": float(v.mean()), "std": float(v.std(ddof=1)) if v.size > 1 else 0.0}
+    std = float(v.std(ddof=1)) if v.size > 1 else 0.0
+    return {"mean": round(float(v.mean()), 4), "std": round(std, 4)}
 
 
 def summarise(rows: list[dict[str, Any]], keys: tuple[str, ...] = ("method",)) -> dict[str, Any]:
