@@ -66,7 +66,9 @@ def parse_args(argv):
                     help="JSON file of inherited accuracies reused across runs (same settings)")
     ap.add_argument("--out", default=None, help="write every per-pick row (JSON) here")
     ap.add_argument("--figures", default=None, help="write the figures (PNG) into this folder")
-    ap.add_argument("--study-devices", default=None, help="devices of --device-study")
+    ap.add_argument("--study-devices", default=None,
+                    help="devices of --device-study (comma-separated or 'all'; default: a GPU at "
+                         "batch 1 and 256, a Xeon, the Raspberry Pi 4, Pixel 3, Eyeriss)")
     ap.add_argument("--study-quantile", type=float, default=0.3)
     ap.add_argument("--progress", action="store_true", help="progress on stderr")
     args = ap.parse_args(argv)
@@ -132,6 +134,9 @@ def load_score_cache(path, settings, evaluator):
             raise SgnasError(f"score cache {path} was made with other evaluator settings "
                              f"({blob['settings']}); use another --score-cache")
         evaluator.preload({Cell.parse(a): v for a, v in blob["scores"].items()})
+        # the time those scores cost, so a search's time stays measured when they are reused
+        evaluator.time_s += float(blob.get("eval_time_s", 0.0))
+        evaluator.evaluations += int(blob.get("evaluations", 0))
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise SgnasError(f"cannot read score cache {path}: {exc}") from None
 
@@ -206,7 +211,8 @@ def figures(args, gt, rows, families):
 def device_study_main(args, gt):
     from sgnas.nb201.device_study import STUDY_DEVICES, device_study
 
-    devices = args.study_devices.split(",") if args.study_devices else list(STUDY_DEVICES)
+    devices = (gt.devices if args.study_devices == "all" else
+               args.study_devices.split(",") if args.study_devices else list(STUDY_DEVICES))
     study = device_study(gt, devices, args.study_quantile)
     if args.figures:
         from sgnas.nb201.plots import plot_device_study, plot_fronts
@@ -240,8 +246,9 @@ def main(argv=None) -> int:
     t0 = time.perf_counter()
     try:
         if args.device_study:
+            study = args.study_devices
             gt = GroundTruth.load(args.bench, ACCURACY_COLUMNS,
-                                  args.study_devices.split(",") if args.study_devices else None)
+                                  study.split(",") if study and study != "all" else None)
             result = device_study_main(args, gt)
             result["seconds"] = round(time.perf_counter() - t0, 1)
             print(json.dumps(json_safe(result)))
@@ -265,20 +272,24 @@ def main(argv=None) -> int:
         if evaluator is not None:
             load_score_cache(args.score_cache, settings, evaluator)
         preloaded = len(evaluator.cached()) if evaluator is not None else 0
+        before = evaluator.stats() if evaluator is not None else {}
         rows = run(args, gt, evaluator, generate, methods, families, quantiles)
     except SgnasError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     if evaluator is not None and args.score_cache:
-        atomic_write_json(args.score_cache, {"settings": settings, "scores": {
-            str(c): v for c, v in evaluator.cached().items()}}, indent=None)
+        scores = {str(c): v for c, v in evaluator.cached().items()}
+        atomic_write_json(args.score_cache, {"settings": settings, "eval_time_s": evaluator.time_s,
+                                             "evaluations": evaluator.evaluations,
+                                             "scores": scores}, indent=None)
     constrained = [r for r in rows if r["family"] != "unconstrained"]
     result = {
         "mode": "full" if args.full else "quick",
         "methods": methods, "families": families, "quantiles": quantiles, "seeds": args.seeds,
         "evaluations_per_search": args.evaluations, "evolution_generations": args.generations,
         "evaluator": {**settings, **(evaluator.stats() if evaluator is not None else {}),
-                      "preloaded_scores": preloaded},
+                      "preloaded_scores": preloaded,
+                      "preloaded_evaluations": before.get("evaluations", 0)},
         "summary": summarise(constrained),
         "unconstrained": summarise([r for r in rows if r["family"] == "unconstrained"]),
         "per_family": summarise(constrained, ("family", "method")),

@@ -53,9 +53,13 @@ def device_study(gt: GroundTruth, devices: Sequence[str] = STUDY_DEVICES, quanti
     distinct = {v["arch"] for v in out["oracle"].values()}
     off = [(a, b) for a in devices for b in devices if a != b]
     out["distinct_oracle_cells"] = len(distinct)
-    out["mean_offdiagonal_regret"] = float(np.mean([out["regret"][a][b] for a, b in off]))
-    out["offdiagonal_violations"] = int(sum(out["violates"][a][b] for a, b in off))
+    feasible = [out["regret"][a][b] for a, b in off if not out["violates"][a][b]]
     out["offdiagonal_pairs"] = len(off)
+    out["offdiagonal_violations"] = len(off) - len(feasible)
+    # regret of the deployments that do meet the target's budget (violating ones have no regret:
+    # they are not admissible there)
+    out["mean_feasible_regret"] = float(np.mean(feasible)) if feasible else None
+    out["max_feasible_regret"] = float(np.max(feasible)) if feasible else None
     return out
 
 

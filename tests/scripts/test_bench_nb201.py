@@ -75,3 +75,34 @@ def test_missing_tables_exit_2(tmp_path, capsys):
     bench = load_script("bench_nb201")
     assert bench.main(["--device-study", "--bench", str(tmp_path)]) == 2
     assert "not found" in capsys.readouterr().err
+
+
+def test_score_cache_reuse_and_mismatch(tmp_path):
+    from sgnas.errors import SgnasError
+    from sgnas.search import InheritedAccuracy
+
+    bench = load_script("bench_nb201")
+    arch = "|nor_conv_3x3~0|+|none~0|nor_conv_3x3~1|+|skip_connect~0|none~1|skip_connect~2|"
+    path = tmp_path / "scores.json"
+    path.write_text(json.dumps({"settings": {"eval_images": 128}, "scores": {arch: 0.25}}))
+    ev = InheritedAccuracy(score=lambda cell: 0.0)
+    bench.load_score_cache(str(path), {"eval_images": 128}, ev)
+    from sgnas.nb201.space import Cell
+
+    assert ev(Cell.parse(arch)) == 0.25 and ev.evaluations == 0 and ev.cache_hits == 1
+    with pytest.raises(SgnasError, match="other evaluator settings"):
+        bench.load_score_cache(str(path), {"eval_images": 256}, ev)
+    path.write_text("{not json")
+    with pytest.raises(SgnasError, match="cannot read score cache"):
+        bench.load_score_cache(str(path), {"eval_images": 128}, ev)
+
+
+def test_score_cache_carries_the_measured_evaluation_time(tmp_path):
+    from sgnas.search import InheritedAccuracy
+
+    bench = load_script("bench_nb201")
+    path = tmp_path / "scores.json"
+    path.write_text(json.dumps({"settings": {}, "eval_time_s": 6.0, "evaluations": 3, "scores": {}}))
+    ev = InheritedAccuracy(score=lambda cell: 0.0)
+    bench.load_score_cache(str(path), {}, ev)
+    assert ev.stats()["seconds_per_evaluation"] == 2.0

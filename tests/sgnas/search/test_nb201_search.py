@@ -80,6 +80,7 @@ def test_generator_hook_and_scoring(tmp_path):
     row = score_pick(gt, con, pick.cell)
     assert row["holds"] and row["cifar10_regret"] == 0.0 and row["oracle_arch"] == row["arch"]
     assert row["cifar100_regret"] >= 0 and row["cost"] <= 3.0
+    assert row["cifar10_feasible_mean"] < row["cifar10_oracle"]
     with pytest.raises(SgnasError, match="needs a generate"):
         search_pick("generator", con.cost, 3.0, None, SearchBudget(), 0)
     with pytest.raises(SgnasError, match="unknown method"):
@@ -89,7 +90,8 @@ def test_generator_hook_and_scoring(tmp_path):
 def test_summarise_means_over_constraints_then_seeds():
     rows = [{"method": "m", "seed": s, "cifar10": v, "cifar100": 0.0, "imagenet16_120": 0.0,
              "cifar10_regret": 1.0, "cifar100_regret": 0.0, "imagenet16_120_regret": 0.0,
-             "holds": True, "evaluations": 4, "seconds": 2.0}
+             "cifar10_oracle": 95.0, "cifar10_feasible_mean": 80.0, "holds": True,
+             "evaluations": 4, "seconds": 2.0}
             for s, vals in ((0, (90.0, 92.0)), (1, (93.0, 95.0))) for v in vals]
     out = summarise(rows)["m"]
     assert out["cifar10"]["mean"] == 92.5 and out["cifar10"]["std"] == pytest.approx(2.1213, abs=1e-4)
