@@ -44,10 +44,14 @@ def _save(fig, path: str | os.PathLike) -> None:
 
 def plot_fronts(gt: GroundTruth, panels: Sequence[str], found: dict[str, list[dict[str, Any]]],
                 path: str | os.PathLike, column: str = CIFAR10_TEST, ncols: int = 3,
-                ylim: tuple[float, float] = (80.0, 95.0)) -> None:
+                ylim: tuple[float, float] | None = None) -> None:
     """Write a grid of cost-vs-accuracy panels; ``found[panel]`` lists ``{"cost", "accuracy",
-    "method", "target"}`` points (targets drawn as dotted vertical lines)."""
+    "method", "target"}`` points (targets drawn as dotted vertical lines). The accuracy axis
+    spans 80-95% (lower when a found point is lower) unless ``ylim`` is given."""
     plt = _pyplot()
+    if ylim is None:
+        lowest = min((p["accuracy"] for pts in found.values() for p in pts), default=80.0)
+        ylim = (min(80.0, math.floor(lowest) - 1.0), 95.0)
     acc = gt.acc(column)
     ncols = min(ncols, len(panels))
     nrows = math.ceil(len(panels) / ncols)
