@@ -25,7 +25,8 @@ from .evolution import EvolutionConfig, evolution_search
 from .random_search import random_search
 
 #: The generator hook: ``generate(table, target) -> Cell`` (or its string) for a ``(5,)*6`` cost
-#: table and a maximum cost.
+#: table and a maximum cost; a hook that also takes a ``name`` keyword gets the cost's name
+#: (``"flops"`` or the latency.csv device, e.g. ``"gold_6226"``), to pick a device's generator.
 Generate = Callable[[np.ndarray, float], "Cell | str"]
 SEARCH_METHODS = ("random", "evolution")
 METHODS = SEARCH_METHODS + ("generator",)
@@ -77,10 +78,22 @@ def search_pick(method: str, cost: CellCost, target: float, evaluate: Callable[[
         import torch
 
         torch.manual_seed(seed)
-        out = generate(cost.table, float(target))
+        extra = {"name": cost.name} if _takes_name(generate) else {}
+        out = generate(cost.table, float(target), **extra)
         cell = out if isinstance(out, Cell) else space.cell(out)
         return Pick(cell, 0, time.perf_counter() - start)
     raise SgnasError(f"unknown method {method!r}; known: {', '.join(METHODS)}")
+
+
+def _takes_name(fn: Callable) -> bool:
+    """Whether ``fn`` accepts a ``name`` keyword (the cost's name: ``"flops"`` or the device)."""
+    import inspect
+
+    try:
+        params = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    return any(p.name == "name" or p.kind is p.VAR_KEYWORD for p in params)
 
 
 def score_pick(gt: GroundTruth, constraint: Constraint | None, cell: Cell) -> dict[str, Any]:
@@ -129,7 +142,7 @@ def summarise(rows: list[dict[str, Any]], keys: tuple[str, ...] = ("method",)) -
     for key, by_seed in sorted(groups.items()):
         per_seed = {m: [float(np.mean([float(r[m]) for r in rs])) for rs in by_seed.values()]
                     for m in metrics}
-        entry = {m: _mean_std(v) for m, v in per_seed.items()}
+        entry: dict[str, Any] = {m: _mean_std(v) for m, v in per_seed.items()}
         entry["seeds"] = len(by_seed)
         entry["constraints"] = len(next(iter(by_seed.values())))
         out["/".join(str(k) for k in key)] = entry

@@ -81,6 +81,14 @@ def test_generator_hook_and_scoring(tmp_path):
     assert row["holds"] and row["cifar10_regret"] == 0.0 and row["oracle_arch"] == row["arch"]
     assert row["cifar100_regret"] >= 0 and row["cost"] <= 3.0
     assert row["cifar10_feasible_mean"] < row["cifar10_oracle"]
+    names = []
+
+    def named(table, target, name):
+        names.append(name)
+        return generate(table, target)
+
+    assert search_pick("generator", con.cost, 3.0, None, SearchBudget(), 0, generate=named).cell \
+        == pick.cell and names == ["gpu_1"]
     with pytest.raises(SgnasError, match="needs a generate"):
         search_pick("generator", con.cost, 3.0, None, SearchBudget(), 0)
     with pytest.raises(SgnasError, match="unknown method"):
