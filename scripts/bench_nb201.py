@@ -12,7 +12,7 @@ same constraint, the regret, whether the constraint holds. Inherited accuracies 
 for the whole run (and across runs with ``--score-cache``). Prints one JSON line: mean +- std over
 seeds of the per-seed means over constraints, per method and per cost.
 
-    python scripts/bench_nb201.py --quick --figures docs/figures      # FLOPs + 2 devices, ~10 min
+    python scripts/bench_nb201.py --quick --figures docs/figures      # FLOPs + 2 devices, ~4 min
     python scripts/bench_nb201.py --full --score-cache runs/nb201-scores.json
     python scripts/bench_nb201.py --device-study --figures docs/figures  # ground truth only, seconds
 """
