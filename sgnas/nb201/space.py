@@ -188,6 +188,22 @@ class NB201Space:
     def sample(self, rng: np.random.Generator) -> Cell:
         return Cell(tuple(self.sample_choices(rng)))
 
+    def mutate(self, cell: Cell, prob: float, rng: np.random.Generator) -> Cell:
+        """Evolution's mutation on a cell: each edge takes a different op with probability
+        ``prob``; when none did, one uniformly chosen edge does (so the child always differs)."""
+        ops = list(cell.ops)
+        flip = rng.random(self.num_edges) < prob
+        if not flip.any():
+            flip[int(rng.integers(self.num_edges))] = True
+        for e in np.flatnonzero(flip):
+            ops[e] = (ops[e] + int(rng.integers(1, self.num_ops))) % self.num_ops
+        return Cell(tuple(ops))
+
+    def crossover(self, a: Cell, b: Cell, rng: np.random.Generator) -> Cell:
+        """Evolution's crossover on cells: each edge's op from ``a`` or ``b`` with equal odds."""
+        pick = rng.random(self.num_edges) < 0.5
+        return Cell(tuple(x if p else y for p, x, y in zip(pick, a.ops, b.ops)))
+
     # ------------------------------------------------------------- conversion
     def cell(self, arch: "Cell | str | Sequence[int] | np.ndarray") -> Cell:
         """A :class:`Cell` from a cell, its string form or six op indices."""

@@ -87,6 +87,15 @@ class InheritedAccuracy:
             "seconds_per_evaluation": self.time_s / self.evaluations if self.evaluations else 0.0,
         }
 
+    def cached(self) -> dict[Architecture, float]:
+        """The scores currently cached, oldest first."""
+        return dict(self._cache)
+
+    def preload(self, scores: dict[Architecture, float]) -> None:
+        """Put known scores (e.g. from an earlier run with the same evaluator) into the cache."""
+        for arch, value in scores.items():
+            self._cache[arch] = float(value)
+
     def clear(self) -> None:
         """Empty the cache (counters are kept)."""
         self._cache.clear()

@@ -63,7 +63,11 @@ def sample_layer(space: SearchSpace, rng: np.random.Generator) -> Config:
 def mutate(
     space: SearchSpace, arch: Architecture, prob: float, rng: np.random.Generator
 ) -> Architecture:
-    """Resample each layer's configuration with probability ``prob``."""
+    """Resample each layer's configuration with probability ``prob`` (a space with its own
+    ``mutate``, such as NB201's cell space, mutates its architectures itself)."""
+    own = getattr(space, "mutate", None)
+    if own is not None:
+        return own(arch, prob, rng)
     layers = [
         sample_layer(space, rng) if rng.random() < prob else config for config in arch.layers
     ]
@@ -73,7 +77,11 @@ def mutate(
 def crossover(
     space: SearchSpace, a: Architecture, b: Architecture, rng: np.random.Generator
 ) -> Architecture:
-    """Per layer, take the configuration of ``a`` or ``b`` with equal probability."""
+    """Per layer, take the configuration of ``a`` or ``b`` with equal probability (per edge for
+    a space with its own ``crossover``, such as NB201's cells)."""
+    own = getattr(space, "crossover", None)
+    if own is not None:
+        return own(a, b, rng)
     pick = rng.random(len(a.layers)) < 0.5
     layers = tuple(ca if p else cb for p, ca, cb in zip(pick, a.layers, b.layers))
     return space.validate(Architecture(space.name, layers))

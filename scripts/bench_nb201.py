@@ -1,0 +1,308 @@
+#!/usr/bin/env python
+"""NAS-Bench-201 against ground truth: searches under FLOPs and 23 devices' latency constraints.
+
+For FLOPs and each device's latency, 5 targets spanning its range (p10/p30/p50/p70/p90 of the cost
+over connected cells), plus an unconstrained row, and for each seed, every method picks one cell:
+``random`` and ``evolution`` search with the NB201 supernet evaluator (BN recalibrated, top-1 on a
+fixed subset of the held-out 25k half: the cifar10-valid protocol) under the same budget of distinct
+supernet evaluations; ``generator`` calls ``--generator MODULE:FUNCTION``, a
+``generate(table, target) -> Cell`` with ``table`` a ``(5,)*6`` cost array. Each pick is scored
+against the benchmark: CIFAR-10 / CIFAR-100 / ImageNet16-120 test accuracy, the oracle under the
+same constraint, the regret, whether the constraint holds. Inherited accuracies are cached per cell
+for the whole run (and across runs with ``--score-cache``). Prints one JSON line: mean +- std over
+seeds of the per-seed means over constraints, per method and per cost.
+
+    python scripts/bench_nb201.py --quick --figures docs/figures      # FLOPs + 2 devices, ~4 min
+    python scripts/bench_nb201.py --full --score-cache runs/nb201-scores.json
+    python scripts/bench_nb201.py --device-study --figures docs/figures  # ground truth only, seconds
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+QUICK = {"devices": "gold_6226,raspi4", "evaluations": 10, "eval_images": 128, "calib_batches": 1}
+FULL = {"devices": "all", "evaluations": 50, "eval_images": 256, "calib_batches": 2}
+MAIN_PANELS = ("flops", "1080ti_1", "titan_rtx_256", "gold_6226", "raspi4", "pixel3", "eyeriss")
+
+
+def parse_args(argv):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    mode = ap.add_mutually_exclusive_group()
+    mode.add_argument("--quick", action="store_true", help="the default: " + json.dumps(QUICK))
+    mode.add_argument("--full", action="store_true", help=json.dumps(FULL))
+    mode.add_argument("--device-study", action="store_true",
+                      help="ground truth only: oracle cell per device at the same relative budget "
+                           "and the cross-deployment regret matrix")
+    ap.add_argument("--bench", default=None, help="folder of nb201.csv and latency.csv (default "
+                    "$SGNAS_NB201_DIR or ../shared/data/nasbench201)")
+    ap.add_argument("--checkpoint", default="/work/runs/nb201-supernet/supernet.pt")
+    ap.add_argument("--data", default="../shared/data/cifar10-jpg")
+    ap.add_argument("--cache-dir", default=None, help="decoded-image cache (as in training)")
+    ap.add_argument("--methods", default="random,evolution",
+                    help="comma-separated: random, evolution, generator (needs --generator)")
+    ap.add_argument("--generator", default=None, metavar="MODULE:FUNCTION",
+                    help="generate(table, target) -> Cell (or its string)")
+    ap.add_argument("--devices", default=None, help="comma-separated latency.csv devices or 'all'")
+    ap.add_argument("--no-flops", action="store_true", help="skip the FLOPs targets")
+    ap.add_argument("--quantiles", default="0.1,0.3,0.5,0.7,0.9")
+    ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--evaluations", type=int, default=None,
+                    help="distinct supernet evaluations per search (random and evolution alike)")
+    ap.add_argument("--generations", type=int, default=2, help="evolution generations")
+    ap.add_argument("--eval-images", type=int, default=None, help="held-out images scored per cell")
+    ap.add_argument("--calib-batches", type=int, default=None, help="BN recalibration batches")
+    ap.add_argument("--batch-size", type=int, default=64)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--score-cache", default=None,
+                    help="JSON file of inherited accuracies reused across runs (same settings)")
+    ap.add_argument("--out", default=None, help="write every per-pick row (JSON) here")
+    ap.add_argument("--figures", default=None, help="write the figures (PNG) into this folder")
+    ap.add_argument("--study-devices", default=None,
+                    help="devices of --device-study (comma-separated or 'all'; default: a GPU at "
+                         "batch 1 and 256, a Xeon, the Raspberry Pi 4, Pixel 3, Eyeriss)")
+    ap.add_argument("--study-quantile", type=float, default=0.3)
+    ap.add_argument("--progress", action="store_true", help="progress on stderr")
+    args = ap.parse_args(argv)
+    preset = FULL if args.full else QUICK
+    for name, value in preset.items():
+        if getattr(args, name) is None:
+            setattr(args, name, value)
+    return args
+
+
+def load_generator(spec: str):
+    """``module:function`` -> the callable."""
+    from sgnas.errors import SgnasError
+
+    module, sep, name = spec.partition(":")
+    if not sep:
+        raise SgnasError(f"--generator {spec!r}: want MODULE:FUNCTION")
+    try:
+        return getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError) as exc:
+        raise SgnasError(f"--generator {spec!r}: {exc}") from None
+
+
+def build_supernet_evaluator(args):
+    """The supernet's :class:`InheritedAccuracy` on a fixed held-out subset, and its settings."""
+    import torch
+
+    from sgnas.errors import SgnasError
+    from sgnas.nb201.space import NUM_CELLS
+    from sgnas.search import build_evaluator
+    from sgnas.train.checkpoint import load_supernet
+    from sgnas.train.data import build_datasets, supernet_data_config
+
+    torch.set_num_threads(args.threads)
+    model, meta = load_supernet(args.checkpoint)
+    if meta.get("space") != "nb201":
+        raise SgnasError(f"{args.checkpoint} is a supernet of {meta.get('space')!r}, not nb201")
+    cfg = supernet_data_config(meta, args.data, batch_size=args.batch_size, workers=0,
+                               cache_dir=args.cache_dir)
+    data = build_datasets(cfg, model.space)
+    batches = max(1, args.eval_images // args.batch_size)
+    ev = build_evaluator(model, data.train, data.held_out, batch_size=args.batch_size,
+                         calib_batches=args.calib_batches, eval_batches=batches, seed=0)
+    ev.cache_size = NUM_CELLS
+    st = os.stat(args.checkpoint)
+    settings = {"checkpoint": str(args.checkpoint), "checkpoint_bytes": st.st_size,
+                "checkpoint_mtime": int(st.st_mtime), "global_step": meta.get("global_step"),
+                "eval_images": len(ev.eval_loader.dataset), "calib_batches": args.calib_batches,
+                "batch_size": args.batch_size, "seed": 0}
+    return ev, settings
+
+
+def load_score_cache(path, settings, evaluator):
+    from sgnas.errors import SgnasError
+    from sgnas.nb201.space import Cell
+
+    if not path or not os.path.exists(path):
+        return
+    try:
+        with open(path) as fh:
+            blob = json.load(fh)
+        if blob["settings"] != settings:
+            raise SgnasError(f"score cache {path} was made with other evaluator settings "
+                             f"({blob['settings']}); use another --score-cache")
+        evaluator.preload({Cell.parse(a): v for a, v in blob["scores"].items()})
+        # the time those scores cost, so a search's time stays measured when they are reused
+        evaluator.time_s += float(blob.get("eval_time_s", 0.0))
+        evaluator.evaluations += int(blob.get("evaluations", 0))
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise SgnasError(f"cannot read score cache {path}: {exc}") from None
+
+
+def constraints(gt, families, quantiles):
+    """``(family, quantile, Constraint)`` for every cost family and target."""
+    from sgnas.nb201.constraint import CellCost, Constraint
+    from sgnas.nb201.groundtruth import spread_targets
+
+    out = []
+    for fam in families:
+        cost = CellCost(gt.cost_table(fam), fam, gt.cost_unit(fam))
+        for q, t in zip(quantiles, spread_targets(cost.table, quantiles)):
+            out.append((fam, q, Constraint(cost, t)))
+    return out
+
+
+def run(args, gt, evaluator, generate, methods, families, quantiles):
+    """Every (constraint, seed, method) pick scored against ground truth, as rows."""
+    from sgnas.nb201.constraint import CellCost
+    from sgnas.search.nb201_bench import SearchBudget, score_pick, search_pick
+
+    budget = SearchBudget(args.evaluations, args.generations)
+    free = CellCost(gt.flops, "flops", "MFLOPs")
+    jobs = [(fam, q, c) for fam, q, c in constraints(gt, families, quantiles)]
+    jobs.append(("unconstrained", None, None))
+    rows = []
+    t0 = time.perf_counter()
+    for k, (fam, q, con) in enumerate(jobs):
+        for seed in range(args.seeds):
+            for method in methods:
+                cost, target = (free, free.range()[1]) if con is None else (con.cost, con.max_value)
+                pick = search_pick(method, cost, target, evaluator, budget, seed, generate=generate)
+                row = {"family": fam, "quantile": q, "target": None if con is None else target,
+                       "seed": seed, "method": method, "evaluations": pick.evaluations,
+                       "wall_s": pick.seconds, **score_pick(gt, con, pick.cell)}
+                if con is None:
+                    row["cost"] = free.exact(pick.cell)
+                rows.append(row)
+        if args.progress:
+            n_eval = evaluator.evaluations if evaluator is not None else 0
+            print(f"{k + 1}/{len(jobs)} constraints, {n_eval} supernet evaluations, "
+                  f"{time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
+    per_eval = evaluator.stats()["seconds_per_evaluation"] if evaluator is not None else 0.0
+    for r in rows:  # search time: its own distinct evaluations at the measured cost of one
+        r["seconds"] = r["wall_s"] if r["method"] == "generator" else r["evaluations"] * per_eval
+    return rows
+
+
+def figures(args, gt, rows, families):
+    from sgnas.nb201.plots import plot_fronts
+
+    folder = Path(args.figures)
+    pts: dict[str, list] = {}
+    for r in rows:
+        if r["family"] != "unconstrained":
+            pts.setdefault(r["family"], []).append({"cost": r["cost"], "accuracy": r["cifar10"],
+                                                    "method": r["method"], "target": r["target"]})
+    out = {}
+    main = [p for p in MAIN_PANELS if p in families]
+    path = folder / "nb201_fronts.png"
+    plot_fronts(gt, main, pts, path, ncols=min(3, len(main)))
+    out["fronts"] = str(path)
+    rest = [f for f in families if f not in main]
+    if rest:
+        path = folder / "nb201_fronts_all.png"
+        plot_fronts(gt, rest, pts, path, ncols=4)
+        out["fronts_all"] = str(path)
+    return out
+
+
+def device_study_main(args, gt):
+    from sgnas.nb201.device_study import STUDY_DEVICES, device_study
+
+    devices = (gt.devices if args.study_devices == "all" else
+               args.study_devices.split(",") if args.study_devices else list(STUDY_DEVICES))
+    study = device_study(gt, devices, args.study_quantile)
+    if args.figures:
+        from sgnas.nb201.plots import plot_device_study, plot_fronts
+
+        path = Path(args.figures) / "nb201_device_study.png"
+        plot_device_study(study, path)
+        study["figure"] = str(path)
+        pts = {d: [{"cost": study["oracle"][d]["latency_ms"], "accuracy": study["oracle"][d]["accuracy"],
+                    "method": "device oracle", "target": study["budget"][d]}] for d in devices}
+        # other devices' oracle cells on each device, to show what deploying them costs
+        for b in devices:
+            for a in devices:
+                if a != b:
+                    cell_lat = study["latency_ratio"][a][b] * study["budget"][b]
+                    pts[b].append({"cost": cell_lat, "accuracy": study["oracle"][a]["accuracy"],
+                                   "method": "other devices' oracles",
+                                   "target": study["budget"][b]})
+        path = Path(args.figures) / "nb201_device_oracles.png"
+        plot_fronts(gt, devices, pts, path, ncols=3, ylim=(88.0, 95.0))
+        study["figure_fronts"] = str(path)
+    return study
+
+
+def main(argv=None) -> int:
+    from sgnas.errors import SgnasError
+    from sgnas.fileio import atomic_write_json, json_safe
+    from sgnas.nb201.groundtruth import ACCURACY_COLUMNS, GroundTruth, latency_devices
+    from sgnas.search.nb201_bench import METHODS, summarise
+
+    args = parse_args(argv)
+    t0 = time.perf_counter()
+    try:
+        if args.device_study:
+            study = args.study_devices
+            gt = GroundTruth.load(args.bench, ACCURACY_COLUMNS,
+                                  study.split(",") if study and study != "all" else None)
+            result = device_study_main(args, gt)
+            result["seconds"] = round(time.perf_counter() - t0, 1)
+            print(json.dumps(json_safe(result)))
+            return 0
+        methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+        for m in methods:
+            if m not in METHODS:
+                raise SgnasError(f"unknown method {m!r}; known: {', '.join(METHODS)}")
+        generate = load_generator(args.generator) if args.generator else None
+        if "generator" in methods and generate is None:
+            raise SgnasError("--methods generator needs --generator MODULE:FUNCTION")
+        quantiles = [float(q) for q in args.quantiles.split(",")]
+        devices = (latency_devices(args.bench) if args.devices == "all"
+                   else [d for d in args.devices.split(",") if d])
+        gt = GroundTruth.load(args.bench, ACCURACY_COLUMNS, devices)
+        families = ([] if args.no_flops else ["flops"]) + devices
+        if not families:
+            raise SgnasError("nothing to benchmark: no devices and --no-flops")
+        needs_supernet = any(m in ("random", "evolution") for m in methods)
+        evaluator, settings = build_supernet_evaluator(args) if needs_supernet else (None, {})
+        if evaluator is not None:
+            load_score_cache(args.score_cache, settings, evaluator)
+        preloaded = len(evaluator.cached()) if evaluator is not None else 0
+        before = evaluator.stats() if evaluator is not None else {}
+        rows = run(args, gt, evaluator, generate, methods, families, quantiles)
+    except SgnasError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if evaluator is not None and args.score_cache:
+        scores = {str(c): v for c, v in evaluator.cached().items()}
+        atomic_write_json(args.score_cache, {"settings": settings, "eval_time_s": evaluator.time_s,
+                                             "evaluations": evaluator.evaluations,
+                                             "scores": scores}, indent=None)
+    constrained = [r for r in rows if r["family"] != "unconstrained"]
+    result = {
+        "mode": "full" if args.full else "quick",
+        "methods": methods, "families": families, "quantiles": quantiles, "seeds": args.seeds,
+        "evaluations_per_search": args.evaluations, "evolution_generations": args.generations,
+        "evaluator": {**settings, **(evaluator.stats() if evaluator is not None else {}),
+                      "preloaded_scores": preloaded,
+                      "preloaded_evaluations": before.get("evaluations", 0)},
+        "summary": summarise(constrained),
+        "unconstrained": summarise([r for r in rows if r["family"] == "unconstrained"]),
+        "per_family": summarise(constrained, ("family", "method")),
+        "oracle_unconstrained_cifar10": max(r["cifar10_oracle"] for r in rows),
+    }
+    if args.figures:
+        result["figures"] = figures(args, gt, rows, families)
+    if args.out:
+        atomic_write_json(args.out, json_safe({**result, "rows": rows}))
+    result["seconds"] = round(time.perf_counter() - t0, 1)
+    print(json.dumps(json_safe(result)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,108 @@
+"""scripts/bench_nb201.py on a synthetic benchmark folder: the device study, the generator hook path
+(no supernet needed) and its bad-input errors."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.sgnas.nb201.synthetic_bench import write_bench
+
+from .test_benchmarks import load_script, one_json_line
+
+HOOK = '''
+from sgnas.nb201.constraint import CellCost, Constraint, oracle
+from sgnas.nb201.groundtruth import GroundTruth
+
+GT = GroundTruth.load({folder!r}, ["cifar10_test_acc"], devices=())
+
+
+def best_under(table, target):
+    return str(oracle(GT.acc("cifar10_test_acc"), Constraint(CellCost(table), target))[0])
+'''
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    return write_bench(tmp_path_factory.mktemp("nb201"))
+
+
+def test_device_study(folder, tmp_path, capsys):
+    bench = load_script("bench_nb201")
+    assert bench.main(["--device-study", "--bench", str(folder), "--study-devices",
+                       "gpu_1,cpu_a,phone", "--figures", str(tmp_path)]) == 0
+    rec = one_json_line(capsys)
+    assert rec["devices"] == ["gpu_1", "cpu_a", "phone"] and rec["quantile"] == 0.3
+    assert all(rec["regret"][d][d] == 0 for d in rec["devices"])
+    assert (tmp_path / "nb201_device_study.png").stat().st_size > 0
+    assert (tmp_path / "nb201_device_oracles.png").stat().st_size > 0
+
+
+def test_generator_hook_against_ground_truth(folder, tmp_path, capsys, monkeypatch):
+    (tmp_path / "nb201_hook.py").write_text(HOOK.format(folder=str(folder)))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    bench = load_script("bench_nb201")
+    out = tmp_path / "rows.json"
+    assert bench.main(["--bench", str(folder), "--devices", "gpu_1", "--methods", "generator",
+                       "--generator", "nb201_hook:best_under", "--seeds", "2", "--out", str(out),
+                       "--figures", str(tmp_path / "fig")]) == 0
+    rec = one_json_line(capsys)
+    gen = rec["summary"]["generator"]
+    assert gen["holds"]["mean"] == 1.0 and gen["cifar10_regret"]["mean"] == 0.0
+    assert gen["seeds"] == 2 and gen["constraints"] == 10  # FLOPs + gpu_1, 5 targets each
+    assert rec["per_family"]["gpu_1/generator"]["constraints"] == 5
+    assert rec["unconstrained"]["generator"]["cifar10_regret"]["mean"] == 0.0
+    rows = json.loads(out.read_text())["rows"]
+    assert len(rows) == 2 * 11 and {r["family"] for r in rows} == {"flops", "gpu_1", "unconstrained"}
+    assert (tmp_path / "fig" / "nb201_fronts.png").stat().st_size > 0
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--methods", "generator"], "needs --generator"),
+    (["--methods", "bayes"], "unknown method 'bayes'"),
+    (["--methods", "generator", "--generator", "no_such_module:f"], "no_such_module"),
+    (["--devices", "tpu", "--methods", "generator", "--generator", "json:loads"], "no column 'tpu_ms'"),
+])
+def test_bad_input_exits_2(folder, args, message, capsys):
+    bench = load_script("bench_nb201")
+    assert bench.main(["--bench", str(folder), *args]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error:") and message in err[0]
+
+
+def test_missing_tables_exit_2(tmp_path, capsys):
+    bench = load_script("bench_nb201")
+    assert bench.main(["--device-study", "--bench", str(tmp_path)]) == 2
+    assert "not found" in capsys.readouterr().err
+
+
+def test_score_cache_reuse_and_mismatch(tmp_path):
+    from sgnas.errors import SgnasError
+    from sgnas.search import InheritedAccuracy
+
+    bench = load_script("bench_nb201")
+    arch = "|nor_conv_3x3~0|+|none~0|nor_conv_3x3~1|+|skip_connect~0|none~1|skip_connect~2|"
+    path = tmp_path / "scores.json"
+    path.write_text(json.dumps({"settings": {"eval_images": 128}, "scores": {arch: 0.25}}))
+    ev = InheritedAccuracy(score=lambda cell: 0.0)
+    bench.load_score_cache(str(path), {"eval_images": 128}, ev)
+    from sgnas.nb201.space import Cell
+
+    assert ev(Cell.parse(arch)) == 0.25 and ev.evaluations == 0 and ev.cache_hits == 1
+    with pytest.raises(SgnasError, match="other evaluator settings"):
+        bench.load_score_cache(str(path), {"eval_images": 256}, ev)
+    path.write_text("{not json")
+    with pytest.raises(SgnasError, match="cannot read score cache"):
+        bench.load_score_cache(str(path), {"eval_images": 128}, ev)
+
+
+def test_score_cache_carries_the_measured_evaluation_time(tmp_path):
+    from sgnas.search import InheritedAccuracy
+
+    bench = load_script("bench_nb201")
+    path = tmp_path / "scores.json"
+    path.write_text(json.dumps({"settings": {}, "eval_time_s": 6.0, "evaluations": 3, "scores": {}}))
+    ev = InheritedAccuracy(score=lambda cell: 0.0)
+    bench.load_score_cache(str(path), {}, ev)
+    assert ev.stats()["seconds_per_evaluation"] == 2.0
