@@ -31,7 +31,7 @@ from __future__ import annotations
 import logging
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Sequence, cast
 
@@ -45,7 +45,7 @@ from sgnas.nb201.space import OPS, Cell, NB201Space, all_cells
 from . import cell_graphs, graphs
 from .backends.base import ModelSpec
 from .calibration_set import check_split_size
-from .fidelity import error_metrics, fit_calibration
+from .fidelity import FidelityReport, error_metrics, fit_calibration
 from .measure import check_device_space, measure_spec_info
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -254,49 +254,10 @@ def interleaved_split(n: int, fit_fraction: float) -> tuple[np.ndarray, np.ndarr
     return fit_idx, np.setdiff1d(np.arange(n), fit_idx)
 
 
-@dataclass
-class CellFidelity:
-    """Figures of one whole-network validation of a per-cell LUT (fractions: 0.05 = 5%)."""
-
-    device: str
-    space: str
-    lut_fingerprint: str
-    n: int
-    n_fit: int
-    raw: dict
-    raw_heldout: dict
-    calibrated_heldout: dict
-    calibration: dict
-    archs: list[str] = field(default_factory=list)
-    predicted_raw_ms: list[float] = field(default_factory=list)
-    measured_ms: list[float] = field(default_factory=list)
-    fit_index: list[int] = field(default_factory=list)
-    drift: dict = field(default_factory=dict)
-    seconds: float = 0.0
-
-    def to_dict(self) -> dict:
-        return json_safe(asdict(self))
-
-    def summary(self) -> str:
-        r, c = self.raw, self.calibrated_heldout
-        cal = self.calibration
-        return "\n".join([
-            f"per-cell LUT fidelity on {self.device} ({self.space}, {self.n} whole networks, "
-            f"calibration fitted on {self.n_fit}):",
-            f"  raw table : MAPE {r['mape']:.1%}, within ±5% {r['within_5pct']:.0%}, ±10% "
-            f"{r['within_10pct']:.0%}, Kendall τ {r['kendall_tau']:.3f}, Spearman "
-            f"{r['spearman']:.3f}, bias {r['bias']:+.1%}",
-            f"  calibrated (held-out {c['n']}): MAPE {c['mape']:.1%}, within ±5% "
-            f"{c['within_5pct']:.0%}, ±10% {c['within_10pct']:.0%}, Kendall τ "
-            f"{c['kendall_tau']:.3f}, Spearman {c['spearman']:.3f}",
-            f"  calibration: measured = {cal['slope']:.4f} · raw {cal['intercept']:+.4f} ms",
-        ])
-
-
 def validate_cell_lut(lut: Lut, device: "DeviceDescriptor", space: Any, n: int = 30, *,
                       fit_fraction: float = 0.5, seed: int = 0, canary_every: int = 5,
                       drift_tolerance: float = 0.03,
-                      on_network: Callback | None = None) -> CellFidelity:
+                      on_network: Callback | None = None) -> FidelityReport:
     """Measure ``n`` whole networks spread over ``lut``'s predicted range, fit the linear
     calibration on ``fit_fraction`` of them (interleaved over the range) and set
     ``lut.calibration``; the report's held-out figures describe that calibration."""
@@ -345,7 +306,7 @@ def validate_cell_lut(lut: Lut, device: "DeviceDescriptor", space: Any, n: int =
         "networks": "whole NB201 networks spread over the predicted range"})
     calibration.metrics = json_safe(calibration.metrics)
     lut.calibration = calibration
-    return CellFidelity(
+    return FidelityReport(
         device=device.name, space=sp.name, lut_fingerprint=lut.fingerprint, n=n,
         n_fit=len(fit_idx), raw=raw_all, raw_heldout=raw_test, calibrated_heldout=cal_test,
         calibration=calibration.to_dict(), archs=[str(c) for c in cells],
@@ -432,6 +393,6 @@ def default_cells(space: Any, n: int) -> list[Cell]:
     return spread_cells(flops_table(_check_space(space)), n)
 
 
-__all__ = ["CANARY_PIECE", "CellFidelity", "CellMeasurer", "build_cell_lut", "compose_table",
+__all__ = ["CANARY_PIECE", "CellMeasurer", "build_cell_lut", "compose_table",
            "default_cells", "interleaved_split", "is_cell_space", "measure_cells", "net_terms",
            "new_cell_lut", "read_cell_list", "spread_cells", "validate_cell_lut"]
