@@ -27,7 +27,7 @@ architecture inside a cost window (see :mod:`sgnas.decode`); ``argmax`` is the p
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -109,8 +109,10 @@ class GeneratorConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "GeneratorConfig":
-        names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in names})
+        """Strict: an unknown key is an error naming it and the known ones."""
+        from .config import load_dataclass
+
+        return load_dataclass(cls, d, where="generator config")
 
 
 class _ResidualBlock(nn.Module):

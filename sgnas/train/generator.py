@@ -52,6 +52,7 @@ from ..generator import (
     save_generator,
     target_interval,
 )
+from ..config import load_dataclass
 from ..metrics import kendall_tau
 
 __all__ = [
@@ -112,9 +113,8 @@ class GeneratorTrainConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "GeneratorTrainConfig":
-        names = cls.__dataclass_fields__
-        return cls(**{k: (tuple(v) if k == "interval" and v is not None else v)
-                      for k, v in d.items() if k in names})
+        """Strict: an unknown key is an error naming it and the known ones."""
+        return load_dataclass(cls, d, where="generator training config")
 
     def tau(self, epoch: int) -> float:
         """Gumbel-softmax temperature of ``epoch`` (0-based)."""
