@@ -473,11 +473,13 @@ def find_generator(cost, dirs: Sequence[str | os.PathLike], same_name: bool = Fa
 
 
 def resolve_generator(cost, dirs: Sequence[str | os.PathLike]) -> tuple[GeneratorBundle, str]:
-    """The generator to serve ``cost``: one trained for it, else one trained for the same cost name
-    on the same space (returned with a note). Raises with the training command when none fits."""
+    """The generator to serve ``cost``: one trained for it; for a per-cell latency table (a cell
+    space) without one, the space's FLOPs generator; else one trained for the same cost name on the
+    same space (both returned with a note). Raises with the training command when none fits."""
     path = find_generator(cost, dirs)
     note = ""
-    if path is None and cost.name == "latency":
+    if path is None and cost.name == "latency" and getattr(cost, "tabulated", False):
+        # a cell space's per-cell LUT: the space's FLOPs generator, decoded exactly on the LUT
         from .costs import make_cost
 
         path = find_generator(make_cost("flops", cost.space), dirs)
