@@ -240,3 +240,36 @@ def find_shared_generator(space, dirs: Sequence[str | os.PathLike]) -> Path | No
             if ckpt.get("space_fingerprint") == space.fingerprint and ckpt.get("device_input"):
                 found.append((path.stat().st_mtime, path))
     return max(found)[1] if found else None
+
+
+def generate_cell(generator, table, target: float, eps: float = 0.01, space=None):
+    """The cell a generator picks for ``target`` on a per-cell table — the one call a benchmark
+    needs. ``generator``: a :class:`SharedBundle`, a :class:`~sgnas.generator.GeneratorBundle`
+    (any cost of the space: the target is placed in the table's own p1..p99 interval) or a path
+    to either; ``table``: a ``(5,)*6`` array of the device's latency (ms) per cell, or a
+    :class:`~sgnas.costs.CellTableCost`. Exact decoding over every cell: the result's table value
+    lies in ``[target (1 - eps), target]`` (or at the highest value below ``target`` when that
+    window is empty). A shared generator takes the device embedding from the table's reference
+    cells."""
+    from .costs import CellTableCost
+    from .generator import load_generator
+
+    if isinstance(generator, (str, os.PathLike)):
+        generator = (load_shared(generator) if checkpoint_kind(generator) == SHARED_KIND
+                     else load_generator(generator))
+    if isinstance(table, CellTableCost):
+        cost = table
+    else:
+        if space is None:
+            from .space import get_space
+
+            space = get_space("nb201")
+        cost = CellTableCost(space, np.asarray(table, dtype=np.float64), "latency", "ms")
+    if isinstance(generator, SharedBundle):
+        sp: Any = cost.space
+        idx = tuple(np.stack([sp.indices_of(c) for c in generator.references], axis=1))
+        cell, _ = generator.decode(float(target), cost, eps,
+                                   features=device_features(cost.table[idx]))
+        return cell
+    cell, _ = generator.decode(float(target), cost, eps)
+    return cell

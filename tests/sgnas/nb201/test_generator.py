@@ -211,3 +211,25 @@ def test_device_features_and_references():
     assert choose_references(SPACE, 10) == refs  # chosen once: deterministic
     f = device_features(np.array([[1.0, 2.0, 4.0], [2.0, 4.0, 8.0]]))
     assert np.allclose(f[0], f[1]) and np.allclose(f.sum(axis=1), 0.0)
+
+
+def test_generate_cell_serves_both_kinds(tmp_path):
+    from sgnas.shared_generator import generate_cell
+
+    bundle = _shared(tmp_path)
+    table = synthetic_table(30, 1.5)
+    cost = CellTableCost(SPACE, table, "latency", "ms")
+    lo, hi = target_interval(cost)
+    t = 0.5 * (lo + hi)
+    for gen in (bundle, tmp_path / "shared.pt"):
+        cell = generate_cell(gen, table, t)
+        assert isinstance(cell, Cell) and 0.99 * t <= table[cell.ops] <= t
+    flops = make_cost("flops", SPACE)
+    gen = ArchitectureGenerator(SPACE, GeneratorConfig(channels=8, trunk_blocks=1, num_priors=2))
+    rng = np.random.default_rng(0)
+    interval = target_interval(flops)
+    plain = GeneratorBundle(SPACE, gen, make_prior_pool(SPACE, flops, 2, rng, interval, 20),
+                            flops.describe(), interval)
+    path = save_generator(tmp_path / "flops.pt", plain)
+    cell = generate_cell(path, table, t)
+    assert 0.99 * t <= table[cell.ops] <= t
