@@ -130,13 +130,18 @@ def test_train_and_generate_nb201(tmp_path):
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         rc = main(["generate", "--space", "nb201", "--latency-ms", *targets, "--lut",
-                   str(lut_path), "--generators-dir", str(gens), "--json"])
+                   str(lut_path), "--generator", str(gens / "nb201-flops.pt"), "--json"])
     assert rc == 0
     report = json.loads(out.getvalue())
     assert "FLOPs generator" in err.getvalue() and "FLOPs generator" in report["note"]
     for r, t in zip(report["results"], targets):
         cell = Cell.parse(r["arch"])  # the standard string
         assert 0.99 * float(t) <= lat.exact(cell) <= float(t)
+    # without a latency or shared generator, the search falls back on the space's FLOPs generator
+    from sgnas.generator import resolve_generator
+
+    bundle, note = resolve_generator(lat, [gens])
+    assert bundle.cost["name"] == "flops" and "FLOPs generator" in note
 
 
 def _shared(tmp_path, device_input=True):
