@@ -221,10 +221,9 @@ def run(args: argparse.Namespace) -> int:
             r["files"] = [str(files["json"])]
             if "onnx" in files:
                 from ..export import export_onnx
-                from ..network import build_network
 
                 shape = (1, 3, space.input_size, space.input_size)
-                export_onnx(build_network(space, arch).eval(), shape, files["onnx"])
+                export_onnx(_network(space, arch).eval(), shape, files["onnx"])
                 r["files"].append(str(files["onnx"]))
 
     if args.json:
@@ -291,6 +290,17 @@ def _describe(space, cost, costs, luts, target: float, arch, decoded, extra) -> 
         out["logprob_given_up"] = decoded.logprob_given_up
         out["argmax_cost"] = decoded.argmax_costs[0]
     return out
+
+
+def _network(space, arch):
+    """The deployable network of ``arch`` (fresh weights): NB201's network for a cell space."""
+    if hasattr(space, "cell_key"):
+        from ..nb201.network import NB201Network
+
+        return NB201Network(space, arch)
+    from ..network import build_network
+
+    return build_network(space, arch)
 
 
 def _count(space, arch, what: str) -> float:

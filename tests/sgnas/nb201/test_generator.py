@@ -238,3 +238,18 @@ def test_generate_cell_serves_both_kinds(tmp_path):
     path = save_generator(tmp_path / "flops.pt", plain)
     cell = generate_cell(path, table, t)
     assert 0.99 * t <= table[cell.ops] <= t
+
+
+@pytest.mark.slow
+def test_generate_writes_the_nb201_network(tmp_path, capsys):
+    pytest.importorskip("onnx")
+    _shared(tmp_path)
+    lut = synthetic_lut(synthetic_table(21), "newdev")
+    save_lut(lut, tmp_path / "new.json")
+    lo, hi = target_interval(make_cost("latency", SPACE, lut=lut))
+    t = f"{0.5 * (lo + hi):.3f}"
+    assert main(["generate", "--latency-ms", t, "--lut", str(tmp_path / "new.json"),
+                 "--generator", str(tmp_path / "shared.pt"), "--out", str(tmp_path / "out"),
+                 "--export-onnx"]) == 0
+    record = json.loads((tmp_path / "out" / f"arch-{float(t):g}ms.json").read_text())
+    assert Cell.parse(record["arch"]) and (tmp_path / "out" / f"arch-{float(t):g}ms.onnx").is_file()
