@@ -18,6 +18,13 @@ A LUT may carry a calibration, an increasing linear map from the LUT sum to meas
 latency. It is applied after the sum, so the expectation stays exact; normalized costs
 (:meth:`Cost.normalize`) do not depend on it.
 
+A cell space (NAS-Bench-201) has no additivity to rely on: :class:`CellTableCost` holds the cost of
+every cell (a ``(5,)*6`` table: FLOPs, params, a device's measured latency per cell) and its
+expectation under independent per-edge op distributions is the exact einsum of
+:func:`sgnas.nb201.cost.expected_cost`. Both kinds share the generator-facing view
+:meth:`Cost.of_indices` (cost of one candidate-index vector) and :meth:`Cost.expected_probs`
+(exact expectation under per-decision candidate probabilities ``(..., D, K)``).
+
 ``fingerprint`` names the cost model a generator is trained for: for FLOPs and params a hash of the
 space and the tables; for latency the LUT's fingerprint, which identifies the latency model (space
 and device settings) and not the measured numbers (see :mod:`sgnas.lut`).
@@ -142,6 +149,15 @@ class Cost:
         """(min, max) exact cost over the space."""
         raise NotImplementedError
 
+    def of_indices(self, indices: Sequence[int]) -> float:
+        """Calibrated cost of the architecture with candidate ``indices[d]`` at decision ``d``."""
+        raise NotImplementedError
+
+    def expected_probs(self, p: torch.Tensor) -> torch.Tensor:
+        """Exact expected calibrated cost under per-decision candidate probabilities
+        ``(..., D, K)`` → ``(...)`` (differentiable)."""
+        raise NotImplementedError
+
     def normalize(self, value):
         """Map a cost (float, array or tensor) to ``[0, 1]`` over :meth:`range`."""
         lo, hi = self.range()
@@ -250,6 +266,15 @@ class TableCost(Cost):
         raw = self.fixed + (p * self._table_as(p)).sum(dim=(-1, -2))
         return self._calibrate(raw, calibrated)
 
+    def of_indices(self, indices: Sequence[int]) -> float:
+        idx = np.asarray(indices, dtype=np.int64)
+        raw = self.fixed + float(self.table[np.arange(len(idx)), idx].sum())
+        return float(self._calibrate(raw, True))
+
+    def expected_probs(self, p: torch.Tensor) -> torch.Tensor:
+        raw = self.fixed + (p * self._table_as(p)).sum(dim=(-1, -2))
+        return self._calibrate(raw, True)
+
     # ------------------------------------------------------------------ range
     def range(self, calibrated: bool = True) -> tuple[float, float]:
         lo, hi = self._raw_range
@@ -313,14 +338,92 @@ class LatencyCost(TableCost):
         return d
 
 
-def make_cost(name: str, space: SearchSpace, lut=None) -> TableCost:
-    """Cost model by name: ``"flops"``, ``"params"`` or ``"latency"`` (needs ``lut``)."""
+class CellTableCost(Cost):
+    """A cost given per cell of a cell space (``space.decisions()`` edges x ops): ``table`` has
+    one axis per edge (NB201: ``(5,)*6``). Exact for any table, additive or not; a per-cell LUT
+    carries no calibration (its entries are whole-network latencies)."""
+
+    tabulated = True
+
+    def __init__(self, space: Any, table: np.ndarray, name: str, unit: str,
+                 fingerprint: str | None = None, lut: Any = None) -> None:
+        table = np.asarray(table, dtype=np.float64)
+        d, k = space.decisions()
+        if table.shape != (k,) * d:
+            raise SgnasError(f"{name} table has shape {table.shape}, expected {(k,) * d}")
+        if not np.all(np.isfinite(table)):
+            raise SgnasError(f"{name} table has missing or non-finite entries")
+        self.space, self.table, self.name, self.unit, self.lut = space, table, name, unit, lut
+        self.label = name
+        self.lut_fingerprint = getattr(lut, "fingerprint", None)
+        if fingerprint is None:
+            h = hashlib.sha256(f"{name}|{unit}|{space.fingerprint}|".encode())
+            h.update(np.ascontiguousarray(table).tobytes())
+            fingerprint = h.hexdigest()[:16]
+        self.fingerprint = fingerprint
+        self._torch: dict[tuple, torch.Tensor] = {}
+
+    def values(self) -> np.ndarray:
+        """Cost of every cell, in ``space.all_choices()`` order (the table flattened)."""
+        return self.table.reshape(-1)
+
+    def exact(self, arch: Any, calibrated: bool = True) -> float:
+        space: Any = self.space
+        return float(self.table[tuple(space.indices_of(arch))])
+
+    def of_indices(self, indices: Sequence[int]) -> float:
+        return float(self.table[tuple(int(i) for i in indices)])
+
+    of = of_indices  # the decoder's name for it (:class:`sgnas.decode.Constraint`)
+
+    def expected_probs(self, p: torch.Tensor) -> torch.Tensor:
+        from .nb201.cost import expected_cost
+
+        key = (p.dtype, p.device)
+        if key not in self._torch:
+            self._torch[key] = torch.as_tensor(self.table, dtype=p.dtype, device=p.device)
+        lead = p.shape[:-2]
+        out = expected_cost(self._torch[key], p.reshape(-1, *p.shape[-2:]))
+        return out.reshape(lead)
+
+    def expected(self, probs: torch.Tensor, calibrated: bool = True) -> torch.Tensor:
+        if not torch.is_floating_point(probs):
+            probs = probs.float()
+        return self.expected_probs(probs)
+
+    def range(self, calibrated: bool = True) -> tuple[float, float]:
+        return float(self.table.min()), float(self.table.max())
+
+    def describe(self) -> dict:
+        d = super().describe()
+        if self.lut_fingerprint is not None:
+            d["lut_fingerprint"] = self.lut_fingerprint
+            d["device"] = self.lut.device_name
+        return d
+
+
+def _cell_cost(name: str, space: Any, lut=None) -> CellTableCost:
+    from .nb201 import cost as nb
+
+    if name == "flops":
+        return CellTableCost(space, nb.flops_table(space), "flops", "MFLOPs")
+    if name == "params":
+        return CellTableCost(space, nb.params_table(space), "params", "Mparams")
+    return CellTableCost(space, nb.lut_table(lut, space), "latency", "ms",
+                         fingerprint=getattr(lut, "fingerprint", None), lut=lut)
+
+
+def make_cost(name: str, space: SearchSpace, lut=None) -> Cost:
+    """Cost model by name: ``"flops"``, ``"params"`` or ``"latency"`` (needs ``lut``); a
+    :class:`CellTableCost` for a cell space (one with ``cell_key``), else a :class:`TableCost`."""
+    if name not in COST_NAMES:
+        raise SgnasError(f"unknown cost {name!r}; known: {', '.join(COST_NAMES)}")
+    if name == "latency" and lut is None:
+        raise SgnasError("the latency cost needs a LUT (--lut lut/<device>.json)")
+    if hasattr(space, "cell_key"):
+        return _cell_cost(name, space, lut)
     if name == "flops":
         return FlopsCost(space)
     if name == "params":
         return ParamsCost(space)
-    if name == "latency":
-        if lut is None:
-            raise SgnasError("the latency cost needs a LUT (--lut lut/<device>.json)")
-        return LatencyCost(lut, space)
-    raise SgnasError(f"unknown cost {name!r}; known: {', '.join(COST_NAMES)}")
+    return LatencyCost(lut, space)

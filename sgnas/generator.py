@@ -85,6 +85,9 @@ def sample_indices(space, rng: np.random.Generator) -> np.ndarray:
 def target_interval(cost, samples: int = 2000, seed: int = 0,
                     percentiles: tuple[float, float] = INTERVAL_PERCENTILES) -> tuple[float, float]:
     """``(C_L, C_H)``: percentiles of ``cost`` (calibrated units) over forced-sampling architectures."""
+    if getattr(cost, "tabulated", False):  # every architecture's cost is known: exact
+        lo, hi = np.percentile(cost.values(), percentiles)
+        return float(lo), float(hi)
     space = cost.space
     rng = np.random.default_rng(seed)
     table = cost.table
@@ -161,6 +164,10 @@ class ArchitectureGenerator(nn.Module):
         D, K = decisions(self.space)
         if prior.dim() != 2 or prior.shape[1] != D:
             raise SgnasError(f"prior must have shape (B, {D}), got {tuple(prior.shape)}")
+        return self.head(self.features(c_norm, prior), prior)
+
+    def features(self, c_norm: torch.Tensor, prior: torch.Tensor) -> torch.Tensor:
+        """Per-decision input embedding ``(B, C, D)`` of the constraints and priors."""
         prior = prior.long()
         dtype = self.tail.weight.dtype
         c = torch.as_tensor(c_norm, dtype=dtype, device=prior.device).reshape(-1)
@@ -171,6 +178,13 @@ class ArchitectureGenerator(nn.Module):
         x = self.prior(prior).permute(0, 2, 1) + self.constraint(c.view(-1, 1)).unsqueeze(2)
         if self.position is not None:
             x = x + self.position
+        return x
+
+    def head(self, x: torch.Tensor, prior: torch.Tensor) -> torch.Tensor:
+        """Trunk and tail: embedding ``(B, C, D)`` → masked logits ``(B, D, K)``."""
+        prior = prior.long()
+        D, K = decisions(self.space)
+        dtype = self.tail.weight.dtype
         logits = self.tail(self.trunk(x)).permute(0, 2, 1)
         logits = logits + self.cfg.prior_logit_scale * nn.functional.one_hot(prior, K).to(dtype)
         return logits.masked_fill(self.mask, float("-inf"))
@@ -225,11 +239,8 @@ def make_prior_pool(space, cost, num_priors: int, rng: np.random.Generator,
     if num_priors < 1:
         raise SgnasError("num_priors must be at least 1")
     lo, hi = interval
-    table, rows = cost.table, np.arange(cost.table.shape[0])
     allowed = candidate_mask(space)
-
-    def value(ch):
-        return (cost.fixed + table[rows, ch].sum()) * cost.slope + cost.intercept
+    value = cost.of_indices
 
     goals = lo + (hi - lo) * (np.arange(num_priors) + 0.5) / num_priors
     tol = 0.1 * (hi - lo) / num_priors
@@ -249,6 +260,27 @@ def make_prior_pool(space, cost, num_priors: int, rng: np.random.Generator,
         choices.append(ch)
         levels.append((value(ch) - lo) / (hi - lo))
     return PriorPool(np.stack(choices), np.asarray(levels, dtype=np.float64))
+
+
+def decode_tabulated(space, logp: np.ndarray, cost, bounds: tuple[float, float],
+                     extra: Sequence = ()):
+    """Exact decoding over every architecture of a small space whose costs are tabulated
+    (:class:`~sgnas.costs.CellTableCost`): the most probable one with ``cost`` in ``bounds`` and
+    every further constraint's cost (``extra``: :class:`~sgnas.decode.Constraint` s over tabulated
+    costs) at most its upper bound. A cost with few distinct values (NB201's FLOPs) may have no
+    architecture inside the window: the window then starts at the highest cost below its top."""
+    from .decode import decode_enumerated
+
+    choices = space.all_choices()
+    costs = [cost, *(c.cost for c in extra)]
+    values = np.stack([c.values() for c in costs], axis=1)
+    lo, hi = bounds
+    first = values[:, 0]
+    if not ((first >= lo) & (first <= hi)).any() and (first <= hi).any():
+        lo = float(first[first <= hi].max())
+    limits = [(lo, hi), *((c.lower, c.upper) for c in extra)]
+    labels = [getattr(c, "label", "") or c.name for c in costs]
+    return decode_enumerated(logp, choices, values, limits, labels)
 
 
 # ----------------------------------------------------------------------------- the bundle
@@ -332,6 +364,9 @@ class GeneratorBundle:
         from .decode import AdditiveCost, Constraint, check_achievable, decode, window
 
         lo, hi = window(target, eps)
+        if getattr(cost, "tabulated", False):
+            out = decode_tabulated(self.space, self.logprobs(target, cost), cost, (lo, hi), extra)
+            return arch_from_indices(self.space, out.choice), out
         constraints = [Constraint(AdditiveCost.from_cost(cost), hi, lo), *extra]
         check_achievable(constraints, candidate_mask(self.space))
         out = decode(self.logprobs(target, cost), constraints)
@@ -440,10 +475,18 @@ def find_generator(cost, dirs: Sequence[str | os.PathLike], same_name: bool = Fa
 
 
 def resolve_generator(cost, dirs: Sequence[str | os.PathLike]) -> tuple[GeneratorBundle, str]:
-    """The generator to serve ``cost``: one trained for it, else one trained for the same cost name
-    on the same space (returned with a note). Raises with the training command when none fits."""
+    """The generator to serve ``cost``: one trained for it; for a per-cell latency table (a cell
+    space) without one, the space's FLOPs generator; else one trained for the same cost name on the
+    same space (both returned with a note). Raises with the training command when none fits."""
     path = find_generator(cost, dirs)
     note = ""
+    if path is None and cost.name == "latency" and getattr(cost, "tabulated", False):
+        # a cell space's per-cell LUT: the space's FLOPs generator, decoded exactly on the LUT
+        from .costs import make_cost
+
+        path = find_generator(make_cost("flops", cost.space), dirs)
+        if path is not None:
+            note = flops_note(path, cost)
     if path is None:
         path = find_generator(cost, dirs, same_name=True)
         if path is not None:
@@ -456,6 +499,14 @@ def resolve_generator(cost, dirs: Sequence[str | os.PathLike]) -> tuple[Generato
                          f"train one with: sgnas train-generator --supernet SUPERNET.pt {source} "
                          f"--data DATA_DIR")
     return load_generator(path), note
+
+
+def flops_note(path, cost) -> str:
+    """The note of a FLOPs generator serving a latency model it was not trained on."""
+    device = getattr(getattr(cost, "lut", None), "device_name", "this device")
+    return (f"note: no latency generator for {device}; using the FLOPs generator {path} with "
+            f"exact decoding on this LUT (targets are placed by their position in the LUT's "
+            f"interval)")
 
 
 def default_generator_name(space, cost) -> str:

@@ -15,6 +15,7 @@ first constraint's cost model, else one trained for the same cost on another LUT
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 from .common import positive_number, refuse_overwrite
 
@@ -56,13 +57,14 @@ def _space_name(args, luts, dirs, cost_name: str) -> str:
     from pathlib import Path
 
     from ..errors import SgnasError, SpaceMismatchError
-    from ..generator import generator_spaces, read_checkpoint
+    from ..checkpoint import load_checkpoint
+    from ..generator import generator_spaces
 
     names = {lut.space for lut in luts}
     if len(names) > 1:
         raise SpaceMismatchError(f"the LUTs are for different spaces: {', '.join(sorted(names))}")
     if args.generator:
-        gen_space = read_checkpoint(args.generator).get("space")
+        gen_space = load_checkpoint(args.generator).get("space")  # a generator of either kind
         if names and gen_space not in names:
             raise SpaceMismatchError(f"LUT {args.lut[0]} is for space {next(iter(names))!r}, "
                                      f"generator {args.generator} for {gen_space!r}")
@@ -121,8 +123,14 @@ def build_constraints(args, luts, space):
     for cost, _ in items:
         if cost.name == "latency":
             labels[id(cost)] = f"latency on {cost.lut.device_name} ({cost.lut.path})"
-    extra = [Constraint(AdditiveCost.from_cost(c, labels.get(id(c), c.name)), t[0])
-             for c, t in items[1:]]
+    extra = []
+    for c, t in items[1:]:
+        label = labels.get(id(c), c.name)
+        if getattr(c, "tabulated", False):  # per-cell costs: decoded by enumeration
+            c.label = label
+            extra.append(Constraint(c, t[0]))
+        else:
+            extra.append(Constraint(AdditiveCost.from_cost(c, label), t[0]))
     return items[0][0], items[0][1], extra, [c for c, _ in items]
 
 
@@ -152,12 +160,24 @@ def run(args: argparse.Namespace) -> int:
                              f"expected {space.name!r} ({space.fingerprint})")
     cost, targets, extra, costs = build_constraints(args, luts, space)
     note = ""
-    if args.generator:
+    bundle: Any = None
+    shared = _shared_generator(args, cost, space, dirs)
+    if shared is not None:
+        if args.decode == "argmax":
+            raise SgnasError("--decode argmax is not available with the shared generator; use "
+                             "--decode exact")
+        shared.features_of(cost.lut)  # a LUT without the reference cells: the error names them
+        bundle, note = shared, shared.describe_device(cost.lut)
+    elif args.generator:
         bundle = load_generator(args.generator)
         bundle.check_space(cost)
-        if bundle.cost["name"] != cost.name:
+        if bundle.cost["name"] == "flops" and cost.name == "latency":
+            from ..generator import flops_note
+
+            note = flops_note(args.generator, cost)
+        elif bundle.cost["name"] != cost.name:
             bundle.check_cost(cost)  # raises: a generator of another cost
-        if not bundle.trained_for(cost):
+        elif not bundle.trained_for(cost):
             note = (f"note: {args.generator} was trained on another {cost.name} model "
                     f"({bundle.cost['fingerprint']}); targets are placed by their position in "
                     f"this model's interval")
@@ -201,14 +221,20 @@ def run(args: argparse.Namespace) -> int:
             r["files"] = [str(files["json"])]
             if "onnx" in files:
                 from ..export import export_onnx
-                from ..network import build_network
 
                 shape = (1, 3, space.input_size, space.input_size)
-                export_onnx(build_network(space, arch).eval(), shape, files["onnx"])
+                export_onnx(_network(space, arch).eval(), shape, files["onnx"])
                 r["files"].append(str(files["onnx"]))
 
     if args.json:
-        print(json.dumps({"generator": bundle.path, "cost": cost.describe(), "decode": args.decode,
+        info: dict[str, Any] = {"generator": bundle.path}
+        if note:
+            info["note"] = note.removeprefix("note: ")
+        if shared is not None:
+            info["shared"] = {"device": cost.lut.device_name, "new_device": not shared.knows(cost.lut),
+                              "training_devices": [d["name"] for d in shared.devices],
+                              "references": len(shared.references)}
+        print(json.dumps({**info, "cost": cost.describe(), "decode": args.decode,
                           "eps": args.eps, "results": results}, indent=1))
     else:
         print(f"generator {bundle.path} ({cost.name} {cost.fingerprint}, space {space.name}, "
@@ -218,15 +244,38 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _shared_generator(args, cost, space, dirs):
+    """The shared (device-conditioned) generator that serves ``cost``, or ``None``: the one named
+    by ``--generator``, else for a per-cell latency table without a generator of its own, the
+    newest shared generator of the space in the generator folders."""
+    from ..generator import find_generator
+    from ..shared_generator import SHARED_KIND, checkpoint_kind, find_shared_generator, load_shared
+
+    if args.generator:
+        if checkpoint_kind(args.generator) != SHARED_KIND:
+            return None
+        shared = load_shared(args.generator)
+        shared.check_space(cost)
+        if cost.name != "latency" or not getattr(cost, "tabulated", False):
+            from ..errors import SgnasError
+
+            raise SgnasError(f"{args.generator} is a shared latency generator: give --latency-ms "
+                             f"with a per-cell --lut")
+        return shared
+    if cost.name != "latency" or not getattr(cost, "tabulated", False):
+        return None
+    if find_generator(cost, dirs) is not None:
+        return None
+    path = find_shared_generator(space, dirs)
+    return load_shared(path) if path is not None else None
+
+
 def _file_stem(target: float, suffix: str) -> str:
     return f"arch-{target:g}{suffix}"
 
 
 def _describe(space, cost, costs, luts, target: float, arch, decoded, extra) -> dict:
-    from ..network import count_flops, count_params
-
-    predicted = {"flops_m": count_flops(space, arch) / 1e6,
-                 "params_m": count_params(space, arch) / 1e6}
+    predicted = {"flops_m": _count(space, arch, "flops"), "params_m": _count(space, arch, "params")}
     if luts:
         predicted["latency_ms"] = luts[0].predict_ms(arch, calibrated=True, space=space)
         predicted["latency_raw_ms"] = luts[0].predict_ms(arch, calibrated=False, space=space)
@@ -241,6 +290,28 @@ def _describe(space, cost, costs, luts, target: float, arch, decoded, extra) -> 
         out["logprob_given_up"] = decoded.logprob_given_up
         out["argmax_cost"] = decoded.argmax_costs[0]
     return out
+
+
+def _network(space, arch):
+    """The deployable network of ``arch`` (fresh weights): NB201's network for a cell space."""
+    if hasattr(space, "cell_key"):
+        from ..nb201.network import NB201Network
+
+        return NB201Network(space, arch)
+    from ..network import build_network
+
+    return build_network(space, arch)
+
+
+def _count(space, arch, what: str) -> float:
+    """Millions of FLOPs or parameters of ``arch``'s network (the space's own counter)."""
+    if hasattr(space, "cell_key"):
+        from ..nb201 import network as nb
+
+        return float(getattr(nb, f"count_{what}")(space, arch))
+    from .. import network
+
+    return getattr(network, f"count_{what}")(space, arch) / 1e6
 
 
 def _indices(space, arch):

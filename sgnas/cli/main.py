@@ -23,6 +23,7 @@ COMMANDS = (
     "cost",
     "lut",
     "train_generator",
+    "train_shared_generator",
     "generate",
     "search",
     "train",

@@ -22,6 +22,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "(default: the supernet's, so the generator sees unseen images)")
     parser.add_argument("--data-seed", type=int, default=None,
                         help="seed of the train/held-out split (default: the supernet's)")
+    parser.add_argument("--cache-dir", default=None, metavar="DIR",
+                        help="decoded-image cache of the data (as train-supernet's --cache-dir)")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--val-images", type=int, default=512, metavar="N",
                         help="held-out images kept out of training for the best-checkpoint "
@@ -105,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
     data_cfg = supernet_data_config(meta, args.data, format=args.data_format,
                                     batch_size=args.batch_size, workers=args.workers,
                                     download=args.download, held_out=args.held_out,
-                                    seed=args.data_seed)
+                                    seed=args.data_seed, cache_dir=args.cache_dir)
     datasets = build_datasets(data_cfg, space)
     if len(datasets.held_out) < args.batch_size:
         raise SgnasError(

@@ -93,6 +93,22 @@ class SearchCell(nn.Module):
             nodes.append(total if total is not None else x.mul(0.0))
         return nodes[3]
 
+    def forward_gated(self, x: torch.Tensor, ops: Sequence[int], gates: torch.Tensor) -> torch.Tensor:
+        """:meth:`forward` with edge ``e``'s output scaled by ``gates[e]`` (a straight-through
+        one-hot entry: 1 in the forward pass, so the output is the single path's)."""
+        nodes = [x]
+        e = 0
+        for node in (1, 2, 3):
+            total = None
+            for src in range(node):
+                op = int(ops[e])
+                if op != 0:
+                    out = gates[e] * self.edges[e][self._slot[e][op]](nodes[src])
+                    total = out if total is None else total + out
+                e += 1
+            nodes.append(total if total is not None else x.mul(0.0))
+        return nodes[3]
+
     def forward_weighted(self, x: torch.Tensor, probs: torch.Tensor) -> torch.Tensor:
         nodes = [x]
         e = 0

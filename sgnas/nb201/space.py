@@ -225,6 +225,28 @@ class NB201Space:
     def parse(self, text: str) -> Cell:
         return Cell.parse(text)
 
+    # ---------------------------------------------------- generator decision view
+    def decisions(self) -> tuple[int, int]:
+        """``(6, 5)``: one decision per edge over the five ops (see :mod:`sgnas.generator`)."""
+        return self.num_edges, self.num_ops
+
+    def candidate_mask(self) -> np.ndarray:
+        """Every op is allowed on every edge."""
+        return np.ones((self.num_edges, self.num_ops), dtype=bool)
+
+    def arch_from_indices(self, indices: Sequence[int]) -> Cell:
+        """The cell with op ``indices[e]`` on edge ``e``."""
+        return self.cell([int(i) for i in np.asarray(indices).reshape(-1)])
+
+    def indices_of(self, arch: "Cell | str | Sequence[int]") -> np.ndarray:
+        """The six op indices of a cell (inverse of :meth:`arch_from_indices`)."""
+        return np.asarray(self.cell(arch).ops, dtype=np.int64)
+
+    def all_choices(self) -> np.ndarray:
+        """``(15625, 6)`` op indices of every cell, in :attr:`Cell.code` order."""
+        return np.array(list(itertools.product(range(self.num_ops), repeat=self.num_edges)),
+                        dtype=np.int64)
+
     # ------------------------------------------------------------- LUT keys
     def cell_key(self, arch: "Cell | str | Sequence[int]") -> str:
         """LUT key of a cell in a per-cell table: its standard string."""

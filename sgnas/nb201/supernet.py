@@ -51,6 +51,18 @@ class NB201Supernet(MacroNetwork):
         it = iter(per_cell)
         return self._run(x, lambda m, h: m.forward_weighted(h, next(it)))
 
+    def forward_gated(self, x: torch.Tensor, onehot: torch.Tensor) -> torch.Tensor:
+        """Single path of the cell ``onehot`` ``(6, 5)`` picks (a straight-through one-hot), each
+        edge's output scaled by its picked entry: the output is the cell's, the gradient reaches
+        the picked ops' entries (one op per edge is run)."""
+        if onehot.shape != (NUM_EDGES, NUM_OPS):
+            raise ArchitectureError(f"one-hot must have shape ({NUM_EDGES}, {NUM_OPS}), "
+                                    f"got {tuple(onehot.shape)}")
+        picked = onehot.detach().argmax(dim=-1)
+        gates = onehot.gather(1, picked[:, None]).squeeze(1)
+        ops = picked.tolist()
+        return self._run(x, lambda m, h: m.forward_gated(h, ops, gates))
+
     def export(self, arch: Any) -> "torch.nn.Module":
         """The standalone :class:`~sgnas.nb201.network.NB201Network` of ``arch`` with the
         supernet's weights (BN statistics included) copied in."""

@@ -190,6 +190,19 @@ def gated_path_forward(supernet, x: torch.Tensor, onehot: torch.Tensor,
     return supernet.head(h)
 
 
+def accuracy_forward(supernet, x: torch.Tensor, onehot: torch.Tensor,
+                     subblocks: torch.Tensor | None, relaxation: str = "path") -> torch.Tensor:
+    """The supernet's logits for the architecture a straight-through ``onehot`` ``(D, K)`` picks:
+    ``path`` the gated single path (:func:`gated_path_forward`, or the supernet's own
+    ``forward_gated`` when ``subblocks`` is ``None``), ``weighted`` the weighted forward."""
+    if relaxation == "weighted":
+        probs = onehot if subblocks is None else torch.einsum("dk,kmc->dmc", onehot, subblocks)
+        return supernet.forward_weighted(x, probs)
+    if subblocks is None:
+        return supernet.forward_gated(x, onehot)
+    return gated_path_forward(supernet, x, onehot, subblocks)
+
+
 def cost_loss(expected: torch.Tensor, target: torch.Tensor, overshoot_weight: float) -> torch.Tensor:
     """Per-target ``w r^2`` with ``r = (expected - target) / target``, ``w = overshoot_weight``
     above the target and 1 below."""
@@ -316,8 +329,9 @@ class GeneratorTrainer:
                                           weight_decay=self.cfg.weight_decay)
         if opt_state is not None:
             self.optimizer.load_state_dict(opt_state)
-        self.subblocks = canonical_subblocks(self.space).to(self.device)
-        self.table = torch.as_tensor(self.cost.table, dtype=torch.float32, device=self.device)
+        # a supernet with its own gated path (a cell space) takes the per-decision one-hot as is
+        self.subblocks = (None if hasattr(self.supernet, "forward_gated")
+                          else canonical_subblocks(self.space).to(self.device))
         self.priors = torch.as_tensor(self.bundle.priors.choices, device=self.device)
 
     def _load_last(self) -> dict | None:
@@ -347,9 +361,7 @@ class GeneratorTrainer:
     # ------------------------------------------------------------------------- steps
     def expected_cost(self, logits: torch.Tensor) -> torch.Tensor:
         """Exact expected (calibrated) cost per row of ``logits`` ``(B, D, K)``."""
-        p = torch.softmax(logits, dim=-1)
-        raw = self.cost.fixed + (p * self.table).sum(dim=(-1, -2))
-        return raw * self.cost.slope + self.cost.intercept
+        return self.cost.expected_probs(torch.softmax(logits, dim=-1))
 
     def step(self, x: torch.Tensor, y: torch.Tensor, tau: float) -> dict:
         """One optimizer step; returns the step's scalars."""
@@ -360,12 +372,8 @@ class GeneratorTrainer:
         prior = self.priors[self.bundle.priors.nearest(c.cpu()).to(self.device)]
         logits = self.generator(c, prior)
         onehot = st_gumbel(logits[0], tau, self.tgen)  # (D, K), one-hot forward
-        if cfg.relaxation == "weighted":
-            probs = torch.einsum("dk,kmc->dmc", onehot, self.subblocks)
-            out = self.supernet.forward_weighted(x, probs)
-        else:
-            out = gated_path_forward(self.supernet, x, onehot, self.subblocks)
-        ce = F.cross_entropy(out, y)
+        ce = F.cross_entropy(accuracy_forward(self.supernet, x, onehot, self.subblocks,
+                                              cfg.relaxation), y)
         expected = self.expected_cost(logits)
         lc = cost_loss(expected, targets, cfg.overshoot_weight).mean()
         params = [p for p in self.generator.parameters() if p.requires_grad]
