@@ -44,7 +44,8 @@ def parse_args(argv):
                            "and the cross-deployment regret matrix")
     ap.add_argument("--bench", default=None, help="folder of nb201.csv and latency.csv (default "
                     "$SGNAS_NB201_DIR or ../shared/data/nasbench201)")
-    ap.add_argument("--checkpoint", default="/work/runs/nb201-supernet/supernet.pt")
+    ap.add_argument("--checkpoint", default="supernets/nb201-spos.pt",
+                    help="NB201 supernet checkpoint (default: the shipped one)")
     ap.add_argument("--data", default="../shared/data/cifar10-jpg")
     ap.add_argument("--cache-dir", default=None, help="decoded-image cache (as in training)")
     ap.add_argument("--methods", default="random,evolution",

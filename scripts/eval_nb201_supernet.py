@@ -7,8 +7,8 @@ training augmentation) on a fixed subset of ``--eval-images`` images of the held
 ``cifar10-valid`` split the benchmark scores on), and compares with ``cifar10_valid_acc`` of
 ``nb201.csv``. Prints one JSON line.
 
-    python scripts/eval_nb201_supernet.py --checkpoint /work/runs/nb201-supernet/last.pt \\
-        --data ../shared/data/cifar10-jpg --cache-dir /work/runs/cache
+    python scripts/eval_nb201_supernet.py --checkpoint supernets/nb201-spos.pt \\
+        --data ../shared/data/cifar10-jpg --cache-dir runs/cache
 """
 
 from __future__ import annotations
