@@ -53,10 +53,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="if the device is being profiled by another process, wait for it "
                              "instead of refusing")
     parser.add_argument("--limit", type=int, help=argparse.SUPPRESS)
-    parser.add_argument("--cells", metavar="FILE|N",  # cell spaces (nb201): quick partial LUT
+    parser.add_argument("--cells", metavar="FILE|N|reference",  # cell spaces: quick partial LUT
                         help="nb201 only: measure just these cells as whole networks (a file of "
-                             "arch strings, one per line or a JSON list, or N spread cells) into "
-                             "a partial per-cell LUT")
+                             "arch strings, one per line or a JSON list; N spread cells; or "
+                             "'reference': the shared generator's reference cells, a new "
+                             "device's embedding) into a partial per-cell LUT")
 
 
 def default_out(device_name: str, space_name: str) -> Path:

@@ -31,12 +31,21 @@ def _say(enabled: bool):
 
 
 def cell_list(value: str, space) -> list:
-    """The cells of ``--cells``: a number N (N cells spread over the FLOPs range), or a file of
-    arch strings (one per line, or a JSON list)."""
+    """The cells of ``--cells``: ``reference`` (the reference cells of the shipped shared generator,
+    whose latencies are a new device's embedding), a number N (N cells spread over the FLOPs range),
+    or a file of arch strings (one per line, or a JSON list)."""
     from profiler.cells import default_cells, read_cell_list
 
     from ..errors import SgnasError
 
+    if value.strip() == "reference":
+        from ..generator import default_generator_dirs
+        from ..shared_generator import find_shared_generator, load_shared
+
+        found = find_shared_generator(space, default_generator_dirs())
+        if found is None:
+            raise SgnasError(f"--cells reference: no shared generator of space {space.name} found")
+        return list(load_shared(found).references)
     if value.strip().isdigit():
         return default_cells(space, int(value))
     path = Path(value)

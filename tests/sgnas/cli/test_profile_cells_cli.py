@@ -8,6 +8,7 @@ import pytest
 from sgnas.cli.main import profile_main
 from sgnas.lut import load_lut
 from sgnas.nb201.space import Cell
+from sgnas.space import get_space
 
 QUICK_YAML = """
 name: quick
@@ -110,3 +111,15 @@ def test_validate_lut_of_another_space_refused(tmp_path, quick, capsys):
                          "--lut", str(other)]) == 2
     assert "is for space 'tiny', not 'nb201'" in _error(capsys)
     assert other.read_bytes() == before
+
+
+def test_reference_cells_are_those_of_the_shipped_shared_generator():
+    from sgnas.cli.profile_cells import cell_list
+    from sgnas.generator import default_generator_dirs
+    from sgnas.shared_generator import find_shared_generator, load_shared
+
+    space = get_space("nb201")
+    cells = cell_list("reference", space)
+    shared = load_shared(find_shared_generator(space, default_generator_dirs()))
+    assert [str(c) for c in cells] == [str(c) for c in shared.references]
+    assert 2 <= len(cells) <= 50 and len({str(c) for c in cells}) == len(cells)
