@@ -188,7 +188,10 @@ class _Canary:
 
 
 class _Probe:
-    """The machine probe measured along a normalized build: ``[seconds, entries done, ms]``."""
+    """The machine probe timed against the reference along a normalized build.
+
+    ``samples``: ``[seconds, entries done, probe ms, reference / probe ratio]``.
+    """
 
     def __init__(self, cfg: BuildConfig, lut: Lut) -> None:
         old = (lut.reference or {}).get("probe") or {}
@@ -199,30 +202,26 @@ class _Probe:
         self.started = time.time()
         self.last_at: int | None = None
 
-    def measure(self, done: int) -> None:
-        from .probe import run_probe
-
-        try:
-            r = run_probe()
-        except SgnasError:
-            raise
-        except Exception as exc:
-            raise SgnasError(f"the machine-speed probe failed to run: {exc}") from exc
-        self.samples.append([round(time.time() - self.started, 3), int(done), r.ms])
-        self.settings = {"size": r.size, "chain": r.chain}
+    def measure(self, measurer: Measurer, done: int) -> None:
+        r = measurer.probe()
+        self.samples.append([round(time.time() - self.started, 3), int(done), r["ms"],
+                             r["reference_ratio"]])
+        self.settings = {"size": r["size"], "chain": r["chain"]}
         self.last_at = done
 
-    def maybe(self, done: int) -> None:
+    def maybe(self, measurer: Measurer, done: int) -> None:
         if self.enabled and (self.last_at is None
                              or (self.every > 0 and done - self.last_at >= self.every)):
-            self.measure(done)
+            self.measure(measurer, done)
 
     def to_dict(self) -> dict:
+        """The build's probe record: median probe ms and reference / probe ratio, the samples."""
         if not self.samples:
             return {}
         import numpy as np
 
         return {**self.settings, "ms": float(np.median([s[2] for s in self.samples])),
+                "reference_ratio": float(np.median([s[3] for s in self.samples])),
                 "samples": self.samples}
 
 
@@ -303,7 +302,7 @@ def build_lut(
             canary.cfg = dataclasses.replace(cfg, canary=False)  # the reference tracks the state
             if total:
                 measurer.open_reference()  # fails before anything is written
-                probe.maybe(0)
+                probe.maybe(measurer, 0)
         bar = Progress(total, f"profiling {cfg.device.name}", unit="entry", enabled=progress)
         stack.callback(bar.close)
         started = time.perf_counter()
@@ -313,7 +312,7 @@ def build_lut(
             for done, key in enumerate(todo):
                 canary.maybe(done)
                 if cfg.normalize and done:
-                    probe.maybe(done)
+                    probe.maybe(measurer, done)
                 m = measurer.entry(key)
                 lut.entries[key] = entry_stats(m, canary.factor)
                 lut.environment["runner"] = measurer.runner_info
@@ -332,7 +331,7 @@ def build_lut(
             if canary.enabled and total:
                 canary.measure(total)
             if cfg.normalize and total and probe.enabled:
-                probe.measure(total)
+                probe.measure(measurer, total)
         except BaseException:
             if len(lut.entries) > before:  # never replace a file with nothing new
                 _record_run(lut, started, measured=len(lut.entries) - before)

@@ -53,7 +53,10 @@ from .baseline import (
 )
 from .devices import DeviceDescriptor, load_device
 from .check_config import MAX_TOLERANCE, CheckConfig, MeasureFn, Target, parse_tolerance
-from .check_measure import DeviceMeasurer, lut_canary, preflight, provenance
+from .check_measure import (DeviceMeasurer, lut_canary, preflight, probe_alongside, provenance,
+                            reference_now_ms)
+from .measure import Reference, for_onnx, lut_reference
+from .probe import PROBE_KEY, machine_factor
 from .check_report import (
     IMPROVED,
     MISMATCH,
@@ -173,6 +176,43 @@ def global_shift(results: Sequence[ItemResult], cfg: CheckConfig) -> ItemResult 
         name="global-shift", kind="global", baseline_ms=1.0, now_ms=ratio, ratio=ratio,
         tolerance=tol, status=status, measurements_ms=[float(r) for r in ratios], note=note,
     )
+
+
+def runtime_test(reference_now_ms: float | None, reference_base_ms: float | None,
+                 probe_now: dict | None, probe_base: dict | None, cfg: CheckConfig
+                 ) -> tuple[ItemResult | None, dict]:
+    """Tell a slower machine from a slower runtime. ``(runtime item or None, noise figures)``.
+
+    ``probe_*`` are records of :func:`~profiler.check_measure.probe_alongside`: the probe timed
+    interleaved with the reference. The machine factor (probe now / then, absolute) is reported as
+    noise; the runtime item compares the reference / probe ratio now with then and fails when the
+    reference got slower than the machine by more than ``cfg.runtime_tolerance``.
+    """
+    noise: dict = {}
+    if reference_now_ms and reference_base_ms:
+        noise["reference_vs_baseline"] = reference_now_ms / reference_base_ms
+    if probe_now is None or not probe_base:
+        return None, noise
+    noise["probe_ms"] = probe_now["ms"]
+    mf = machine_factor(probe_now, probe_base)
+    noise["machine_factor"] = mf
+    then, now = probe_base.get("reference_ratio"), probe_now.get("reference_ratio")
+    if not then or not now:
+        return None, noise
+    ratio = float(now) / float(then)
+    noise["runtime_factor"] = ratio
+    tol = cfg.runtime_tolerance
+    if ratio > 1.0 + tol:
+        status, note = REGRESSED, (f"the runtime is slower: the reference model runs {ratio:.2f}x "
+                                   "as long relative to the machine probe as when recorded")
+    elif ratio < 1.0 / (1.0 + tol):
+        status, note = IMPROVED, "the runtime got faster relative to the machine probe"
+    else:
+        status, note = OK, ""
+    item = ItemResult(name="runtime", kind="runtime", baseline_ms=float(then), now_ms=float(now),
+                      ratio=ratio, tolerance=tol, status=status,
+                      measurements_ms=[float(probe_now["ms"])], note=note)
+    return item, noise
 
 
 def _resolve_device(device: DeviceDescriptor | str | os.PathLike) -> DeviceDescriptor:
@@ -320,22 +360,34 @@ def check_lut(lut: Lut | str | os.PathLike, device: DeviceDescriptor | str,
 
     measurer = None
     canary_lut_ms = None
+    reference, state_ms = lut_reference(lut)
     if measure_fn is None:
         preflight(device, force=cfg.force)
         canary_key, canary_lut_ms = lut_canary(lut, space)
         seed = int((lut.build or {}).get("seed", 0))
         measurer = DeviceMeasurer(device, space, canary_key=canary_key if cfg.canary else None,
-                                  seed=seed)
+                                  seed=seed, reference=reference, state_ms=state_ms)
         measure_fn = measurer
+        if reference is not None:
+            measurer.open_reference()
+    probe_now = ref_now = None
     try:
         results = [compare(t, cfg, measure_fn) for t in targets]
         if measurer is not None:
             measurer.finish()
+            ref_now = reference_now_ms(measurer)
+            if reference is not None and cfg.probe and (lut.reference or {}).get(PROBE_KEY):
+                probe_now = probe_alongside(measurer)
     finally:
         if measurer is not None:
             measurer.close()
+    runtime, machine = runtime_test(ref_now, state_ms, probe_now,
+                                    (lut.reference or {}).get(PROBE_KEY), cfg)
+    if runtime is not None:
+        results.append(runtime)
     drift = measurer.drift() if measurer is not None else getattr(measure_fn, "drift", lambda: None)()
     noise = noise_summary(results, drift)
+    noise.update(machine)
     canary_now = measurer.canary_ms() if measurer is not None else None
     if canary_now is not None and canary_lut_ms:
         noise["canary_vs_lut"] = canary_now / canary_lut_ms
@@ -387,14 +439,22 @@ def update_baseline(onnx_path: str | os.PathLike, device: DeviceDescriptor | str
             check_same_device(old.device, device_dict(device), f"baseline {baseline_path}",
                               cfg.allow_device_change)
     own = measure_fn is None
+    reference: dict = {}
+    probed: dict = {}
     if measure_fn is None:
         preflight(device, force=cfg.force)
-        with DeviceMeasurer(device) as measurer:
+        ref = for_onnx(device)
+        with DeviceMeasurer(device, reference=ref) as measurer:
+            measurer.open_reference()
             m = measurer(_onnx_target(onnx_path, shape, 1.0, 0.0))
+            reference = {"model": ref.name, "state_ms": measurer.current_state_ms()}
+            if cfg.probe:
+                probed = probe_alongside(measurer, " while recording the baseline")
     else:
         m = measure_fn(_onnx_target(onnx_path, shape, 1.0, 0.0))
     env = provenance(device) if own else {}
-    return write_baseline(baseline_path, onnx_path, device, m, shape, env)
+    return write_baseline(baseline_path, onnx_path, device, m, shape, env, reference=reference,
+                          probe=probed)
 
 
 def check_onnx(path: str | os.PathLike, device: DeviceDescriptor | str, baseline: Baseline | str | os.PathLike,
@@ -424,21 +484,39 @@ def check_onnx(path: str | os.PathLike, device: DeviceDescriptor | str, baseline
                          f"{list(baseline.input_shape)}")
     target = _onnx_target(path, tuple(shape), baseline.median_ms, baseline.spread)
     measurer = None
+    ref = baseline.reference or {}
+    state_ms = float(ref["state_ms"]) if ref.get("model") and ref.get("state_ms") else None
+    ref_now = probe_now = None
     if measure_fn is None:
         preflight(device, force=cfg.force)
-        measurer = DeviceMeasurer(device)
+        reference = Reference.from_name(ref["model"]) if state_ms is not None else None
+        measurer = DeviceMeasurer(device, reference=reference, state_ms=state_ms)
         measure_fn = measurer
+        if reference is not None:
+            measurer.open_reference()
     try:
         results = [compare(target, cfg, measure_fn)]
+        if measurer is not None:
+            ref_now = reference_now_ms(measurer)
+            if measurer.normalized and cfg.probe and baseline.probe:
+                probe_now = probe_alongside(measurer)
     finally:
         if measurer is not None:
             measurer.close()
     if sha != baseline.model_sha256:
         results[0].note = "; ".join(filter(None, [results[0].note, "model changed since the baseline"]))
+    runtime, machine = runtime_test(ref_now, state_ms, probe_now, baseline.probe, cfg)
+    if runtime is not None:
+        results.append(runtime)
+    noise = noise_summary(results, None)
+    noise.update(machine)
     report = CheckReport(
         mode="onnx", source=str(path), device=now, baseline_device=dict(baseline.device),
-        results=results, config=cfg, global_result=None, noise=noise_summary(results, None),
+        results=results, config=cfg, global_result=None, noise=noise,
         environment=provenance(device) if measurer is not None else {},
     )
     report.notes.extend(report_notes(report))
+    if measure_fn is measurer and state_ms is None:
+        report.notes.append("note: the baseline was recorded without a reference model (older "
+                            "protocol): compared in absolute terms; refresh it with --update")
     return report

@@ -68,8 +68,12 @@ class CheckConfig:
     allow_model_change: bool = False
     force: bool = False
     input_shape: tuple[int, ...] | None = None
+    probe: bool = True
+    runtime_tolerance: float = 0.15
 
     def __post_init__(self) -> None:
+        if not 0 < self.runtime_tolerance < MAX_TOLERANCE:
+            raise SgnasError(f"runtime tolerance {self.runtime_tolerance!r} out of range")
         if not 0 <= self.tolerance < MAX_TOLERANCE:
             raise SgnasError(f"tolerance {self.tolerance!r} out of range [0, {MAX_TOLERANCE})")
         if self.network_tolerance is not None and not 0 <= self.network_tolerance < MAX_TOLERANCE:

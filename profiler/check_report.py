@@ -132,6 +132,9 @@ class CheckReport:
             parts.append(f"canary drift {100 * n['canary_drift']:+.1f}% during the check")
         if n.get("canary_vs_lut") is not None:
             parts.append(f"canary {n['canary_vs_lut']:.2f}x its LUT value")
+        if n.get("machine_factor") is not None:
+            parts.append(f"machine {n['machine_factor']:.2f}x its baseline speed (probe; not a "
+                         "regression)")
         if n.get("remeasured"):
             parts.append(f"{n['remeasured']} suspect(s) re-measured")
         return "noise: " + (", ".join(parts) if parts else "not measured")
@@ -211,7 +214,7 @@ class CheckReport:
 def noise_summary(results: Sequence[ItemResult], drift: float | None) -> dict:
     """The noise seen over ``results``: median/max spread now and in the baseline, re-measured
     suspects, and the canary's ``drift`` during the check."""
-    measured = [r for r in results if r.kind != "global"]
+    measured = [r for r in results if r.kind not in ("global", "runtime")]
     recorded = [r for r in measured if r.kind != "network"]
     out: dict[str, Any] = {
         "median_spread": float(np.median([r.spread_now for r in measured])) if measured else None,

@@ -373,6 +373,28 @@ class Measurer:
             raise SgnasError("no reference state yet")
         return self.state.state_ms
 
+    def probe(self, what: str = "") -> dict:
+        """The machine-speed probe (:mod:`profiler.probe`) timed interleaved with the live reference.
+
+        Returns the probe's record: its absolute latency ``ms`` (the machine's speed), its settings
+        and ``reference_ratio`` = reference / probe in the same machine state (the runtime's speed
+        relative to the machine's). A failure is a one-line :class:`SgnasError`.
+        """
+        from .probe import ProbeTimer
+
+        ref = self.open_reference()
+        try:
+            timer = ProbeTimer()
+            result = interleave(timer, ref, self.network_interleave)
+        except SgnasError:
+            raise
+        except Exception as exc:
+            msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise SgnasError(f"the machine-speed probe failed to run{what}: {msg}") from exc
+        return {"ms": result.entry_median_ms, "spread": result.ratio_spread, "size": timer.size,
+                "chain": timer.chain, "reference_ratio": 1.0 / result.ratio,
+                "reference_ms": result.reference_median_ms, "pairs": result.n}
+
     # ------------------------------------------------------------ measuring
     def measure(self, spec: ModelSpec, kind: str = "model") -> Measurement:
         """Measure ``spec`` with this measurer's device, protocol and engine cache (interleaved

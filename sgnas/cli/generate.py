@@ -119,6 +119,9 @@ def run(args: argparse.Namespace) -> int:
         from ..lut import load_lut
 
         lut = load_lut(args.lut)
+        from .common import warn_lut
+
+        warn_lut(lut)
         if args.space and args.space != lut.space:
             raise SpaceMismatchError(f"LUT {args.lut} is for space {lut.space!r}, not {args.space!r}")
 
