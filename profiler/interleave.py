@@ -33,7 +33,8 @@ if TYPE_CHECKING:  # pragma: no cover
 MAX_CHUNK_ITERS = 100_000
 #: Chunk statistics: the median resists one-off interruptions; the mean scales linearly with the
 #: share of a CPU the process gets when more threads are runnable than cores (time slicing).
-STATISTICS = {"median": np.median, "mean": np.mean}
+STATISTICS = {"median": np.median, "mean": np.mean, "min": np.min,
+              "p25": lambda x: np.percentile(x, 25)}
 #: Configuration of the reference block and network: 4 sub-blocks (middle of 2..6), mean kernel 5.
 REFERENCE_CONFIG: tuple[int, ...] = (3, 5, 5, 7)
 

@@ -1,0 +1,184 @@
+"""State-normalized measuring through the one measuring path: entries, networks, builds, checks."""
+
+import json
+
+import numpy as np
+import pytest
+
+from profiler import measure
+from profiler.build import BuildConfig, build_lut, new_lut, with_protocol
+from profiler.check import CheckConfig, runtime_test
+from profiler.check_report import IMPROVED, OK, REGRESSED
+from profiler.devices import load_device
+from profiler.interleave import InterleaveConfig, reference_key
+from profiler.measure import Measurer, Reference, lut_reference, measure_lut_networks
+from sgnas.errors import SgnasError
+from sgnas.lut import EntryStats, load_lut, lut_warnings, save_lut
+from sgnas.space import get_space
+
+SPACE = get_space("tiny")
+QUICK = dict(warmup_ms=0.0, warmup_min_iters=1, rounds=1, min_iters_per_round=2, min_round_ms=0.0,
+             remeasure=0, canary_every=100)
+FAST = InterleaveConfig(chunk_ms=2.0, pairs=3, max_pairs=3, warmup_ms=2.0)
+
+
+@pytest.fixture
+def device():
+    return with_protocol(load_device("cpu"), **QUICK)
+
+
+@pytest.fixture
+def fast(monkeypatch):
+    monkeypatch.setattr(measure, "ENTRY_INTERLEAVE", FAST)
+    monkeypatch.setattr(measure, "NETWORK_INTERLEAVE", FAST)
+
+
+def test_reference_names_round_trip():
+    block = Reference.block(SPACE)
+    assert block.model == reference_key(SPACE)
+    assert Reference.from_name(block.name) == block
+    net = Reference.network(get_space("cifar10"))
+    assert Reference.from_name(net.name) == net
+    with pytest.raises(SgnasError, match="space:kind:model"):
+        Reference.from_name("nonsense")
+    with pytest.raises(SgnasError, match="block or network"):
+        Reference("tiny", "probe", "x")
+
+
+def test_measurer_states_entries_and_networks_in_the_reference_state(device, fast):
+    key = SPACE.all_keys()[3]
+    with Measurer(device, SPACE, reference=Reference.block(SPACE)) as m:
+        e = m.entry(key)
+        assert e.ratio is not None and e.ratio > 0 and e.pairs == FAST.pairs
+        assert e.median_ms == pytest.approx(e.ratio * m.state.state_ms)
+        assert e.reference_ms == pytest.approx(m.state.samples[-1][2])
+        net = m.network(SPACE.sample(np.random.default_rng(0)))
+        assert net.ratio > e.ratio  # a whole network costs more than one block
+        assert len(m.state.samples) == 2 and m.count == 2
+    with Measurer(device, SPACE, reference=Reference.block(SPACE), state_ms=2.0) as m:
+        e = m.entry(key)
+        assert e.median_ms == pytest.approx(2.0 * e.ratio)  # a fixed state: the LUT's
+
+
+def test_reference_that_fails_is_one_line_error(device, fast):
+    bad = Reference(SPACE.name, "block", "ub_no_such_key")
+    with Measurer(device, SPACE, reference=bad) as m:
+        with pytest.raises(SgnasError, match="reference model tiny:block:ub_no_such_key failed to "
+                                             "build or run on device cpu") as err:
+            m.entry(SPACE.all_keys()[0])
+    assert "\n" not in str(err.value)
+
+
+def test_build_with_failing_reference_writes_nothing(tmp_path, device, fast, monkeypatch):
+    monkeypatch.setattr(measure, "reference_key", lambda space: "ub_no_such_key")
+    out = tmp_path / "lut.json"
+    with pytest.raises(SgnasError, match="failed to build or run"):
+        build_lut(BuildConfig(device, SPACE, out, limit=3), progress=False)
+    assert not out.exists()
+
+
+def test_normalized_build_records_reference_probe_and_resumes(tmp_path, device, fast):
+    out = tmp_path / "lut.json"
+    lut = build_lut(BuildConfig(device, SPACE, out, limit=3), progress=False)
+    assert lut.normalized and lut.build["protocol"] == "normalized"
+    state = lut.reference["state_ms"]
+    for e in lut.entries.values():
+        assert e.ratio_n == FAST.pairs and e.ratio_spread is not None
+        assert e.median_ms == pytest.approx(e.ratio * state)
+    assert lut.reference["model"] == Reference.block(SPACE).name
+    assert [s[1] for s in lut.reference["samples"]] == [0, 1, 2]
+    probe = lut.reference["probe"]
+    assert probe["ms"] > 0 and probe["reference_ratio"] > 0 and len(probe["samples"]) == 2
+    assert lut.drift == {}  # no canary: the reference is the machine-state record
+
+    lines = []
+    lut = build_lut(BuildConfig(device, SPACE, out, limit=5, resume=True), progress=False,
+                    notify=lines.append)
+    assert lines == [f"resuming {out}: kept 3 measured entries, 2 remain"]
+    assert len(lut.entries) == 5 and [s[1] for s in lut.reference["samples"]] == [0, 1, 2, 3, 4]
+    back = load_lut(out, allow_incomplete=True)
+    for e in back.entries.values():
+        assert e.median_ms == pytest.approx(e.ratio * back.reference["state_ms"])
+
+
+def test_resume_of_an_old_protocol_lut_measures_its_entries_again(tmp_path, device, fast):
+    out = tmp_path / "lut.json"
+    build_lut(BuildConfig(device, SPACE, out, limit=2, normalize=False), progress=False)
+    old = load_lut(out, allow_incomplete=True)
+    assert not old.normalized and any("unnormalized" in w for w in lut_warnings(old))
+    lines = []
+    lut = build_lut(BuildConfig(device, SPACE, out, limit=3, resume=True), progress=False,
+                    notify=lines.append)
+    assert lines == [f"resuming {out}: kept 0 measured entries, 3 remain (2 entries of the older, "
+                     "unnormalized protocol are measured again)"]
+    assert lut.normalized and all(e.ratio is not None for e in lut.entries.values())
+
+
+def test_lut_networks_are_stated_in_the_lut_state(device, fast):
+    lut = new_lut(device, SPACE, {})
+    assert lut_reference(lut) == (None, None)
+    lut.reference = {"model": Reference.block(SPACE).name, "state_ms": 1.0}
+    arch = SPACE.sample(np.random.default_rng(3))
+    (ms,) = measure_lut_networks(SPACE, lut, [arch])
+    with Measurer(device, SPACE, reference=Reference.block(SPACE), state_ms=1.0) as m:
+        again = m.network(arch)
+    assert ms == pytest.approx(again.ratio, rel=0.3)  # ratio x 1.0 ms, not an absolute time
+
+
+def test_probe_alongside_reference(device, fast):
+    with Measurer(device, SPACE, reference=Reference.block(SPACE)) as m:
+        r = m.probe()
+    assert r["ms"] > 0 and r["reference_ratio"] > 0 and r["size"] == 160 and r["chain"] == 40
+
+
+def _probe(ms, ratio):
+    return {"ms": ms, "size": 160, "chain": 40, "reference_ratio": ratio}
+
+
+def test_runtime_test_tells_machine_from_runtime():
+    cfg = CheckConfig()
+    # the machine got 30% slower: the reference and the probe moved alike -> ok, reported as noise
+    item, noise = runtime_test(1.3, 1.0, _probe(3.9, 1.0), _probe(3.0, 1.0), cfg)
+    assert item.status == OK and noise["machine_factor"] == pytest.approx(1.3)
+    # the runtime got 30% slower: the reference moved, the probe did not
+    item, noise = runtime_test(1.3, 1.0, _probe(3.0, 1.3), _probe(3.0, 1.0), cfg)
+    assert item.status == REGRESSED and item.failed and "runtime is slower" in item.note
+    item, _ = runtime_test(0.7, 1.0, _probe(3.0, 0.7), _probe(3.0, 1.0), cfg)
+    assert item.status == IMPROVED
+    assert runtime_test(1.0, 1.0, None, _probe(3.0, 1.0), cfg)[0] is None
+    with pytest.raises(SgnasError, match="probe settings differ"):
+        runtime_test(1.0, 1.0, {**_probe(3.0, 1.0), "chain": 8}, _probe(3.0, 1.0), cfg)
+
+
+def test_uncalibrated_normalized_lut_warns_once(tmp_path, device):
+    lut = new_lut(device, SPACE, {})
+    lut.entries = {k: EntryStats(0.01, 0.01, 0.01, 5, 0.0, ratio=1.0, ratio_spread=0.0, ratio_n=3)
+                   for k in SPACE.all_keys()}
+    lut.reference = {"model": Reference.block(SPACE).name, "state_ms": 0.01}
+    lut.complete = True
+    save_lut(lut, tmp_path / "lut.json")
+    warnings = lut_warnings(load_lut(tmp_path / "lut.json"))
+    assert len(warnings) == 1 and "uncalibrated" in warnings[0] and "--validate" in warnings[0]
+
+
+@pytest.mark.slow
+def test_onnx_baseline_keeps_reference_and_probe_and_catches_a_slowdown(tmp_path):
+    from profiler import graphs
+    from profiler.check import check_onnx, update_baseline
+    from sgnas.space import Architecture
+
+    space = get_space("cifar10")
+    arch = Architecture(space.name, ((3, 3),) * space.num_layers)
+    path = graphs.save_model(graphs.network_graph(space, arch, 1)[1], tmp_path / "m.onnx")
+    base = tmp_path / "base.json"
+    b = update_baseline(path, "cpu", base)
+    assert b.reference["model"] == Reference.network(space).name and b.reference["state_ms"] > 0
+    assert b.probe["reference_ratio"] > 0 and b.measurement["ratio"] > 0
+    d = json.loads(base.read_text())
+    assert d["probe"]["chain"] == 40
+    d["measurement"]["median_ms"] /= 3.0  # the model now runs 3x its recorded latency
+    (tmp_path / "slow.json").write_text(json.dumps(d))
+    report = check_onnx(path, "cpu", tmp_path / "slow.json", CheckConfig(remeasure=1))
+    names = [r.name for r in report.results]
+    assert names == ["m.onnx", "runtime"] and report.results[0].status == REGRESSED
+    assert report.exit_code == 1 and "machine_factor" in report.noise
