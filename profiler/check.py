@@ -53,8 +53,7 @@ from .baseline import (
 )
 from .devices import DeviceDescriptor, load_device
 from .check_config import MAX_TOLERANCE, CheckConfig, MeasureFn, Target, parse_tolerance
-from .check_measure import (DeviceMeasurer, lut_canary, preflight, probe_alongside, provenance,
-                            reference_now_ms)
+from .check_measure import DeviceMeasurer, lut_canary, preflight, provenance, reference_now_ms
 from .measure import Reference, for_onnx, lut_reference
 from .probe import PROBE_KEY, machine_factor
 from .check_report import (
@@ -73,7 +72,7 @@ from .check_report import (
 __all__ = [
     "BASELINE_SCHEMA", "IMPROVED", "LATENCY_FIELDS", "MAX_TOLERANCE", "MISMATCH", "NOISY", "OK",
     "REGRESSED", "REPORT_SCHEMA", "Baseline", "CheckConfig", "CheckReport", "DeviceMeasurer",
-    "ItemResult", "MeasureFn", "Target", "check_lut", "check_onnx", "check_same_device", "compare",
+    "ItemResult", "MeasureFn", "Target", "check_lut", "machine_noise", "runtime_target", "check_onnx", "check_same_device", "compare",
     "device_dict", "file_sha256", "global_shift", "load_baseline", "lut_model_error", "lut_targets",
     "model_input_shape", "network_targets", "onnx_input_shape", "parse_tolerance", "preflight",
     "stratified_sample", "update_baseline", "write_baseline",
@@ -178,41 +177,42 @@ def global_shift(results: Sequence[ItemResult], cfg: CheckConfig) -> ItemResult 
     )
 
 
-def runtime_test(reference_now_ms: float | None, reference_base_ms: float | None,
-                 probe_now: dict | None, probe_base: dict | None, cfg: CheckConfig
-                 ) -> tuple[ItemResult | None, dict]:
-    """Tell a slower machine from a slower runtime. ``(runtime item or None, noise figures)``.
+def runtime_target(probe_base: dict | None, cfg: CheckConfig) -> Target | None:
+    """The ``runtime`` test: the reference / probe ratio (probe timed interleaved with the
+    reference, :meth:`profiler.measure.Measurer.probe`) now against the recorded one.
 
-    ``probe_*`` are records of :func:`~profiler.check_measure.probe_alongside`: the probe timed
-    interleaved with the reference. The machine factor (probe now / then, absolute) is reported as
-    noise; the runtime item compares the reference / probe ratio now with then and fails when the
-    reference got slower than the machine by more than ``cfg.runtime_tolerance``.
+    The reference and the probe see the same machine state, so a slower machine leaves the ratio
+    alone; a slower runtime raises it. Judged like every item (:func:`compare`, re-measured while
+    a suspect), with ``cfg.runtime_tolerance`` as its floor. ``None`` without a recorded probe.
     """
-    noise: dict = {}
-    if reference_now_ms and reference_base_ms:
-        noise["reference_vs_baseline"] = reference_now_ms / reference_base_ms
-    if probe_now is None or not probe_base:
-        return None, noise
-    noise["probe_ms"] = probe_now["ms"]
-    mf = machine_factor(probe_now, probe_base)
-    noise["machine_factor"] = mf
-    then, now = probe_base.get("reference_ratio"), probe_now.get("reference_ratio")
-    if not then or not now:
-        return None, noise
-    ratio = float(now) / float(then)
-    noise["runtime_factor"] = ratio
-    tol = cfg.runtime_tolerance
-    if ratio > 1.0 + tol:
-        status, note = REGRESSED, (f"the runtime is slower: the reference model runs {ratio:.2f}x "
-                                   "as long relative to the machine probe as when recorded")
-    elif ratio < 1.0 / (1.0 + tol):
-        status, note = IMPROVED, "the runtime got faster relative to the machine probe"
-    else:
-        status, note = OK, ""
-    item = ItemResult(name="runtime", kind="runtime", baseline_ms=float(then), now_ms=float(now),
-                      ratio=ratio, tolerance=tol, status=status,
-                      measurements_ms=[float(probe_now["ms"])], note=note)
-    return item, noise
+    if not cfg.probe or not probe_base or not probe_base.get("reference_ratio"):
+        return None
+    return Target("runtime", "runtime", float(probe_base["reference_ratio"]),
+                  float(probe_base.get("spread") or 0.0), tolerance_floor=cfg.runtime_tolerance)
+
+
+def machine_noise(measurer: Any, probe_base: dict | None, reference_base_ms: float | None) -> dict:
+    """Noise figures of a normalized check: the machine factor (probe now / then), the reference
+    now / then, the runtime factor."""
+    out: dict = {}
+    ref_now = reference_now_ms(measurer) if measurer is not None else None
+    if ref_now and reference_base_ms:
+        out["reference_vs_baseline"] = ref_now / reference_base_ms
+    last = getattr(measurer, "last_probe", None)
+    if last is not None and probe_base:
+        out["probe_ms"] = last["ms"]
+        out["machine_factor"] = machine_factor(last, probe_base)
+        if probe_base.get("reference_ratio"):
+            out["runtime_factor"] = last["reference_ratio"] / float(probe_base["reference_ratio"])
+    return out
+
+
+def _runtime_note(results: list[ItemResult]) -> None:
+    for r in results:
+        if r.kind == "runtime" and r.status == REGRESSED:
+            r.note = "; ".join(filter(None, [
+                f"the runtime is slower: the reference model runs {r.ratio:.2f}x as long relative "
+                "to the machine probe as when recorded", r.note]))
 
 
 def _resolve_device(device: DeviceDescriptor | str | os.PathLike) -> DeviceDescriptor:
@@ -370,21 +370,19 @@ def check_lut(lut: Lut | str | os.PathLike, device: DeviceDescriptor | str,
         measure_fn = measurer
         if reference is not None:
             measurer.open_reference()
-    probe_now = ref_now = None
+    probe_base = (lut.reference or {}).get(PROBE_KEY)
+    runtime = runtime_target(probe_base, cfg) if reference is not None else None
+    if runtime is not None:
+        targets.append(runtime)
     try:
         results = [compare(t, cfg, measure_fn) for t in targets]
         if measurer is not None:
             measurer.finish()
-            ref_now = reference_now_ms(measurer)
-            if reference is not None and cfg.probe and (lut.reference or {}).get(PROBE_KEY):
-                probe_now = probe_alongside(measurer)
     finally:
         if measurer is not None:
             measurer.close()
-    runtime, machine = runtime_test(ref_now, state_ms, probe_now,
-                                    (lut.reference or {}).get(PROBE_KEY), cfg)
-    if runtime is not None:
-        results.append(runtime)
+    _runtime_note(results)
+    machine = machine_noise(measurer, probe_base, state_ms)
     drift = measurer.drift() if measurer is not None else getattr(measure_fn, "drift", lambda: None)()
     noise = noise_summary(results, drift)
     noise.update(machine)
@@ -449,7 +447,7 @@ def update_baseline(onnx_path: str | os.PathLike, device: DeviceDescriptor | str
             m = measurer(_onnx_target(onnx_path, shape, 1.0, 0.0))
             reference = {"model": ref.name, "state_ms": measurer.current_state_ms()}
             if cfg.probe:
-                probed = probe_alongside(measurer, " while recording the baseline")
+                probed = measurer.probe(" while recording the baseline")
     else:
         m = measure_fn(_onnx_target(onnx_path, shape, 1.0, 0.0))
     env = provenance(device) if own else {}
@@ -486,7 +484,6 @@ def check_onnx(path: str | os.PathLike, device: DeviceDescriptor | str, baseline
     measurer = None
     ref = baseline.reference or {}
     state_ms = float(ref["state_ms"]) if ref.get("model") and ref.get("state_ms") else None
-    ref_now = probe_now = None
     if measure_fn is None:
         preflight(device, force=cfg.force)
         reference = Reference.from_name(ref["model"]) if state_ms is not None else None
@@ -494,20 +491,19 @@ def check_onnx(path: str | os.PathLike, device: DeviceDescriptor | str, baseline
         measure_fn = measurer
         if reference is not None:
             measurer.open_reference()
+    targets = [target]
+    runtime = runtime_target(baseline.probe, cfg) if state_ms is not None else None
+    if runtime is not None:
+        targets.append(runtime)
     try:
-        results = [compare(target, cfg, measure_fn)]
-        if measurer is not None:
-            ref_now = reference_now_ms(measurer)
-            if measurer.normalized and cfg.probe and baseline.probe:
-                probe_now = probe_alongside(measurer)
+        results = [compare(t, cfg, measure_fn) for t in targets]
     finally:
         if measurer is not None:
             measurer.close()
     if sha != baseline.model_sha256:
         results[0].note = "; ".join(filter(None, [results[0].note, "model changed since the baseline"]))
-    runtime, machine = runtime_test(ref_now, state_ms, probe_now, baseline.probe, cfg)
-    if runtime is not None:
-        results.append(runtime)
+    _runtime_note(results)
+    machine = machine_noise(measurer, baseline.probe, state_ms)
     noise = noise_summary(results, None)
     noise.update(machine)
     report = CheckReport(

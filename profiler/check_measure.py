@@ -7,7 +7,8 @@ on a host that cannot run the device; :func:`provenance` records the host and ru
 from __future__ import annotations
 
 import os
-
+from dataclasses import dataclass
+from typing import Any
 
 from sgnas.config import load_dataclass
 from sgnas.errors import SgnasError
@@ -20,6 +21,14 @@ from .check_config import Target
 from .devices import DeviceDescriptor, check_host
 from .measure import Measurer, Reference
 from .protocol import CanaryMonitor, Measurement, ProtocolConfig
+
+
+@dataclass
+class ProbeMeasurement:
+    """What the ``runtime`` target measures: reference / probe ratio and its spread."""
+
+    median_ms: float
+    spread: float
 
 
 class DeviceMeasurer(Measurer):
@@ -45,6 +54,8 @@ class DeviceMeasurer(Measurer):
         super().__init__(device, space, protocol=protocol, seed=seed, cache_dir=cache_dir,
                          prefix="sgnas-check-", reference=reference, state_ms=state_ms)
         self.canary: CanaryMonitor | None = None
+        #: The last probe record (:meth:`Measurer.probe`) of the ``runtime`` target.
+        self.last_probe: dict | None = None
         if canary_key is not None and reference is None:
             spec = self.entry_spec(canary_key, keep=True)
             self.canary = CanaryMonitor(make_runner(device, spec, cache_dir=self.cache_dir),
@@ -62,11 +73,18 @@ class DeviceMeasurer(Measurer):
             raise SgnasError(f"{target.name}: a model target needs a path and an input shape")
         return self.file_spec(target.path, target.input_shape, target.name)
 
-    def __call__(self, target: Target) -> Measurement:
+    def __call__(self, target: Target) -> Any:
+        if target.kind == "runtime":
+            return self._probe()
         m = self.measure(self.spec(target), "entry" if target.kind == "entry" else "model")
         if self.canary is not None:
             self.canary.step()
         return m
+
+    def _probe(self) -> ProbeMeasurement:
+        """The ``runtime`` target: the probe against the reference (:meth:`Measurer.probe`)."""
+        self.last_probe = self.probe()
+        return ProbeMeasurement(self.last_probe["reference_ratio"], self.last_probe["spread"])
 
     def finish(self) -> None:
         """Measure the canary once more, so :meth:`drift` spans the whole check."""
@@ -89,11 +107,6 @@ def reference_now_ms(measurer: Measurer) -> float | None:
     if measurer.state is None or not measurer.state.samples:
         return None
     return float(measurer.state.state_ms)
-
-
-def probe_alongside(measurer: Measurer, what: str = "") -> dict:
-    """:meth:`Measurer.probe` (kept here for the check modules)."""
-    return measurer.probe(what)
 
 
 def preflight(device: DeviceDescriptor, force: bool = False) -> None:

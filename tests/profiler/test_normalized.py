@@ -7,10 +7,10 @@ import pytest
 
 from profiler import measure
 from profiler.build import BuildConfig, build_lut, new_lut, with_protocol
-from profiler.check import CheckConfig, runtime_test
+from profiler.check import CheckConfig
 from profiler.check_report import IMPROVED, OK, REGRESSED
 from profiler.devices import load_device
-from profiler.interleave import InterleaveConfig, reference_key
+from profiler.interleave import reference_key
 from profiler.measure import Measurer, Reference, lut_reference, measure_lut_networks
 from sgnas.errors import SgnasError
 from sgnas.lut import EntryStats, load_lut, lut_warnings, save_lut
@@ -19,7 +19,7 @@ from sgnas.space import get_space
 SPACE = get_space("tiny")
 QUICK = dict(warmup_ms=0.0, warmup_min_iters=1, rounds=1, min_iters_per_round=2, min_round_ms=0.0,
              remeasure=0, canary_every=100)
-FAST = InterleaveConfig(chunk_ms=2.0, pairs=3, max_pairs=3, warmup_ms=2.0)
+FAST = measure.ENTRY_INTERLEAVE  # tests/conftest.py makes it quick
 
 
 @pytest.fixture
@@ -28,9 +28,9 @@ def device():
 
 
 @pytest.fixture
-def fast(monkeypatch):
-    monkeypatch.setattr(measure, "ENTRY_INTERLEAVE", FAST)
-    monkeypatch.setattr(measure, "NETWORK_INTERLEAVE", FAST)
+def fast():
+    assert measure.ENTRY_INTERLEAVE.pairs == 3
+    return measure.ENTRY_INTERLEAVE
 
 
 def test_reference_names_round_trip():
@@ -49,7 +49,7 @@ def test_measurer_states_entries_and_networks_in_the_reference_state(device, fas
     key = SPACE.all_keys()[3]
     with Measurer(device, SPACE, reference=Reference.block(SPACE)) as m:
         e = m.entry(key)
-        assert e.ratio is not None and e.ratio > 0 and e.pairs == FAST.pairs
+        assert e.ratio is not None and e.ratio > 0 and e.pairs == fast.pairs
         assert e.median_ms == pytest.approx(e.ratio * m.state.state_ms)
         assert e.reference_ms == pytest.approx(m.state.samples[-1][2])
         net = m.network(SPACE.sample(np.random.default_rng(0)))
@@ -83,7 +83,7 @@ def test_normalized_build_records_reference_probe_and_resumes(tmp_path, device, 
     assert lut.normalized and lut.build["protocol"] == "normalized"
     state = lut.reference["state_ms"]
     for e in lut.entries.values():
-        assert e.ratio_n == FAST.pairs and e.ratio_spread is not None
+        assert e.ratio_n == fast.pairs and e.ratio_spread is not None
         assert e.median_ms == pytest.approx(e.ratio * state)
     assert lut.reference["model"] == Reference.block(SPACE).name
     assert [s[1] for s in lut.reference["samples"]] == [0, 1, 2]
@@ -132,22 +132,39 @@ def test_probe_alongside_reference(device, fast):
 
 
 def _probe(ms, ratio):
-    return {"ms": ms, "size": 160, "chain": 40, "reference_ratio": ratio}
+    return {"ms": ms, "size": 160, "chain": 40, "reference_ratio": ratio, "spread": 0.01}
+
+
+class _Measured:
+    def __init__(self, probe_record, ref_ms):
+        self.last_probe, self.ref_ms = probe_record, ref_ms
+        self.state = None
+
+    def __call__(self, target):
+        from profiler.check_measure import ProbeMeasurement
+
+        return ProbeMeasurement(self.last_probe["reference_ratio"], 0.01)
 
 
 def test_runtime_test_tells_machine_from_runtime():
+    from profiler.check import compare, machine_noise, runtime_target
+
     cfg = CheckConfig()
-    # the machine got 30% slower: the reference and the probe moved alike -> ok, reported as noise
-    item, noise = runtime_test(1.3, 1.0, _probe(3.9, 1.0), _probe(3.0, 1.0), cfg)
-    assert item.status == OK and noise["machine_factor"] == pytest.approx(1.3)
-    # the runtime got 30% slower: the reference moved, the probe did not
-    item, noise = runtime_test(1.3, 1.0, _probe(3.0, 1.3), _probe(3.0, 1.0), cfg)
-    assert item.status == REGRESSED and item.failed and "runtime is slower" in item.note
-    item, _ = runtime_test(0.7, 1.0, _probe(3.0, 0.7), _probe(3.0, 1.0), cfg)
-    assert item.status == IMPROVED
-    assert runtime_test(1.0, 1.0, None, _probe(3.0, 1.0), cfg)[0] is None
+    base = _probe(3.0, 1.0)
+    target = runtime_target(base, cfg)
+    assert target.kind == "runtime" and target.tolerance_floor == cfg.runtime_tolerance
+    # the machine got 30% slower: probe and reference moved alike -> ok, reported as noise
+    slow_machine = _Measured(_probe(3.9, 1.0), 1.3)
+    assert compare(target, cfg, slow_machine).status == OK
+    assert machine_noise(slow_machine, base, None)["machine_factor"] == pytest.approx(1.3)
+    # the runtime got 30% slower: the reference moved against the probe
+    item = compare(target, cfg, _Measured(_probe(3.0, 1.3), 1.3))
+    assert item.status == REGRESSED and item.failed
+    assert compare(target, cfg, _Measured(_probe(3.0, 0.7), 0.7)).status == IMPROVED
+    assert runtime_target({}, cfg) is None
+    assert runtime_target(base, CheckConfig(probe=False)) is None
     with pytest.raises(SgnasError, match="probe settings differ"):
-        runtime_test(1.0, 1.0, {**_probe(3.0, 1.0), "chain": 8}, _probe(3.0, 1.0), cfg)
+        machine_noise(_Measured({**_probe(3.0, 1.0), "chain": 8}, 1.0), base, None)
 
 
 def test_uncalibrated_normalized_lut_warns_once(tmp_path, device):
