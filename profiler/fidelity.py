@@ -87,7 +87,7 @@ def third_metrics(predicted: np.ndarray, measured: np.ndarray, raw: np.ndarray,
                   lo: float, hi: float) -> dict:
     """MAPE, largest error and shares within ±5% / ±10% in the bottom, middle and top third of the
     raw-prediction range ``[lo, hi]``."""
-    out = {}
+    out: dict[str, dict[str, float]] = {}
     for name, idx in range_thirds(raw, lo, hi).items():
         if idx.size == 0:
             out[name] = {"n": 0}

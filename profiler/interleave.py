@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Protocol, Sequence
+from typing import TYPE_CHECKING, Protocol, Sequence, TypeVar
 
 import numpy as np
 
@@ -310,13 +310,16 @@ class ReferenceState:
                    started=float(d.get("started") or time.time()))
 
 
-def quiet(runner) -> object:
+R = TypeVar("R")
+
+
+def quiet(runner: R) -> R:
     """Ask ``runner`` (before activation) not to spin idle worker threads while another model runs.
 
     Honoured by the ONNX Runtime backend (``session.intra_op.allow_spinning = 0``); other runners
     ignore it. Returns ``runner``.
     """
-    runner.allow_spinning = False
+    runner.allow_spinning = False  # type: ignore[attr-defined]
     return runner
 
 
