@@ -28,7 +28,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Sequence, TypeVar
 
-from sgnas.errors import SgnasError
+from sgnas.errors import MissingDependencyError, SgnasError
 from sgnas.lut import Lut
 from sgnas.space import Architecture, SearchSpace
 
@@ -361,6 +361,8 @@ class Measurer:
         except Exception as exc:
             if runner is not None:
                 runner.deactivate()
+            if isinstance(exc, MissingDependencyError):
+                raise
             msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             raise SgnasError(f"reference model {ref.name} failed to build or run on device "
                              f"{self.device.name}: {msg}") from exc
