@@ -238,6 +238,9 @@ def report_notes(report: CheckReport, lut: Lut | None = None) -> list[str]:
     noisy = [r for r in report.results if r.status == NOISY]
     if noisy:
         notes.append(f"note: {len(noisy)} suspect(s) were noise (not confirmed on re-measurement)")
+    if lut is not None and not lut.normalized:
+        notes.append("note: the LUT was measured by the older, unnormalized protocol: compared in "
+                     "absolute terms, so a machine-state change reads as a regression; re-profile it")
     if lut is not None and report.config.networks and lut.calibration is None:
         notes.append("note: the LUT has no calibration; networks are compared with its raw sum")
     mismatched = [r for r in report.results if r.status == MISMATCH]

@@ -120,6 +120,43 @@ def profile(device: str, space: str, out: Path, validate: int | None) -> dict:
             "calibration": metrics, "load_before": os.getloadavg()}
 
 
+def calibration_alternatives(lut) -> dict:
+    """Held-out figures of calibrations richer than the shipped linear map, refitted on the LUT's
+    stored calibration networks (same fit / held-out split): per-stage sums (measured ≈ Σ a_s ·
+    stage_s + b, the fixed stem and head folded into b) next to the same linear map."""
+    from profiler.calibration_set import _stages
+    from profiler.fidelity import error_metrics
+    from sgnas.space import get_space, load_architecture
+
+    cal = lut.calibration
+    nets = (cal.metrics.get("networks") if cal is not None else None) or []
+    if len(nets) < 8:
+        return {}
+    space = get_space(lut.space)
+    table = lut.layer_table(space)
+    stages = _stages(space)
+    rows, y, fit = [], [], []
+    for arch_s, raw, measured, is_fit in nets:
+        arch = space.validate(load_architecture(arch_s))
+        idx = [space.config_index[c] for c in arch.layers]
+        per_stage = [sum(table[i, idx[i]] for i in st) for st in stages]
+        rows.append([lut.fixed_ms(space)] + per_stage)
+        y.append(measured)
+        fit.append(bool(is_fit))
+    X, y, fit = np.asarray(rows), np.asarray(y), np.asarray(fit)
+    raw = X.sum(axis=1)
+
+    def held_out(features):
+        A = np.column_stack([features, np.ones(len(y))])
+        coef, *_ = np.linalg.lstsq(A[fit], y[fit], rcond=None)
+        m = error_metrics(A[~fit] @ coef, y[~fit])
+        return {k: m[k] for k in ("n", "mape", "within_5pct", "within_10pct", "max_abs_error",
+                                  "spearman")}
+
+    return {"linear_lstsq": held_out(raw[:, None]), "per_stage": held_out(X),
+            "stages": len(stages)}
+
+
 def fidelity_verdict(space: str, metrics: dict) -> dict:
     t = TARGETS.get(space)
     if not t or not metrics:
@@ -219,6 +256,7 @@ def main(argv=None) -> int:
         r = profile(args.device, space, path, args.validate)
         if "error" not in r:
             r["verdict"] = fidelity_verdict(space, r["calibration"])
+            r["calibration_alternatives"] = calibration_alternatives(load_lut_any(path))
             r["verdict"]["profile_seconds"] = r["wall_s"] <= TARGETS["profile_seconds"]
             earlier = getattr(args, f"compare_{space}")
             if earlier:

@@ -199,3 +199,19 @@ def test_onnx_baseline_keeps_reference_and_probe_and_catches_a_slowdown(tmp_path
     names = [r.name for r in report.results]
     assert names == ["m.onnx", "runtime"] and report.results[0].status == REGRESSED
     assert report.exit_code == 1 and "machine_factor" in report.noise
+
+
+def test_nested_pins_see_the_process_cpus():
+    """A live pinned reference must not hide the process's CPUs from the next runner."""
+    from profiler.backends.base import ThreadPin
+    from profiler.devices import PIN_STACK, available_cpus
+
+    before = available_cpus()
+    pin = ThreadPin(before[:1])
+    if not pin.pin():
+        pytest.skip("no thread pinning here")
+    try:
+        assert available_cpus() == before and len(PIN_STACK) == 1
+    finally:
+        pin.restore()
+    assert available_cpus() == before and not PIN_STACK
