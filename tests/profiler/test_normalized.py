@@ -215,3 +215,20 @@ def test_nested_pins_see_the_process_cpus():
     finally:
         pin.restore()
     assert available_cpus() == before and not PIN_STACK
+
+
+def test_probe_that_fails_is_one_line_error_and_nothing_is_overwritten(tmp_path, device,
+                                                                        monkeypatch):
+    from profiler import probe
+
+    out = tmp_path / "lut.json"
+    build_lut(BuildConfig(device, SPACE, out, limit=2), progress=False)
+    before = out.read_bytes()
+
+    def broken(self, n):
+        raise RuntimeError("BLAS exploded\nsecond line")
+
+    monkeypatch.setattr(probe.ProbeTimer, "time_iterations", broken)
+    with pytest.raises(SgnasError, match="machine-speed probe failed to run: BLAS exploded$"):
+        build_lut(BuildConfig(device, SPACE, out, limit=4, resume=True), progress=False)
+    assert out.read_bytes() == before
