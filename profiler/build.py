@@ -203,7 +203,7 @@ class _Probe:
         self.last_at: int | None = None
 
     def measure(self, measurer: Measurer, done: int) -> None:
-        r = measurer.probe()
+        r = measurer.probe(chain=self.settings.get("chain"))  # the first sample sizes the chain
         self.samples.append([round(time.time() - self.started, 3), int(done), r["ms"],
                              r["reference_ratio"]])
         self.settings = {"size": r["size"], "chain": r["chain"]}

@@ -372,6 +372,8 @@ def check_lut(lut: Lut | str | os.PathLike, device: DeviceDescriptor | str,
             measurer.open_reference()
     probe_base = (lut.reference or {}).get(PROBE_KEY)
     runtime = runtime_target(probe_base, cfg) if reference is not None else None
+    if measurer is not None and probe_base:
+        measurer.probe_chain = int(probe_base.get("chain") or 40)
     if runtime is not None:
         targets.append(runtime)
     try:
@@ -493,6 +495,8 @@ def check_onnx(path: str | os.PathLike, device: DeviceDescriptor | str, baseline
             measurer.open_reference()
     targets = [target]
     runtime = runtime_target(baseline.probe, cfg) if state_ms is not None else None
+    if measurer is not None and baseline.probe:
+        measurer.probe_chain = int(baseline.probe.get("chain") or 40)
     if runtime is not None:
         targets.append(runtime)
     try:

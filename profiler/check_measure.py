@@ -56,6 +56,8 @@ class DeviceMeasurer(Measurer):
         self.canary: CanaryMonitor | None = None
         #: The last probe record (:meth:`Measurer.probe`) of the ``runtime`` target.
         self.last_probe: dict | None = None
+        #: Matmuls per probe iteration: the recorded probe's (set by the check), else automatic.
+        self.probe_chain: int | None = None
         if canary_key is not None and reference is None:
             spec = self.entry_spec(canary_key, keep=True)
             self.canary = CanaryMonitor(make_runner(device, spec, cache_dir=self.cache_dir),
@@ -83,7 +85,7 @@ class DeviceMeasurer(Measurer):
 
     def _probe(self) -> ProbeMeasurement:
         """The ``runtime`` target: the probe against the reference (:meth:`Measurer.probe`)."""
-        self.last_probe = self.probe()
+        self.last_probe = self.probe(chain=self.probe_chain)
         return ProbeMeasurement(self.last_probe["reference_ratio"], self.last_probe["spread"])
 
     def finish(self) -> None:

@@ -377,18 +377,27 @@ class Measurer:
             raise SgnasError("no reference state yet")
         return self.state.state_ms
 
-    def probe(self, what: str = "") -> dict:
+    def probe(self, what: str = "", chain: int | None = None) -> dict:
         """The machine-speed probe (:mod:`profiler.probe`) timed interleaved with the live reference.
 
+        ``chain`` matmuls per probe iteration; by default as many as make one iteration about as
+        long as one inference of the reference (on a loaded CPU a long iteration is cut by the
+        scheduler and a short one mostly is not, so probe and reference must be alike in length).
         Returns the probe's record: its absolute latency ``ms`` (the machine's speed), its settings
         and ``reference_ratio`` = reference / probe in the same machine state (the runtime's speed
         relative to the machine's). A failure is a one-line :class:`SgnasError`.
         """
+        import numpy as np
+
         from .probe import ProbeTimer
 
         ref = self.open_reference()
         try:
-            timer = ProbeTimer()
+            if chain is None:
+                one = float(np.median(ProbeTimer(chain=1).time_iterations(20)))
+                ref_ms = float(np.median(ref.time_iterations(20)))
+                chain = int(min(max(round(ref_ms / one), 1), 400)) if one > 0 else 40
+            timer = ProbeTimer(chain=chain)
             result = interleave(timer, ref, self.network_interleave)
         except SgnasError:
             raise
