@@ -225,6 +225,34 @@ class _Probe:
                 "samples": self.samples}
 
 
+class _NetworkReference:
+    """The whole-network reference of a normalized build (networks are timed against a network,
+    as long per inference as they are) and its ratio to the reference block, measured
+    ``repeats`` times at the end of the entries: ``lut.reference["network"]``."""
+
+    repeats = 3
+
+    def __init__(self, cfg: BuildConfig, lut: Lut) -> None:
+        self.cfg = cfg
+        self.record: dict = dict((lut.reference or {}).get("network") or {})
+
+    def measure(self, measurer: Measurer) -> None:
+        import numpy as np
+
+        from .measure import Reference
+
+        ref = Reference.network(self.cfg.space)
+        spec = ref.spec(measurer.builder)
+        try:
+            ratios = [float(measurer.measure(spec, "network", record=False).ratio or 0.0)
+                      for _ in range(self.repeats)]
+        finally:
+            from .measure import discard
+
+            discard(spec)
+        self.record = {"model": ref.name, "ratio": float(np.median(ratios)), "ratios": ratios}
+
+
 def keys_to_measure(cfg: BuildConfig, lut: Lut) -> list[str]:
     """Keys of the space (restricted to ``cfg.keys``, then the first ``cfg.limit``) not in ``lut`` yet."""
     keys = cfg.space.all_keys()
@@ -298,6 +326,7 @@ def build_lut(
         measurer.count = len(lut.entries)
         canary = _Canary(cfg, measurer, lut)
         probe = _Probe(cfg, lut)
+        network = _NetworkReference(cfg, lut)
         if cfg.normalize:
             canary.cfg = dataclasses.replace(cfg, canary=False)  # the reference tracks the state
             if total:
@@ -318,7 +347,7 @@ def build_lut(
                 lut.environment["runner"] = measurer.runner_info
                 unsaved += 1
                 if unsaved >= cfg.checkpoint_every:
-                    _checkpoint(lut, cfg, canary, measurer, probe)
+                    _checkpoint(lut, cfg, canary, measurer, probe, network)
                     unsaved = 0
                 bar.update(1)
                 if canary.medians:
@@ -330,15 +359,17 @@ def build_lut(
                     on_entry(key, lut.entries[key], done + 1, total)
             if canary.enabled and total:
                 canary.measure(total)
+            if cfg.normalize and (total or not network.record):
+                network.measure(measurer)
             if cfg.normalize and total and probe.enabled:
                 probe.measure(measurer, total)
         except BaseException:
             if len(lut.entries) > before:  # never replace a file with nothing new
                 _record_run(lut, started, measured=len(lut.entries) - before)
-                _checkpoint(lut, cfg, canary, measurer, probe)
+                _checkpoint(lut, cfg, canary, measurer, probe, network)
             raise
         _record_run(lut, started, measured=total)
-        _checkpoint(lut, cfg, canary, measurer, probe)
+        _checkpoint(lut, cfg, canary, measurer, probe, network)
     return lut
 
 
@@ -358,7 +389,7 @@ def _record_run(lut: Lut, started: float, measured: int) -> None:
 
 
 def _checkpoint(lut: Lut, cfg: BuildConfig, canary: _Canary, measurer: Measurer,
-                probe: _Probe) -> None:
+                probe: _Probe, network: "_NetworkReference") -> None:
     if canary.medians:
         lut.drift.update(canary.to_dict())
     if measurer.state is not None and measurer.state.samples:
@@ -367,6 +398,8 @@ def _checkpoint(lut: Lut, cfg: BuildConfig, canary: _Canary, measurer: Measurer,
         record_reference(lut, measurer.state)
         if probe.samples:
             lut.reference["probe"] = probe.to_dict()
+        if network.record:
+            lut.reference["network"] = dict(network.record)
     lut.complete = all(k in lut.entries for k in _all_keys(cfg.space))
     save_lut(lut, cfg.out)
 

@@ -54,7 +54,7 @@ from .baseline import (
 from .devices import DeviceDescriptor, load_device
 from .check_config import MAX_TOLERANCE, CheckConfig, MeasureFn, Target, parse_tolerance
 from .check_measure import DeviceMeasurer, lut_canary, preflight, provenance, reference_now_ms
-from .measure import Reference, for_onnx, lut_reference
+from .measure import Reference, for_onnx, lut_measurer_args, lut_reference
 from .probe import PROBE_KEY, machine_factor
 from .check_report import (
     IMPROVED,
@@ -366,7 +366,7 @@ def check_lut(lut: Lut | str | os.PathLike, device: DeviceDescriptor | str,
         canary_key, canary_lut_ms = lut_canary(lut, space)
         seed = int((lut.build or {}).get("seed", 0))
         measurer = DeviceMeasurer(device, space, canary_key=canary_key if cfg.canary else None,
-                                  seed=seed, reference=reference, state_ms=state_ms)
+                                  seed=seed, **lut_measurer_args(lut))
         measure_fn = measurer
         if reference is not None:
             measurer.open_reference()

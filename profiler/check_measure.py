@@ -48,11 +48,13 @@ class DeviceMeasurer(Measurer):
                  protocol: ProtocolConfig | dict | None = None,
                  cache_dir: str | os.PathLike | None = None, canary_key: str | None = None,
                  seed: int = 0, reference: Reference | None = None,
-                 state_ms: float | None = None) -> None:
+                 state_ms: float | None = None, network_reference: Reference | None = None,
+                 network_state_ms: float | None = None) -> None:
         if isinstance(protocol, dict):
             protocol = load_dataclass(ProtocolConfig, protocol, where="protocol")
         super().__init__(device, space, protocol=protocol, seed=seed, cache_dir=cache_dir,
-                         prefix="sgnas-check-", reference=reference, state_ms=state_ms)
+                         prefix="sgnas-check-", reference=reference, state_ms=state_ms,
+                         network_reference=network_reference, network_state_ms=network_state_ms)
         self.canary: CanaryMonitor | None = None
         #: The last probe record (:meth:`Measurer.probe`) of the ``runtime`` target.
         self.last_probe: dict | None = None

@@ -38,7 +38,7 @@ from sgnas.space import SearchSpace
 
 from .build import canary_key
 from .calibration_set import calibration_networks, check_split_size, range_thirds, split_fit_heldout
-from .measure import Measurer, lut_reference
+from .measure import Measurer, lut_measurer_args, lut_reference
 
 if TYPE_CHECKING:  # pragma: no cover
     from .devices import DeviceDescriptor
@@ -198,8 +198,7 @@ def validate_lut(
     measured = np.zeros(n)
     record: dict = {}
     with Measurer(device, space, seed=int((lut.build or {}).get("seed", seed)), verify=True,
-                  cache_dir=cache_dir, prefix="sgnas-fidelity-", reference=reference,
-                  state_ms=state_ms) as meas:
+                  cache_dir=cache_dir, prefix="sgnas-fidelity-", **lut_measurer_args(lut)) as meas:
         bar = Progress(n, f"validating {device.name}", unit="net", enabled=progress)
         factor = 1.0
         for i, arch in enumerate(archs):
@@ -212,11 +211,13 @@ def validate_lut(
             factors[i] = factor
             bar.update(1)
         bar.close()
-        if meas.state is not None and meas.state.samples:
-            record = {"reference": reference.name if reference else None,
-                      "reference_state_ms": state_ms,
-                      "reference_now_ms": meas.state.state_ms,
-                      "reference_drift": meas.state.drift()}
+        live = meas.network_state if meas.network_state is not None else meas.state
+        if live is not None and live.samples:
+            record = {"reference": live.model,
+                      "reference_state_ms": (meas.network_state_ms if meas.network_state
+                                             is not None else state_ms),
+                      "reference_now_ms": live.state_ms,
+                      "reference_drift": live.drift()}
     normalized_ms = measured / factors
 
     fit_idx, test_idx = split_fit_heldout(raw, fit_fraction, rng)

@@ -253,7 +253,9 @@ class Measurer:
                  folder: str | os.PathLike | None = None, prefix: str = "sgnas-measure-",
                  reference: Reference | None = None, state: ReferenceState | None = None,
                  state_ms: float | None = None, entry_interleave: InterleaveConfig | None = None,
-                 network_interleave: InterleaveConfig | None = None) -> None:
+                 network_interleave: InterleaveConfig | None = None,
+                 network_reference: Reference | None = None,
+                 network_state_ms: float | None = None) -> None:
         self.device = device
         self.space = space
         self.protocol = protocol if protocol is not None else device.protocol
@@ -280,6 +282,16 @@ class Measurer:
         self.last: Interleaved | None = None
         self._ref_runner: Any = None
         self._ref_root = root / "reference"
+        #: Whole networks and ONNX models may have a reference of their own (a whole network,
+        #: as long per inference as they are), stated in ``network_state_ms``.
+        if network_reference is not None and not (network_state_ms or 0) > 0:
+            raise SgnasError("a network reference needs its reference state (network_state_ms)")
+        self.network_reference = network_reference
+        self.network_state_ms = network_state_ms
+        self.network_state: ReferenceState | None = (
+            ReferenceState(model=network_reference.name, kind="network")
+            if network_reference is not None else None)
+        self._net_runner: Any = None
         #: Models measured so far (numbers the machine-state record's samples).
         self.count = 0
 
@@ -296,12 +308,14 @@ class Measurer:
 
     def close(self) -> None:
         """Close the reference and delete the graphs written so far."""
-        if self._ref_runner is not None:
-            try:
-                self._ref_runner.deactivate()
-            finally:
-                self._ref_runner = None
-        self._discard()
+        try:
+            for attr in ("_net_runner", "_ref_runner"):
+                runner = getattr(self, attr)
+                if runner is not None:
+                    setattr(self, attr, None)
+                    runner.deactivate()
+        finally:
+            self._discard()
         if self._tmp is not None:
             self._tmp.cleanup()
 
@@ -341,18 +355,29 @@ class Measurer:
 
         Any failure is a one-line :class:`SgnasError` naming the reference.
         """
-        if self._ref_runner is not None:
-            return self._ref_runner
-        ref = self.reference
-        if ref is None:
-            raise SgnasError("this measurer has no reference")
+        if self._ref_runner is None:
+            if self.reference is None:
+                raise SgnasError("this measurer has no reference")
+            self._ref_runner = self._open(self.reference, self._ref_root)
+        return self._ref_runner
+
+    def open_network_reference(self) -> Any:
+        """The live runner of the network reference (opened once; as :meth:`open_reference`)."""
+        self.open_reference()
+        if self._net_runner is None:
+            if self.network_reference is None:
+                raise SgnasError("this measurer has no network reference")
+            self._net_runner = self._open(self.network_reference, self._ref_root / "network")
+        return self._net_runner
+
+    def _open(self, ref: Reference, root: Path) -> Any:
         from sgnas.space import get_space
 
         runner = None
         try:
             space = (self.space if self.space is not None and self.space.name == ref.space
                      else get_space(ref.space))
-            builder = ModelBuilder(self.device, space, self._ref_root, seed=self.builder.seed)
+            builder = ModelBuilder(self.device, space, root, seed=self.builder.seed)
             runner = quiet(make_runner(self.device, ref.spec(builder), cache_dir=self.cache_dir))
             runner.activate()
             lat = runner.time_iterations(2)
@@ -366,7 +391,6 @@ class Measurer:
             msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             raise SgnasError(f"reference model {ref.name} failed to build or run on device "
                              f"{self.device.name}: {msg}") from exc
-        self._ref_runner = runner
         return runner
 
     def current_state_ms(self) -> float:
@@ -409,23 +433,29 @@ class Measurer:
                 "reference_ms": result.reference_median_ms, "pairs": result.n}
 
     # ------------------------------------------------------------ measuring
-    def measure(self, spec: ModelSpec, kind: str = "model") -> Measurement:
+    def measure(self, spec: ModelSpec, kind: str = "model", record: bool = True) -> Measurement:
         """Measure ``spec`` with this measurer's device, protocol and engine cache (interleaved
         with the reference when there is one; ``kind`` ``"entry"`` uses the short entry chunks);
-        the runner's provenance is kept in :attr:`runner_info`."""
+        the runner's provenance is kept in :attr:`runner_info`. ``record=False`` leaves the
+        reference's latency out of the machine-state record."""
         if self.reference is None:
             m, self.runner_info = measure_spec_info(self.device, spec, self.protocol,
                                                     self.cache_dir)
             return m
-        ref = self.open_reference()
+        own = kind != "entry" and self.network_reference is not None
+        ref = self.open_network_reference() if own else self.open_reference()
         cfg = self.entry_interleave if kind == "entry" else self.network_interleave
         with quiet(make_runner(self.device, spec, cache_dir=self.cache_dir)) as runner:
             result = interleave(runner, ref, cfg)
             self.runner_info = runner_provenance(runner.info)
-        assert self.state is not None
-        self.state.add(result, self.count)
-        self.count += 1
+        state = self.network_state if own else self.state
+        assert state is not None
+        if record:
+            state.add(result, self.count)
+            self.count += 1
         self.last = result
+        if own:
+            return normalized_measurement(result, float(self.network_state_ms or 0))
         return normalized_measurement(result, self.current_state_ms())
 
     def entry(self, key: str) -> Measurement:
@@ -446,6 +476,24 @@ def lut_reference(lut: Lut) -> tuple[Reference | None, float | None]:
     return Reference.from_name(str(ref["model"])), float(ref["state_ms"])
 
 
+def lut_network_reference(lut: Lut) -> tuple[Reference | None, float | None]:
+    """The whole-network reference of a normalized LUT and its latency in the LUT's reference
+    state (its recorded ratio to the reference block x the block's state), or ``(None, None)``."""
+    net = (lut.reference or {}).get("network") or {}
+    _, state_ms = lut_reference(lut)
+    if not net.get("model") or not net.get("ratio") or state_ms is None:
+        return None, None
+    return Reference.from_name(str(net["model"])), float(net["ratio"]) * state_ms
+
+
+def lut_measurer_args(lut: Lut) -> dict:
+    """The :class:`Measurer` keywords that state measurements in ``lut``'s reference state."""
+    reference, state_ms = lut_reference(lut)
+    net, net_ms = lut_network_reference(lut)
+    return {"reference": reference, "state_ms": state_ms, "network_reference": net,
+            "network_state_ms": net_ms}
+
+
 def lut_device(lut: Lut) -> DeviceDescriptor:
     """The device a LUT was measured on: its recorded descriptor, else the named one."""
     try:
@@ -462,9 +510,9 @@ def measure_networks(device: DeviceDescriptor, space: SearchSpace, archs: Sequen
     timed against the LUT's reference and stated in the LUT's reference state."""
     check_host(device, force=force)
     check_device_space(device, space)
-    reference, state_ms = lut_reference(lut) if lut is not None else (None, None)
+    kw = lut_measurer_args(lut) if lut is not None else {}
     seed = int((lut.build or {}).get("seed", seed)) if lut is not None else seed
-    with Measurer(device, space, seed=seed, reference=reference, state_ms=state_ms) as m:
+    with Measurer(device, space, seed=seed, **kw) as m:
         return [m.network(arch, f"net{i}") for i, arch in enumerate(archs)]
 
 
@@ -477,5 +525,6 @@ def measure_lut_networks(space: SearchSpace, lut: Lut, archs: Sequence[Architect
 
 
 __all__ = ["ENTRY_INTERLEAVE", "NETWORK_INTERLEAVE", "Measurer", "ModelBuilder", "Reference",
-           "check_device_space", "discard", "for_onnx", "lut_device", "lut_reference",
+           "check_device_space", "discard", "for_onnx", "lut_device", "lut_measurer_args",
+           "lut_network_reference", "lut_reference",
            "measure_lut_networks", "measure_networks", "measure_spec", "normalized_measurement"]

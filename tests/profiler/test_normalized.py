@@ -60,6 +60,18 @@ def test_measurer_states_entries_and_networks_in_the_reference_state(device, fas
         assert e.median_ms == pytest.approx(2.0 * e.ratio)  # a fixed state: the LUT's
 
 
+def test_networks_are_timed_against_their_own_reference(device, fast):
+    with Measurer(device, SPACE, reference=Reference.block(SPACE),
+                  network_reference=Reference.network(SPACE), network_state_ms=3.0) as m:
+        net = m.network(SPACE.sample(np.random.default_rng(0)))
+        assert net.median_ms == pytest.approx(3.0 * net.ratio)
+        assert len(m.network_state.samples) == 1 and not m.state.samples
+        assert 0.2 < net.ratio < 5  # a network against a network, not against a block
+    with pytest.raises(SgnasError, match="needs its reference state"):
+        Measurer(device, SPACE, reference=Reference.block(SPACE),
+                 network_reference=Reference.network(SPACE))
+
+
 def test_reference_that_fails_is_one_line_error(device, fast):
     bad = Reference(SPACE.name, "block", "ub_no_such_key")
     with Measurer(device, SPACE, reference=bad) as m:
@@ -90,6 +102,11 @@ def test_normalized_build_records_reference_probe_and_resumes(tmp_path, device, 
     probe = lut.reference["probe"]
     assert probe["ms"] > 0 and probe["reference_ratio"] > 0 and len(probe["samples"]) == 2
     assert lut.drift == {}  # no canary: the reference is the machine-state record
+    net = lut.reference["network"]  # networks get a whole-network reference, its ratio recorded
+    assert net["model"] == Reference.network(SPACE).name and net["ratio"] > 1
+    assert len(net["ratios"]) == 3
+    ref, net_ms = measure.lut_network_reference(lut)
+    assert ref == Reference.network(SPACE) and net_ms == pytest.approx(net["ratio"] * state)
 
     lines = []
     lut = build_lut(BuildConfig(device, SPACE, out, limit=5, resume=True), progress=False,
