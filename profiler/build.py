@@ -16,8 +16,11 @@ with a :class:`~profiler.measure.Reference`), and stored as its ratio to the ref
 reference's latency in the build's reference state (the median of the reference over the whole
 build). ``lut.reference`` holds the machine-state record: the reference's latency per entry, its
 drift, and the runtime-independent probe (:mod:`profiler.probe`) measured at the start, every
-``protocol.canary_every`` entries and at the end. A resumed build keeps the entries that have a
-ratio; entries of the older protocol are measured again.
+``protocol.canary_every`` entries and at the end, and the whole-network reference (the space's
+mid-range network) with its ratio to the reference block: whole networks are timed against it later
+(validation, checks, ``sgnas-generate --measure``), because on a loaded CPU an inference of
+milliseconds is cut by the scheduler and one of a block mostly is not. A resumed build keeps the
+entries that have a ratio; entries of the older protocol are measured again.
 
 Drift (``normalize=False``, the older protocol): a fixed canary entry is measured at the start, every ``protocol.canary_every`` entries and at
 the end. The canary medians are recorded in ``lut.drift``. With ``normalize_drift`` (default) an

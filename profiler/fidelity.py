@@ -13,7 +13,7 @@ middle and top third of the range. The calibration, its held-out figures and the
 stored in the LUT.
 
 A state-normalized LUT (``lut.reference``): each network is timed interleaved with the LUT's
-reference and stated in the LUT's reference state, so the machine state now does not read as LUT
+network reference (else its reference block) and stated in the LUT's reference state, so the machine state now does not read as LUT
 error. A LUT of the older protocol: the LUT's canary entry is re-measured every ``canary_every``
 networks, and measured latencies are divided by its factor when it is off the build's canary by
 more than ``drift_tolerance``.
