@@ -103,7 +103,7 @@ def minutes_apart(a, b) -> float | None:
 def profile(device: str, space: str, out: Path, validate: int | None) -> dict:
     """Run the default ``sgnas-profile`` in a fresh process; its JSON line, wall time, fidelity."""
     cmd = [sys.executable, "-m", "sgnas.cli.main", "profile", "--device", device, "--space", space,
-           "--out", str(out), "--force", "--json"]
+           "--out", str(out), "--force", "--wait", "--json"]
     if validate is not None:
         cmd += ["--validate", str(validate)]
     env = dict(os.environ, PYTHONPATH=str(ROOT))

@@ -386,7 +386,7 @@ def lut_warnings(lut: Lut, calibration: bool = True) -> list[str]:
                    f"model): its entries carry the machine state of their moment; re-profile it")
     if calibration and lut.calibration is None:
         out.append(f"{where} is uncalibrated: predictions are raw entry sums; calibrate it with "
-                   f"sgnas-profile --device {lut.device_name} --space {lut.space} --validate 60 "
+                   f"sgnas-profile --device {lut.device_name} --space {lut.space} --validate 40 "
                    f"--lut {lut.path or '<lut>'}")
     return out
 

@@ -6,7 +6,7 @@ reported on the rest, both stored in the LUT)::
     sgnas-profile --device cpu                       # -> lut/cpu.json (ImageNet space)
     sgnas-profile --device cpu --resume              # continue an interrupted build
     sgnas-profile --device cpu --space cifar10       # -> lut/cpu-cifar10.json
-    sgnas-profile --device cpu --validate 100        # 100 calibration networks (default 60)
+    sgnas-profile --device cpu --validate 100        # 100 calibration networks (default 40)
     sgnas-profile --device cpu --no-validate         # entries only: an uncalibrated LUT
 
 Validate and calibrate an existing LUT (writes the calibration into it and a plot next to it)::
@@ -64,7 +64,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 #: Whole networks measured to calibrate a new LUT.
-DEFAULT_NETWORKS = 60
+DEFAULT_NETWORKS = 40
 
 
 def default_out(device_name: str, space_name: str) -> Path:
