@@ -68,6 +68,11 @@ class Baseline:
     model_path: str = ""
     schema_version: int = BASELINE_SCHEMA
     path: str | None = field(default=None, compare=False)
+    #: State-normalized baselines: the reference model and its latency while the model was
+    #: recorded (``{"model": name, "state_ms": ms}``); the measurement is stated in that state.
+    reference: dict = field(default_factory=dict)
+    #: The machine-speed probe's figures when the baseline was recorded (:mod:`profiler.probe`).
+    probe: dict = field(default_factory=dict)
 
     @property
     def median_ms(self) -> float:
@@ -87,6 +92,8 @@ class Baseline:
             "device": dict(self.device),
             "environment": dict(self.environment),
             "measurement": dict(self.measurement),
+            **({"reference": dict(self.reference)} if self.reference else {}),
+            **({"probe": dict(self.probe)} if self.probe else {}),
         })
 
     @classmethod
@@ -106,6 +113,8 @@ class Baseline:
             model_path=str(model.get("path", "")),
             schema_version=int(d["schema_version"]),
             path=path,
+            reference=dict(d.get("reference") or {}),
+            probe=dict(d.get("probe") or {}),
         )
 
 
@@ -200,8 +209,10 @@ def onnx_input_shape(path: str | os.PathLike, batch_size: int = 1,
 
 def write_baseline(path: str | os.PathLike, onnx_path: str | os.PathLike, device: DeviceDescriptor,
                    measurement: Any, input_shape: Sequence[int],
-                   environment: dict | None = None) -> Baseline:
-    """Write the baseline of ``onnx_path`` on ``device`` atomically and return it."""
+                   environment: dict | None = None, reference: dict | None = None,
+                   probe: dict | None = None) -> Baseline:
+    """Write the baseline of ``onnx_path`` on ``device`` atomically and return it (``reference``
+    and ``probe``: see :class:`Baseline`)."""
     m = measurement.to_dict() if hasattr(measurement, "to_dict") else dict(measurement)
     baseline = Baseline(
         model_sha256=file_sha256(onnx_path),
@@ -210,6 +221,8 @@ def write_baseline(path: str | os.PathLike, onnx_path: str | os.PathLike, device
         measurement=m,
         environment=dict(environment or {}),
         model_path=str(onnx_path),
+        reference=dict(reference or {}),
+        probe=dict(probe or {}),
     )
     atomic_write_json(path, baseline.to_dict(), indent=1)
     baseline.path = str(path)

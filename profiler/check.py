@@ -53,7 +53,9 @@ from .baseline import (
 )
 from .devices import DeviceDescriptor, load_device
 from .check_config import MAX_TOLERANCE, CheckConfig, MeasureFn, Target, parse_tolerance
-from .check_measure import DeviceMeasurer, lut_canary, preflight, provenance
+from .check_measure import DeviceMeasurer, lut_canary, preflight, provenance, reference_now_ms
+from .measure import Reference, for_onnx, lut_measurer_args, lut_reference
+from .probe import PROBE_KEY, machine_factor
 from .check_report import (
     IMPROVED,
     MISMATCH,
@@ -70,7 +72,7 @@ from .check_report import (
 __all__ = [
     "BASELINE_SCHEMA", "IMPROVED", "LATENCY_FIELDS", "MAX_TOLERANCE", "MISMATCH", "NOISY", "OK",
     "REGRESSED", "REPORT_SCHEMA", "Baseline", "CheckConfig", "CheckReport", "DeviceMeasurer",
-    "ItemResult", "MeasureFn", "Target", "check_lut", "check_onnx", "check_same_device", "compare",
+    "ItemResult", "MeasureFn", "Target", "check_lut", "machine_noise", "runtime_target", "check_onnx", "check_same_device", "compare",
     "device_dict", "file_sha256", "global_shift", "load_baseline", "lut_model_error", "lut_targets",
     "model_input_shape", "network_targets", "onnx_input_shape", "parse_tolerance", "preflight",
     "stratified_sample", "update_baseline", "write_baseline",
@@ -173,6 +175,44 @@ def global_shift(results: Sequence[ItemResult], cfg: CheckConfig) -> ItemResult 
         name="global-shift", kind="global", baseline_ms=1.0, now_ms=ratio, ratio=ratio,
         tolerance=tol, status=status, measurements_ms=[float(r) for r in ratios], note=note,
     )
+
+
+def runtime_target(probe_base: dict | None, cfg: CheckConfig) -> Target | None:
+    """The ``runtime`` test: the reference / probe ratio (probe timed interleaved with the
+    reference, :meth:`profiler.measure.Measurer.probe`) now against the recorded one.
+
+    The reference and the probe see the same machine state, so a slower machine leaves the ratio
+    alone; a slower runtime raises it. Judged like every item (:func:`compare`, re-measured while
+    a suspect), with ``cfg.runtime_tolerance`` as its floor. ``None`` without a recorded probe.
+    """
+    if not cfg.probe or not probe_base or not probe_base.get("reference_ratio"):
+        return None
+    return Target("runtime", "runtime", float(probe_base["reference_ratio"]),
+                  float(probe_base.get("spread") or 0.0), tolerance_floor=cfg.runtime_tolerance)
+
+
+def machine_noise(measurer: Any, probe_base: dict | None, reference_base_ms: float | None) -> dict:
+    """Noise figures of a normalized check: the machine factor (probe now / then), the reference
+    now / then, the runtime factor."""
+    out: dict = {}
+    ref_now = reference_now_ms(measurer) if measurer is not None else None
+    if ref_now and reference_base_ms:
+        out["reference_vs_baseline"] = ref_now / reference_base_ms
+    last = getattr(measurer, "last_probe", None)
+    if last is not None and probe_base:
+        out["probe_ms"] = last["ms"]
+        out["machine_factor"] = machine_factor(last, probe_base)
+        if probe_base.get("reference_ratio"):
+            out["runtime_factor"] = last["reference_ratio"] / float(probe_base["reference_ratio"])
+    return out
+
+
+def _runtime_note(results: list[ItemResult]) -> None:
+    for r in results:
+        if r.kind == "runtime" and r.status == REGRESSED:
+            r.note = "; ".join(filter(None, [
+                f"the runtime is slower: the reference model runs {r.ratio:.2f}x as long relative "
+                "to the machine probe as when recorded", r.note]))
 
 
 def _resolve_device(device: DeviceDescriptor | str | os.PathLike) -> DeviceDescriptor:
@@ -320,13 +360,22 @@ def check_lut(lut: Lut | str | os.PathLike, device: DeviceDescriptor | str,
 
     measurer = None
     canary_lut_ms = None
+    reference, state_ms = lut_reference(lut)
     if measure_fn is None:
         preflight(device, force=cfg.force)
         canary_key, canary_lut_ms = lut_canary(lut, space)
         seed = int((lut.build or {}).get("seed", 0))
         measurer = DeviceMeasurer(device, space, canary_key=canary_key if cfg.canary else None,
-                                  seed=seed)
+                                  seed=seed, **lut_measurer_args(lut))
         measure_fn = measurer
+        if reference is not None:
+            measurer.open_reference()
+    probe_base = (lut.reference or {}).get(PROBE_KEY)
+    runtime = runtime_target(probe_base, cfg) if reference is not None else None
+    if measurer is not None and probe_base:
+        measurer.probe_chain = int(probe_base.get("chain") or 40)
+    if runtime is not None:
+        targets.append(runtime)
     try:
         results = [compare(t, cfg, measure_fn) for t in targets]
         if measurer is not None:
@@ -334,8 +383,11 @@ def check_lut(lut: Lut | str | os.PathLike, device: DeviceDescriptor | str,
     finally:
         if measurer is not None:
             measurer.close()
+    _runtime_note(results)
+    machine = machine_noise(measurer, probe_base, state_ms)
     drift = measurer.drift() if measurer is not None else getattr(measure_fn, "drift", lambda: None)()
     noise = noise_summary(results, drift)
+    noise.update(machine)
     canary_now = measurer.canary_ms() if measurer is not None else None
     if canary_now is not None and canary_lut_ms:
         noise["canary_vs_lut"] = canary_now / canary_lut_ms
@@ -387,14 +439,22 @@ def update_baseline(onnx_path: str | os.PathLike, device: DeviceDescriptor | str
             check_same_device(old.device, device_dict(device), f"baseline {baseline_path}",
                               cfg.allow_device_change)
     own = measure_fn is None
+    reference: dict = {}
+    probed: dict = {}
     if measure_fn is None:
         preflight(device, force=cfg.force)
-        with DeviceMeasurer(device) as measurer:
+        ref = for_onnx(device)
+        with DeviceMeasurer(device, reference=ref) as measurer:
+            measurer.open_reference()
             m = measurer(_onnx_target(onnx_path, shape, 1.0, 0.0))
+            reference = {"model": ref.name, "state_ms": measurer.current_state_ms()}
+            if cfg.probe:
+                probed = measurer.probe(" while recording the baseline")
     else:
         m = measure_fn(_onnx_target(onnx_path, shape, 1.0, 0.0))
     env = provenance(device) if own else {}
-    return write_baseline(baseline_path, onnx_path, device, m, shape, env)
+    return write_baseline(baseline_path, onnx_path, device, m, shape, env, reference=reference,
+                          probe=probed)
 
 
 def check_onnx(path: str | os.PathLike, device: DeviceDescriptor | str, baseline: Baseline | str | os.PathLike,
@@ -424,21 +484,39 @@ def check_onnx(path: str | os.PathLike, device: DeviceDescriptor | str, baseline
                          f"{list(baseline.input_shape)}")
     target = _onnx_target(path, tuple(shape), baseline.median_ms, baseline.spread)
     measurer = None
+    ref = baseline.reference or {}
+    state_ms = float(ref["state_ms"]) if ref.get("model") and ref.get("state_ms") else None
     if measure_fn is None:
         preflight(device, force=cfg.force)
-        measurer = DeviceMeasurer(device)
+        reference = Reference.from_name(ref["model"]) if state_ms is not None else None
+        measurer = DeviceMeasurer(device, reference=reference, state_ms=state_ms)
         measure_fn = measurer
+        if reference is not None:
+            measurer.open_reference()
+    targets = [target]
+    runtime = runtime_target(baseline.probe, cfg) if state_ms is not None else None
+    if measurer is not None and baseline.probe:
+        measurer.probe_chain = int(baseline.probe.get("chain") or 40)
+    if runtime is not None:
+        targets.append(runtime)
     try:
-        results = [compare(target, cfg, measure_fn)]
+        results = [compare(t, cfg, measure_fn) for t in targets]
     finally:
         if measurer is not None:
             measurer.close()
     if sha != baseline.model_sha256:
         results[0].note = "; ".join(filter(None, [results[0].note, "model changed since the baseline"]))
+    _runtime_note(results)
+    machine = machine_noise(measurer, baseline.probe, state_ms)
+    noise = noise_summary(results, None)
+    noise.update(machine)
     report = CheckReport(
         mode="onnx", source=str(path), device=now, baseline_device=dict(baseline.device),
-        results=results, config=cfg, global_result=None, noise=noise_summary(results, None),
+        results=results, config=cfg, global_result=None, noise=noise,
         environment=provenance(device) if measurer is not None else {},
     )
     report.notes.extend(report_notes(report))
+    if measure_fn is measurer and state_ms is None:
+        report.notes.append("note: the baseline was recorded without a reference model (older "
+                            "protocol): compared in absolute terms; refresh it with --update")
     return report

@@ -49,10 +49,15 @@ class CheckConfig:
     tolerance; ``"median"`` always takes all). ``network_tolerance`` overrides the tolerance floor of
     reference networks (their baseline is a prediction, not a measurement). ``max_tolerance`` caps
     the spread-derived tolerance. ``canary`` re-measures the LUT build's canary entry at the start
-    and the end of a LUT check to report drift.
+    and the end of a LUT check to report drift (LUTs of the older, unnormalized protocol).
+
+    State-normalized baselines and LUTs: items are timed against the recorded reference, so a
+    machine-state change cancels out; with ``probe`` the machine-speed probe is timed against the
+    reference too, and the ``runtime`` test fails when the reference got slower relative to the
+    probe by more than ``runtime_tolerance`` (a slower runtime, not a slower machine).
     """
 
-    tolerance: float = 0.10
+    tolerance: float = 0.05
     spread_k: float = 2.0
     max_tolerance: float = 0.5
     sample: int | None = 40
@@ -68,8 +73,12 @@ class CheckConfig:
     allow_model_change: bool = False
     force: bool = False
     input_shape: tuple[int, ...] | None = None
+    probe: bool = True
+    runtime_tolerance: float = 0.15
 
     def __post_init__(self) -> None:
+        if not 0 < self.runtime_tolerance < MAX_TOLERANCE:
+            raise SgnasError(f"runtime tolerance {self.runtime_tolerance!r} out of range")
         if not 0 <= self.tolerance < MAX_TOLERANCE:
             raise SgnasError(f"tolerance {self.tolerance!r} out of range [0, {MAX_TOLERANCE})")
         if self.network_tolerance is not None and not 0 <= self.network_tolerance < MAX_TOLERANCE:

@@ -7,7 +7,8 @@ on a host that cannot run the device; :func:`provenance` records the host and ru
 from __future__ import annotations
 
 import os
-
+from dataclasses import dataclass
+from typing import Any
 
 from sgnas.config import load_dataclass
 from sgnas.errors import SgnasError
@@ -18,8 +19,16 @@ from .backends.base import ModelSpec, get_backend, make_runner
 from .build import canary_key
 from .check_config import Target
 from .devices import DeviceDescriptor, check_host
-from .measure import Measurer
+from .measure import Measurer, Reference
 from .protocol import CanaryMonitor, Measurement, ProtocolConfig
+
+
+@dataclass
+class ProbeMeasurement:
+    """What the ``runtime`` target measures: reference / probe ratio and its spread."""
+
+    median_ms: float
+    spread: float
 
 
 class DeviceMeasurer(Measurer):
@@ -30,18 +39,28 @@ class DeviceMeasurer(Measurer):
     opens a fresh runner (one live session at a time). With ``canary_key`` a fixed LUT entry is
     re-measured periodically and at :meth:`finish`, and :meth:`drift` reports its relative change.
     Use it as a context manager.
+
+    With ``reference`` (state-normalized baselines and LUTs) every target is timed against that
+    live reference and stated in ``state_ms`` (the baseline's reference state); no canary is kept.
     """
 
     def __init__(self, device: DeviceDescriptor, space: SearchSpace | None = None,
                  protocol: ProtocolConfig | dict | None = None,
                  cache_dir: str | os.PathLike | None = None, canary_key: str | None = None,
-                 seed: int = 0) -> None:
+                 seed: int = 0, reference: Reference | None = None,
+                 state_ms: float | None = None, network_reference: Reference | None = None,
+                 network_state_ms: float | None = None) -> None:
         if isinstance(protocol, dict):
             protocol = load_dataclass(ProtocolConfig, protocol, where="protocol")
         super().__init__(device, space, protocol=protocol, seed=seed, cache_dir=cache_dir,
-                         prefix="sgnas-check-")
+                         prefix="sgnas-check-", reference=reference, state_ms=state_ms,
+                         network_reference=network_reference, network_state_ms=network_state_ms)
         self.canary: CanaryMonitor | None = None
-        if canary_key is not None:
+        #: The last probe record (:meth:`Measurer.probe`) of the ``runtime`` target.
+        self.last_probe: dict | None = None
+        #: Matmuls per probe iteration: the recorded probe's (set by the check), else automatic.
+        self.probe_chain: int | None = None
+        if canary_key is not None and reference is None:
             spec = self.entry_spec(canary_key, keep=True)
             self.canary = CanaryMonitor(make_runner(device, spec, cache_dir=self.cache_dir),
                                         self.protocol)
@@ -58,11 +77,18 @@ class DeviceMeasurer(Measurer):
             raise SgnasError(f"{target.name}: a model target needs a path and an input shape")
         return self.file_spec(target.path, target.input_shape, target.name)
 
-    def __call__(self, target: Target) -> Measurement:
-        m = self.measure(self.spec(target))
+    def __call__(self, target: Target) -> Any:
+        if target.kind == "runtime":
+            return self._probe()
+        m = self.measure(self.spec(target), "entry" if target.kind == "entry" else "model")
         if self.canary is not None:
             self.canary.step()
         return m
+
+    def _probe(self) -> ProbeMeasurement:
+        """The ``runtime`` target: the probe against the reference (:meth:`Measurer.probe`)."""
+        self.last_probe = self.probe(chain=self.probe_chain)
+        return ProbeMeasurement(self.last_probe["reference_ratio"], self.last_probe["spread"])
 
     def finish(self) -> None:
         """Measure the canary once more, so :meth:`drift` spans the whole check."""
@@ -78,6 +104,13 @@ class DeviceMeasurer(Measurer):
     def canary_ms(self) -> float | None:
         """The canary's first median in this check."""
         return float(self.canary.medians[0]) if self.canary is not None and self.canary.medians else None
+
+
+def reference_now_ms(measurer: Measurer) -> float | None:
+    """The reference's absolute latency over this measurer's timings (median), if it has one."""
+    if measurer.state is None or not measurer.state.samples:
+        return None
+    return float(measurer.state.state_ms)
 
 
 def preflight(device: DeviceDescriptor, force: bool = False) -> None:

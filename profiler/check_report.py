@@ -132,6 +132,9 @@ class CheckReport:
             parts.append(f"canary drift {100 * n['canary_drift']:+.1f}% during the check")
         if n.get("canary_vs_lut") is not None:
             parts.append(f"canary {n['canary_vs_lut']:.2f}x its LUT value")
+        if n.get("machine_factor") is not None:
+            parts.append(f"machine {n['machine_factor']:.2f}x its baseline speed (probe; not a "
+                         "regression)")
         if n.get("remeasured"):
             parts.append(f"{n['remeasured']} suspect(s) re-measured")
         return "noise: " + (", ".join(parts) if parts else "not measured")
@@ -211,7 +214,7 @@ class CheckReport:
 def noise_summary(results: Sequence[ItemResult], drift: float | None) -> dict:
     """The noise seen over ``results``: median/max spread now and in the baseline, re-measured
     suspects, and the canary's ``drift`` during the check."""
-    measured = [r for r in results if r.kind != "global"]
+    measured = [r for r in results if r.kind not in ("global", "runtime")]
     recorded = [r for r in measured if r.kind != "network"]
     out: dict[str, Any] = {
         "median_spread": float(np.median([r.spread_now for r in measured])) if measured else None,
@@ -235,6 +238,9 @@ def report_notes(report: CheckReport, lut: Lut | None = None) -> list[str]:
     noisy = [r for r in report.results if r.status == NOISY]
     if noisy:
         notes.append(f"note: {len(noisy)} suspect(s) were noise (not confirmed on re-measurement)")
+    if lut is not None and not lut.normalized:
+        notes.append("note: the LUT was measured by the older, unnormalized protocol: compared in "
+                     "absolute terms, so a machine-state change reads as a regression; re-profile it")
     if lut is not None and report.config.networks and lut.calibration is None:
         notes.append("note: the LUT has no calibration; networks are compared with its raw sum")
     mismatched = [r for r in report.results if r.status == MISMATCH]

@@ -185,8 +185,17 @@ def check_host(device: DeviceDescriptor, force: bool = False) -> None:
         cpus_for(device)
 
 
+#: Affinities saved by active thread pins (:class:`profiler.backends.base.ThreadPin`), outermost
+#: first: while a runner is pinned (a live reference), a second runner still sees the CPUs the
+#: process had before any pin.
+PIN_STACK: list[set[int]] = []
+
+
 def available_cpus() -> list[int]:
-    """CPUs this process may run on, sorted (all CPUs where affinity is not supported)."""
+    """CPUs this process may run on, sorted (all CPUs where affinity is not supported); while
+    threads are pinned, the CPUs it had before the first pin."""
+    if PIN_STACK:
+        return sorted(PIN_STACK[0])
     if hasattr(os, "sched_getaffinity"):
         return sorted(os.sched_getaffinity(0))
     return list(range(os.cpu_count() or 1))

@@ -1,16 +1,22 @@
-"""End-to-end validation of a LUT: sampled whole networks measured against the LUT's prediction.
+"""End-to-end validation of a LUT: whole networks measured against the LUT's prediction.
 
 A LUT's raw prediction is the sum of its entries; it misses whole-network effects (fusion across
-blocks, memory traffic between blocks, per-run overhead). :func:`validate_lut` samples random
-architectures, builds each whole network from the same graph pieces as the LUT entries
-(:func:`profiler.graphs.network_graph`), measures it end to end with the device's backend and
-protocol, and reports how well the LUT sum predicts the measurement. It then fits a linear
-calibration (measured ≈ slope · raw + intercept) on ``fit_fraction`` of the networks and reports the
-calibrated figures on the held-out rest; the calibration is stored in the LUT.
+blocks, memory traffic between blocks, per-run overhead). :func:`validate_lut` picks whole networks
+spread over the LUT's whole predicted range (:func:`profiler.calibration_set.calibration_networks`:
+both uniform-configuration ends, stage-uniform and heavy/light networks like those a generator
+returns, random ones; ``selection="random"`` for uniform samples), builds each from the same graph
+pieces as the LUT entries (:func:`profiler.graphs.network_graph`), measures it end to end, fits a
+linear calibration (measured ≈ slope · raw + intercept) on part of them
+(:func:`~profiler.calibration_set.split_fit_heldout`: both ends and every other network over the
+range) and reports the calibrated figures on the held-out rest, overall and for the bottom,
+middle and top third of the range. The calibration, its held-out figures and the networks are
+stored in the LUT.
 
-Drift: the LUT's canary entry is re-measured every ``canary_every`` networks. When it is off the
-LUT's canary baseline (recorded at build time) by more than ``drift_tolerance``, measured latencies
-are divided by that factor, so a slower or faster machine state now does not read as LUT error.
+A state-normalized LUT (``lut.reference``): each network is timed interleaved with the LUT's
+network reference (else its reference block) and stated in the LUT's reference state, so the machine state now does not read as LUT
+error. A LUT of the older protocol: the LUT's canary entry is re-measured every ``canary_every``
+networks, and measured latencies are divided by its factor when it is off the build's canary by
+more than ``drift_tolerance``.
 """
 
 from __future__ import annotations
@@ -31,7 +37,8 @@ from sgnas.progress import Progress
 from sgnas.space import SearchSpace
 
 from .build import canary_key
-from .measure import Measurer
+from .calibration_set import calibration_networks, check_split_size, range_thirds, split_fit_heldout
+from .measure import Measurer, lut_measurer_args, lut_reference
 
 if TYPE_CHECKING:  # pragma: no cover
     from .devices import DeviceDescriptor
@@ -76,6 +83,23 @@ def fit_calibration(raw: np.ndarray, measured: np.ndarray, estimator: str = "hub
     return Calibration(slope=slope, intercept=intercept, n_fit=len(y), metrics={"estimator": estimator})
 
 
+def third_metrics(predicted: np.ndarray, measured: np.ndarray, raw: np.ndarray,
+                  lo: float, hi: float) -> dict:
+    """MAPE, largest error and shares within ±5% / ±10% in the bottom, middle and top third of the
+    raw-prediction range ``[lo, hi]``."""
+    out: dict[str, dict[str, float]] = {}
+    for name, idx in range_thirds(raw, lo, hi).items():
+        if idx.size == 0:
+            out[name] = {"n": 0}
+            continue
+        p, m = predicted[idx], measured[idx]
+        out[name] = {"n": int(idx.size), "mape": metrics.mape(p, m),
+                     "max_abs_error": metrics.max_abs_error(p, m),
+                     "within_5pct": metrics.share_within(p, m, 5.0),
+                     "within_10pct": metrics.share_within(p, m, 10.0)}
+    return out
+
+
 @dataclass
 class FidelityReport:
     """Figures of one validation run (relative errors are fractions: 0.05 = 5%)."""
@@ -97,6 +121,10 @@ class FidelityReport:
     drift: dict = field(default_factory=dict)
     seconds: float = 0.0
     plot_path: str | None = None
+    #: Calibrated held-out figures per third of the range (bottom / middle / top).
+    heldout_thirds: dict = field(default_factory=dict)
+    selection: str = "spread"
+    normalized: bool = False
 
     def to_dict(self) -> dict:
         return json_safe(asdict(self))
@@ -117,6 +145,10 @@ class FidelityReport:
                 f"  calibration: measured = {self.calibration['slope']:.4f} · raw "
                 f"{self.calibration['intercept']:+.4f} ms",
             ]
+            + [f"  held-out {name} third: " + (
+                f"{t['n']} networks, MAPE {t['mape']:.1%}, within ±5% {t['within_5pct']:.0%}, "
+                f"±10% {t['within_10pct']:.0%}" if t.get("n") else "no networks")
+               for name, t in self.heldout_thirds.items()]
             + ([f"  plot: {self.plot_path}"] if self.plot_path else [])
         )
 
@@ -135,37 +167,42 @@ def validate_lut(
     seed: int = 0,
     progress: bool = False,
     cache_dir: Path | None = None,
+    selection: str = "spread",
 ) -> FidelityReport:
-    """Measure ``n`` random networks end to end and compare them with ``lut``'s predictions.
+    """Measure ``n`` whole networks end to end and compare them with ``lut``'s predictions.
 
-    Sets ``lut.calibration`` to the calibration fitted on ``fit_fraction`` of the networks (the
-    report's held-out figures describe exactly that calibration). Writes a predicted-vs-measured
-    plot to ``plot_path`` when given.
+    ``selection`` ``"spread"`` (default) takes :func:`calibration_networks`, ``"random"`` uniform
+    samples. Sets ``lut.calibration`` to the calibration fitted on ``fit_fraction`` of the networks
+    (the report's held-out figures describe exactly that calibration; they and the networks are
+    kept in its ``metrics``). Writes a predicted-vs-measured plot to ``plot_path`` when given.
     """
     if lut.device_name != device.name:
         raise SgnasError(f"LUT was measured on device {lut.device_name!r}, not {device.name!r}")
     if lut.space != space.name:
         raise SgnasError(f"LUT is for space {lut.space!r}, not {space.name!r}")
-    if n < 4:
-        raise SgnasError(f"--validate needs at least 4 networks (2 to fit, 2 to test), got {n}")
-    if not 0.0 < fit_fraction < 1.0:
-        raise SgnasError(f"fit fraction must be in (0, 1), got {fit_fraction}")
+    check_split_size(n, fit_fraction)
+    if selection not in ("spread", "random"):
+        raise SgnasError(f"network selection must be spread or random, not {selection!r}")
     rng = rng if rng is not None else np.random.default_rng(seed)
-    archs = [space.sample(rng) for _ in range(n)]
+    archs = (calibration_networks(space, lut, n, rng) if selection == "spread"
+             else [space.sample(rng) for _ in range(n)])
     raw = np.array([lut.raw_ms(a, space) for a in archs])
 
     started = time.perf_counter()
+    reference, state_ms = lut_reference(lut)
+    normalized = reference is not None
     ckey = lut.drift.get("canary_key") or canary_key(space)
     baseline = (lut.drift.get("canary_medians_ms") or [None])[0]
     canary_ms: list[float] = []
     factors = np.ones(n)
     measured = np.zeros(n)
-    with Measurer(device, space, seed=seed, verify=True, cache_dir=cache_dir,
-                  prefix="sgnas-fidelity-") as meas:
+    record: dict = {}
+    with Measurer(device, space, seed=int((lut.build or {}).get("seed", seed)), verify=True,
+                  cache_dir=cache_dir, prefix="sgnas-fidelity-", **lut_measurer_args(lut)) as meas:
         bar = Progress(n, f"validating {device.name}", unit="net", enabled=progress)
         factor = 1.0
         for i, arch in enumerate(archs):
-            if canary_every > 0 and i % canary_every == 0:
+            if not normalized and canary_every > 0 and i % canary_every == 0:
                 canary_ms.append(meas.entry(ckey).median_ms)
                 base = baseline if baseline else canary_ms[0]
                 f = canary_ms[-1] / base
@@ -174,19 +211,30 @@ def validate_lut(
             factors[i] = factor
             bar.update(1)
         bar.close()
-    normalized = measured / factors
+        live = meas.network_state if meas.network_state is not None else meas.state
+        if live is not None and live.samples:
+            record = {"reference": live.model,
+                      "reference_state_ms": (meas.network_state_ms if meas.network_state
+                                             is not None else state_ms),
+                      "reference_now_ms": live.state_ms,
+                      "reference_drift": live.drift()}
+    normalized_ms = measured / factors
 
-    order = rng.permutation(n)
-    n_fit = min(max(2, int(round(fit_fraction * n))), n - 2)
-    fit_idx, test_idx = np.sort(order[:n_fit]), np.sort(order[n_fit:])
-    calibration = fit_calibration(raw[fit_idx], normalized[fit_idx], estimator)
-    raw_all = error_metrics(raw, normalized)
-    raw_test = error_metrics(raw[test_idx], normalized[test_idx])
-    cal_test = error_metrics(calibration.apply(raw[test_idx]), normalized[test_idx])
+    fit_idx, test_idx = split_fit_heldout(raw, fit_fraction, rng)
+    n_fit = len(fit_idx)
+    calibration = fit_calibration(raw[fit_idx], normalized_ms[fit_idx], estimator)
+    raw_all = error_metrics(raw, normalized_ms)
+    raw_test = error_metrics(raw[test_idx], normalized_ms[test_idx])
+    cal_pred = calibration.apply(raw[test_idx])
+    cal_test = error_metrics(cal_pred, normalized_ms[test_idx])
+    thirds = third_metrics(cal_pred, normalized_ms[test_idx], raw[test_idx], float(raw.min()),
+                           float(raw.max()))
     calibration.metrics.update(
         {
             "n_validated": n,
             "heldout_n": int(len(test_idx)),
+            "selection": selection,
+            "normalized": normalized,
             "raw_mape": raw_all["mape"],
             "raw_within_10pct": raw_all["within_10pct"],
             "raw_kendall_tau": raw_all["kendall_tau"],
@@ -194,6 +242,14 @@ def validate_lut(
             "heldout_calibrated_mape": cal_test["mape"],
             "heldout_calibrated_within_5pct": cal_test["within_5pct"],
             "heldout_calibrated_within_10pct": cal_test["within_10pct"],
+            "heldout_calibrated_max_abs_error": cal_test["max_abs_error"],
+            "heldout_spearman": cal_test["spearman"],
+            "heldout_kendall_tau": cal_test["kendall_tau"],
+            "heldout_thirds": thirds,
+            "range_ms": [float(raw.min()), float(raw.max())],
+            "networks": [[str(a), float(r), float(m), bool(i in set(fit_idx.tolist()))]
+                         for i, (a, r, m) in enumerate(zip(archs, raw, normalized_ms))],
+            **record,
         }
     )
     calibration.metrics = json_safe(calibration.metrics)
@@ -211,7 +267,7 @@ def validate_lut(
         calibration=calibration.to_dict(),
         archs=[str(a) for a in archs],
         predicted_raw_ms=raw.tolist(),
-        measured_ms=normalized.tolist(),
+        measured_ms=normalized_ms.tolist(),
         measured_unnormalized_ms=measured.tolist(),
         fit_index=fit_idx.tolist(),
         drift={
@@ -220,8 +276,12 @@ def validate_lut(
             "canary_medians_ms": canary_ms,
             "factors": sorted(set(factors.tolist())),
             "tolerance": drift_tolerance,
+            **record,
         },
         seconds=time.perf_counter() - started,
+        heldout_thirds=thirds,
+        selection=selection,
+        normalized=normalized,
     )
     if plot_path is not None:
         report.plot_path = str(plot_fidelity(report, plot_path))

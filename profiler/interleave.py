@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Protocol, Sequence
+from typing import TYPE_CHECKING, Protocol, Sequence, TypeVar
 
 import numpy as np
 
@@ -33,7 +33,8 @@ if TYPE_CHECKING:  # pragma: no cover
 MAX_CHUNK_ITERS = 100_000
 #: Chunk statistics: the median resists one-off interruptions; the mean scales linearly with the
 #: share of a CPU the process gets when more threads are runnable than cores (time slicing).
-STATISTICS = {"median": np.median, "mean": np.mean}
+STATISTICS = {"median": np.median, "mean": np.mean, "min": np.min,
+              "p25": lambda x: np.percentile(x, 25)}
 #: Configuration of the reference block and network: 4 sub-blocks (middle of 2..6), mean kernel 5.
 REFERENCE_CONFIG: tuple[int, ...] = (3, 5, 5, 7)
 
@@ -309,13 +310,16 @@ class ReferenceState:
                    started=float(d.get("started") or time.time()))
 
 
-def quiet(runner) -> object:
+R = TypeVar("R")
+
+
+def quiet(runner: R) -> R:
     """Ask ``runner`` (before activation) not to spin idle worker threads while another model runs.
 
     Honoured by the ONNX Runtime backend (``session.intra_op.allow_spinning = 0``); other runners
     ignore it. Returns ``runner``.
     """
-    runner.allow_spinning = False
+    runner.allow_spinning = False  # type: ignore[attr-defined]
     return runner
 
 

@@ -10,6 +10,13 @@ Three separable pieces, so that other timing protocols can reuse any of them:
   (:func:`profiler.protocol.measure`) and closes it;
 * :class:`Measurer` combines both, keeping only the graph of the last model on disk (re-measuring the
   same model reuses it). LUT builds, validation, checks and ``sgnas generate --measure`` all use it.
+
+State-normalized measuring (every backend): give :class:`Measurer` a :class:`Reference` and each
+model is timed in alternating short chunks with that reference model of the same runtime, kept live
+(:func:`profiler.interleave.interleave`; both sessions with spinning off). The result is the median
+ratio model / reference times the reference's latency in a *reference state*: the fixed
+``state_ms`` of the LUT or baseline being compared with, or (building a LUT) the running median of
+the reference over the build (:class:`~profiler.interleave.ReferenceState`), re-stated at the end.
 """
 
 from __future__ import annotations
@@ -21,14 +28,27 @@ import tempfile
 from pathlib import Path
 from typing import Any, Sequence, TypeVar
 
-from sgnas.errors import SgnasError
+from sgnas.errors import MissingDependencyError, SgnasError
 from sgnas.lut import Lut
 from sgnas.space import Architecture, SearchSpace
+
+from dataclasses import dataclass
 
 from . import graphs
 from .backends.base import ModelSpec, make_runner
 from .devices import DeviceDescriptor, check_host, device_from_dict, load_device
+from .interleave import (InterleaveConfig, Interleaved, ReferenceState, interleave, quiet,
+                         reference_architecture, reference_key)
 from .protocol import Measurement, ProtocolConfig, measure
+
+#: Interleaving of LUT entries: short chunks (a build times hundreds of entries).
+ENTRY_INTERLEAVE = InterleaveConfig(chunk_ms=10.0, min_chunk_iters=3, pairs=6, max_pairs=18,
+                                    warmup_ms=20.0, max_spread=0.03)
+#: Interleaving of whole networks and ONNX models: at least 3 inferences a chunk, each chunk
+#: summed up by its fastest inference (an inference of milliseconds is often cut by the
+#: scheduler on a loaded machine, a short block rarely; measured: docs/RESULTS.md).
+NETWORK_INTERLEAVE = InterleaveConfig(chunk_ms=30.0, min_chunk_iters=3, pairs=8, max_pairs=24,
+                                      warmup_ms=60.0, max_spread=0.02, statistic="min")
 
 
 M = TypeVar("M", bound="Measurer")
@@ -48,6 +68,77 @@ def discard(spec: ModelSpec) -> None:
     for path in (spec.onnx_path, spec.onnx_path_fp16):
         if path is not None:
             Path(path).unlink(missing_ok=True)
+
+
+@dataclass(frozen=True)
+class Reference:
+    """The reference model others are timed against: a LUT key (``kind="block"``) or a whole
+    network (``kind="network"``, ``model`` is the architecture string) of search space ``space``.
+
+    Its :attr:`name` (``space:kind:model``) is what LUTs and baselines record.
+    """
+
+    space: str
+    kind: str
+    model: str
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("block", "network"):
+            raise SgnasError(f"reference kind must be block or network, not {self.kind!r}")
+
+    @property
+    def name(self) -> str:
+        return f"{self.space}:{self.kind}:{self.model}"
+
+    @classmethod
+    def block(cls, space: SearchSpace, key: str | None = None) -> "Reference":
+        """The space's reference block (:func:`profiler.interleave.reference_key`) or ``key``."""
+        return cls(space.name, "block", key or reference_key(space))
+
+    @classmethod
+    def network(cls, space: SearchSpace) -> "Reference":
+        """The space's mid-range reference network (:func:`reference_architecture`)."""
+        return cls(space.name, "network", str(reference_architecture(space)))
+
+    @classmethod
+    def from_name(cls, name: str) -> "Reference":
+        """Parse :attr:`name`; :class:`SgnasError` when it is not one."""
+        parts = str(name).split(":", 2)
+        if len(parts) != 3:
+            raise SgnasError(f"reference {name!r} is not of the form space:kind:model")
+        return cls(*parts)
+
+    def spec(self, builder: "ModelBuilder") -> ModelSpec:
+        """Build this reference's graph with ``builder`` (a builder of :attr:`space`)."""
+        from sgnas.space import get_space, load_architecture
+
+        if self.kind == "block":
+            return builder.entry(self.model)
+        return builder.network(get_space(self.space).validate(load_architecture(self.model)),
+                               "reference")
+
+
+def for_onnx(device: DeviceDescriptor) -> Reference:
+    """The reference of ONNX model checks: the mid-range CIFAR-10 network (the ImageNet one on a
+    device that profiles at 224 pixels)."""
+    from sgnas.space import get_space
+
+    name = "imagenet" if device.input_size == 224 else "cifar10"
+    return Reference.network(get_space(name))
+
+
+def normalized_measurement(result: Interleaved, state_ms: float) -> Measurement:
+    """A :class:`Measurement` of an interleaved timing, stated in the reference state ``state_ms``."""
+    import numpy as np
+
+    r = np.asarray(result.ratios, dtype=np.float64)
+    return Measurement(
+        median_ms=result.ratio * state_ms, p10_ms=result.ratio_p10 * state_ms,
+        p90_ms=result.ratio_p90 * state_ms, n=result.n * result.entry_iters,
+        spread=result.ratio_spread, round_medians=(r * state_ms).tolist(), noisy=result.noisy,
+        cov=float(r.std() / r.mean()) if r.mean() > 0 else 0.0,
+        mean_ms=float(r.mean()) * state_ms, min_ms=float(r.min()) * state_ms,
+        ratio=result.ratio, reference_ms=result.reference_median_ms, pairs=result.n)
 
 
 class ModelBuilder:
@@ -149,12 +240,22 @@ class Measurer:
 
     Graphs go to ``folder`` (default: a temporary folder removed by :meth:`close`); only the last
     model's files are kept, so measuring it again reuses them. Use it as a context manager.
+
+    With ``reference`` every model is timed interleaved with that reference model, kept live until
+    :meth:`close` (module docstring): results are stated in ``state_ms`` when given (the reference
+    state of the LUT or baseline compared with), else in the running median of :attr:`state`.
+    A reference that fails to build or run raises :class:`SgnasError` before anything is measured.
     """
 
     def __init__(self, device: DeviceDescriptor, space: SearchSpace | None = None, *,
                  protocol: ProtocolConfig | None = None, seed: int = 0, verify: bool = False,
                  cache_dir: str | os.PathLike | None = None,
-                 folder: str | os.PathLike | None = None, prefix: str = "sgnas-measure-") -> None:
+                 folder: str | os.PathLike | None = None, prefix: str = "sgnas-measure-",
+                 reference: Reference | None = None, state: ReferenceState | None = None,
+                 state_ms: float | None = None, entry_interleave: InterleaveConfig | None = None,
+                 network_interleave: InterleaveConfig | None = None,
+                 network_reference: Reference | None = None,
+                 network_state_ms: float | None = None) -> None:
         self.device = device
         self.space = space
         self.protocol = protocol if protocol is not None else device.protocol
@@ -167,6 +268,32 @@ class Measurer:
         self.builder = ModelBuilder(device, space, root, seed=seed, verify=verify)
         self._current: tuple[str, ModelSpec] | None = None
         self._pinned: set[str] = set()
+        self.reference = reference
+        self.entry_interleave = entry_interleave or ENTRY_INTERLEAVE
+        self.network_interleave = network_interleave or NETWORK_INTERLEAVE
+        if state_ms is not None and not state_ms > 0:
+            raise SgnasError(f"reference state must be positive, got {state_ms}")
+        self.state_ms = state_ms
+        #: The reference's latency over this measurer's life (the machine-state record).
+        self.state: ReferenceState | None = None
+        if reference is not None:
+            self.state = state if state is not None else ReferenceState(model=reference.name)
+        #: The last interleaved timing (normalized measuring only).
+        self.last: Interleaved | None = None
+        self._ref_runner: Any = None
+        self._ref_root = root / "reference"
+        #: Whole networks and ONNX models may have a reference of their own (a whole network,
+        #: as long per inference as they are), stated in ``network_state_ms``.
+        if network_reference is not None and not (network_state_ms or 0) > 0:
+            raise SgnasError("a network reference needs its reference state (network_state_ms)")
+        self.network_reference = network_reference
+        self.network_state_ms = network_state_ms
+        self.network_state: ReferenceState | None = (
+            ReferenceState(model=network_reference.name, kind="network")
+            if network_reference is not None else None)
+        self._net_runner: Any = None
+        #: Models measured so far (numbers the machine-state record's samples).
+        self.count = 0
 
     def __enter__(self: M) -> M:
         return self
@@ -174,9 +301,21 @@ class Measurer:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    @property
+    def normalized(self) -> bool:
+        """Whether results are stated relative to a live reference."""
+        return self.reference is not None
+
     def close(self) -> None:
-        """Delete the graphs written so far."""
-        self._discard()
+        """Close the reference and delete the graphs written so far."""
+        try:
+            for attr in ("_net_runner", "_ref_runner"):
+                runner = getattr(self, attr)
+                if runner is not None:
+                    setattr(self, attr, None)
+                    runner.deactivate()
+        finally:
+            self._discard()
         if self._tmp is not None:
             self._tmp.cleanup()
 
@@ -210,19 +349,149 @@ class Measurer:
         """The spec of an existing ONNX file."""
         return self.builder.onnx_file(path, input_shape, name)
 
-    def measure(self, spec: ModelSpec) -> Measurement:
-        """Measure ``spec`` with this measurer's device, protocol and engine cache; the runner's
-        provenance is kept in :attr:`runner_info`."""
-        m, self.runner_info = measure_spec_info(self.device, spec, self.protocol, self.cache_dir)
-        return m
+    # ------------------------------------------------------------ the reference
+    def open_reference(self) -> Any:
+        """Build, activate and test-run the reference (once); its live runner.
+
+        Any failure is a one-line :class:`SgnasError` naming the reference.
+        """
+        if self._ref_runner is None:
+            if self.reference is None:
+                raise SgnasError("this measurer has no reference")
+            self._ref_runner = self._open(self.reference, self._ref_root)
+        return self._ref_runner
+
+    def open_network_reference(self) -> Any:
+        """The live runner of the network reference (opened once; as :meth:`open_reference`)."""
+        self.open_reference()
+        if self._net_runner is None:
+            if self.network_reference is None:
+                raise SgnasError("this measurer has no network reference")
+            self._net_runner = self._open(self.network_reference, self._ref_root / "network")
+        return self._net_runner
+
+    def _open(self, ref: Reference, root: Path) -> Any:
+        from sgnas.space import get_space
+
+        runner = None
+        try:
+            space = (self.space if self.space is not None and self.space.name == ref.space
+                     else get_space(ref.space))
+            builder = ModelBuilder(self.device, space, root, seed=self.builder.seed)
+            runner = quiet(make_runner(self.device, ref.spec(builder), cache_dir=self.cache_dir))
+            runner.activate()
+            lat = runner.time_iterations(2)
+            if not all(x > 0 for x in lat):
+                raise SgnasError(f"it reported non-positive latencies {list(lat)}")
+        except Exception as exc:
+            if runner is not None:
+                runner.deactivate()
+            if isinstance(exc, MissingDependencyError):
+                raise
+            msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise SgnasError(f"reference model {ref.name} failed to build or run on device "
+                             f"{self.device.name}: {msg}") from exc
+        return runner
+
+    def current_state_ms(self) -> float:
+        """The reference state results are stated in (fixed, or the running median)."""
+        if self.state_ms is not None:
+            return float(self.state_ms)
+        if self.state is None or not self.state.samples:
+            raise SgnasError("no reference state yet")
+        return self.state.state_ms
+
+    def probe(self, what: str = "", chain: int | None = None) -> dict:
+        """The machine-speed probe (:mod:`profiler.probe`) timed interleaved with the live reference.
+
+        ``chain`` matmuls per probe iteration; by default as many as make one iteration about as
+        long as one inference of the reference (on a loaded CPU a long iteration is cut by the
+        scheduler and a short one mostly is not, so probe and reference must be alike in length).
+        Returns the probe's record: its absolute latency ``ms`` (the machine's speed), its settings
+        and ``reference_ratio`` = reference / probe in the same machine state (the runtime's speed
+        relative to the machine's). A failure is a one-line :class:`SgnasError`.
+        """
+        import numpy as np
+
+        from .probe import ProbeTimer
+
+        ref = self.open_reference()
+        try:
+            if chain is None:
+                one = float(np.median(ProbeTimer(chain=1).time_iterations(20)))
+                ref_ms = float(np.median(ref.time_iterations(20)))
+                chain = int(min(max(round(ref_ms / one), 1), 400)) if one > 0 else 40
+            timer = ProbeTimer(chain=chain)
+            result = interleave(timer, ref, self.network_interleave)
+        except SgnasError:
+            raise
+        except Exception as exc:
+            msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise SgnasError(f"the machine-speed probe failed to run{what}: {msg}") from exc
+        return {"ms": result.entry_median_ms, "spread": result.ratio_spread, "size": timer.size,
+                "chain": timer.chain, "reference_ratio": 1.0 / result.ratio,
+                "reference_ms": result.reference_median_ms, "pairs": result.n}
+
+    # ------------------------------------------------------------ measuring
+    def measure(self, spec: ModelSpec, kind: str = "model", record: bool = True) -> Measurement:
+        """Measure ``spec`` with this measurer's device, protocol and engine cache (interleaved
+        with the reference when there is one; ``kind`` ``"entry"`` uses the short entry chunks);
+        the runner's provenance is kept in :attr:`runner_info`. ``record=False`` leaves the
+        reference's latency out of the machine-state record."""
+        if self.reference is None:
+            m, self.runner_info = measure_spec_info(self.device, spec, self.protocol,
+                                                    self.cache_dir)
+            return m
+        own = kind != "entry" and self.network_reference is not None
+        ref = self.open_network_reference() if own else self.open_reference()
+        cfg = self.entry_interleave if kind == "entry" else self.network_interleave
+        with quiet(make_runner(self.device, spec, cache_dir=self.cache_dir)) as runner:
+            result = interleave(runner, ref, cfg)
+            self.runner_info = runner_provenance(runner.info)
+        state = self.network_state if own else self.state
+        assert state is not None
+        if record:
+            state.add(result, self.count)
+            self.count += 1
+        self.last = result
+        if own:
+            return normalized_measurement(result, float(self.network_state_ms or 0))
+        return normalized_measurement(result, self.current_state_ms())
 
     def entry(self, key: str) -> Measurement:
         """Measure LUT entry ``key``."""
-        return self.measure(self.entry_spec(key))
+        return self.measure(self.entry_spec(key), "entry")
 
     def network(self, arch: Architecture, name: str = "network") -> Measurement:
         """Measure the whole network of ``arch``."""
-        return self.measure(self.network_spec(arch, name))
+        return self.measure(self.network_spec(arch, name), "network")
+
+
+def lut_reference(lut: Lut) -> tuple[Reference | None, float | None]:
+    """The reference and reference state a normalized LUT was measured in; ``(None, None)`` for a
+    LUT of the older, unnormalized protocol."""
+    ref = lut.reference or {}
+    if not ref.get("model") or not ref.get("state_ms"):
+        return None, None
+    return Reference.from_name(str(ref["model"])), float(ref["state_ms"])
+
+
+def lut_network_reference(lut: Lut) -> tuple[Reference | None, float | None]:
+    """The whole-network reference of a normalized LUT and its latency in the LUT's reference
+    state (its recorded ratio to the reference block x the block's state), or ``(None, None)``."""
+    net = (lut.reference or {}).get("network") or {}
+    _, state_ms = lut_reference(lut)
+    if not net.get("model") or not net.get("ratio") or state_ms is None:
+        return None, None
+    return Reference.from_name(str(net["model"])), float(net["ratio"]) * state_ms
+
+
+def lut_measurer_args(lut: Lut) -> dict:
+    """The :class:`Measurer` keywords that state measurements in ``lut``'s reference state."""
+    reference, state_ms = lut_reference(lut)
+    net, net_ms = lut_network_reference(lut)
+    return {"reference": reference, "state_ms": state_ms, "network_reference": net,
+            "network_state_ms": net_ms}
 
 
 def lut_device(lut: Lut) -> DeviceDescriptor:
@@ -234,20 +503,28 @@ def lut_device(lut: Lut) -> DeviceDescriptor:
 
 
 def measure_networks(device: DeviceDescriptor, space: SearchSpace, archs: Sequence[Architecture],
-                     force: bool = False, seed: int = 0) -> list[Measurement]:
+                     force: bool = False, seed: int = 0, lut: Lut | None = None
+                     ) -> list[Measurement]:
     """Measure each network of ``archs`` end to end on ``device`` (checked against this host
-    first, ``force`` overrides a GPU model mismatch)."""
+    first, ``force`` overrides a GPU model mismatch). With a normalized ``lut`` each network is
+    timed against the LUT's reference and stated in the LUT's reference state."""
     check_host(device, force=force)
     check_device_space(device, space)
-    with Measurer(device, space, seed=seed) as m:
+    kw = lut_measurer_args(lut) if lut is not None else {}
+    seed = int((lut.build or {}).get("seed", seed)) if lut is not None else seed
+    with Measurer(device, space, seed=seed, **kw) as m:
         return [m.network(arch, f"net{i}") for i, arch in enumerate(archs)]
 
 
 def measure_lut_networks(space: SearchSpace, lut: Lut, archs: Sequence[Architecture],
                          force: bool = False) -> list[float]:
-    """Median latency (ms) of each network on this host, on the device ``lut`` was measured on."""
-    return [m.median_ms for m in measure_networks(lut_device(lut), space, archs, force=force)]
+    """Latency (ms) of each network on this host, on the device ``lut`` was measured on, stated
+    in the LUT's reference state when it is normalized (comparable with its predictions)."""
+    return [m.median_ms for m in measure_networks(lut_device(lut), space, archs, force=force,
+                                                  lut=lut)]
 
 
-__all__ = ["Measurer", "ModelBuilder", "check_device_space", "discard", "lut_device",
-           "measure_lut_networks", "measure_networks", "measure_spec"]
+__all__ = ["ENTRY_INTERLEAVE", "NETWORK_INTERLEAVE", "Measurer", "ModelBuilder", "Reference",
+           "check_device_space", "discard", "for_onnx", "lut_device", "lut_measurer_args",
+           "lut_network_reference", "lut_reference",
+           "measure_lut_networks", "measure_networks", "measure_spec", "normalized_measurement"]

@@ -97,6 +97,12 @@ class Measurement:
     remeasured: int = 0
     mean_ms: float = 0.0
     min_ms: float = 0.0
+    #: State-normalized measurements (:mod:`profiler.measure` with a reference): the median ratio
+    #: to the reference, the reference's absolute median while this was timed, chunk pairs timed.
+    #: ``median_ms`` is then ``ratio`` x the reference state the measurer states latencies in.
+    ratio: float | None = None
+    reference_ms: float | None = None
+    pairs: int = 0
 
     def to_dict(self) -> dict:
         return asdict(self)

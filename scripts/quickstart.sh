@@ -2,9 +2,11 @@
 # Quick start: measure this machine, then generate architectures for three latency targets.
 #
 #   1. sgnas-profile builds the latency LUT of the CIFAR-10 space on device `cpu`
-#      (ONNX Runtime, 1 pinned thread) -- every layer x 80 configurations, plus stem and head;
-#   2. sgnas-profile --validate measures 40 random whole networks, fits the LUT's calibration and
-#      reports its error;
+#      (ONNX Runtime, 1 pinned thread) -- every layer x 80 configurations, plus stem and head,
+#      each timed against a live reference block -- then measures 40 whole networks spread over
+#      the whole latency range, fits the LUT's calibration on half and reports its error on the
+#      other half (per third of the range);
+#   2. (an interrupted calibration is re-done from the saved entries);
 #   3. sgnas-generate asks the shipped generator (generators/, trained once on CIFAR-10 against the
 #      shipped supernet) for three targets inside [C_L, C_H] on this LUT and decodes its
 #      distribution exactly: the most probable architecture whose calibrated latency on this LUT
@@ -22,15 +24,19 @@ DEVICE="${SGNAS_QUICKSTART_DEVICE:-cpu}"
 LUT="$OUT/$DEVICE-cifar10.json"
 mkdir -p "$OUT"
 
-echo "== 1/3 profiling device '$DEVICE' over the cifar10 space -> $LUT"
+echo "== 1/3 profiling device '$DEVICE' over the cifar10 space -> $LUT (entries, then calibration)"
 if [ -f "$LUT" ]; then
-    sgnas-profile --device "$DEVICE" --space cifar10 --out "$LUT" --resume
+    sgnas-profile --device "$DEVICE" --space cifar10 --out "$LUT" --resume --validate 40 \
+        --plot "$OUT/fidelity.png"
 else
-    sgnas-profile --device "$DEVICE" --space cifar10 --out "$LUT"
+    sgnas-profile --device "$DEVICE" --space cifar10 --out "$LUT" --validate 40 \
+        --plot "$OUT/fidelity.png"
 fi
 
-echo "== 2/3 validating the LUT on 40 whole networks and calibrating it"
-sgnas-profile --device "$DEVICE" --space cifar10 --validate 40 --lut "$LUT" --plot "$OUT/fidelity.png"
+echo "== 2/3 the LUT is calibrated"
+python -c "import sys; from sgnas.lut import load_lut; sys.exit(load_lut('$LUT').calibration is None)" \
+    || sgnas-profile --device "$DEVICE" --space cifar10 --validate 40 --lut "$LUT" \
+        --plot "$OUT/fidelity.png"
 
 echo "== 3/3 generating architectures for three latency targets and measuring them"
 # Three targets at 20%, 50% and 80% of [C_L, C_H] on this LUT (p1..p99 of forced-sampling

@@ -22,8 +22,7 @@ print(slim_supernet("runs/supernet-cifar10/supernet.pt", "supernets/cifar10-spos
 PY
 
 # 2. Latency LUT of this machine over the cifar10 space, then its calibration on whole networks.
-sgnas-profile --device cpu --space cifar10 --out lut/cpu-cifar10.json --force
-sgnas-profile --device cpu --space cifar10 --validate 100 --lut lut/cpu-cifar10.json \
+sgnas-profile --device cpu --space cifar10 --out lut/cpu-cifar10.json --force \
     --plot docs/figures/cpu-cifar10.fidelity.png --json
 
 # 3. The generators (latency on that LUT, and FLOPs), trained on the held-out part of the

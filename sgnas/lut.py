@@ -382,6 +382,27 @@ def load_lut(
     return lut
 
 
+def lut_warnings(lut: Lut, calibration: bool = True) -> list[str]:
+    """One-line warnings about a LUT's trustworthiness: measured by the older, unnormalized
+    protocol (entries not stated relative to a reference), or uncalibrated (predictions are the raw
+    entry sums, which miss whole-network effects)."""
+    where = f"LUT {lut.path}" if lut.path else f"the LUT of device {lut.device_name!r}"
+    out = []
+    if lut.build.get("granularity") == "cell":  # per-cell tables: whole-network latencies
+        if lut.build.get("provenance") == "profiled" and calibration and lut.calibration is None:
+            out.append(f"{where} is uncalibrated: its cells are composed from measured pieces; "
+                       f"calibrate it with sgnas-profile --space {lut.space} --validate 30")
+        return out
+    if not lut.normalized:
+        out.append(f"{where} was measured by the older, unnormalized protocol (no reference "
+                   f"model): its entries carry the machine state of their moment; re-profile it")
+    if calibration and lut.calibration is None:
+        out.append(f"{where} is uncalibrated: predictions are raw entry sums; calibrate it with "
+                   f"sgnas-profile --device {lut.device_name} --space {lut.space} --validate 40 "
+                   f"--lut {lut.path or '<lut>'}")
+    return out
+
+
 def save_lut(lut: Lut, path: str | os.PathLike) -> None:
     """Write ``lut`` atomically (the file is always either the old or the complete new table)."""
     atomic_write_json(path, lut.to_dict(), indent=1)

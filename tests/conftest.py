@@ -57,3 +57,14 @@ def _one_torch_thread():
 def _private_lock_dir(tmp_path_factory, monkeypatch):
     """Profile locks of tests live in a private folder, never the machine-wide one."""
     monkeypatch.setenv("SGNAS_LOCK_DIR", str(tmp_path_factory.mktemp("locks")))
+
+
+@pytest.fixture(autouse=True)
+def _quick_interleave(monkeypatch):
+    """State-normalized timing in tests: a few short chunk pairs (the figures are not judged)."""
+    from profiler import measure
+    from profiler.interleave import InterleaveConfig
+
+    quick = InterleaveConfig(chunk_ms=2.0, pairs=3, max_pairs=3, warmup_ms=2.0)
+    monkeypatch.setattr(measure, "ENTRY_INTERLEAVE", quick)
+    monkeypatch.setattr(measure, "NETWORK_INTERLEAVE", quick)

@@ -21,7 +21,7 @@ import numpy as np
 from sgnas.errors import SgnasError, require
 from sgnas.registry import Registry, UnknownNameError
 
-from ..devices import DeviceDescriptor, available_cpus, cpus_for  # noqa: F401 (re-exported)
+from ..devices import PIN_STACK, DeviceDescriptor, available_cpus, cpus_for  # noqa: F401 (re-exported)
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -201,6 +201,7 @@ class ThreadPin:
                           stacklevel=2)
             return False
         self._saved = os.sched_getaffinity(0)
+        PIN_STACK.append(set(self._saved))
         os.sched_setaffinity(0, self.cpus)
         return True
 
@@ -208,6 +209,8 @@ class ThreadPin:
         if self._saved is not None:
             os.sched_setaffinity(0, self._saved)
             self._saved = None
+            if PIN_STACK:
+                PIN_STACK.pop()
 
 
 def refuse_fp16_on_cpu(device: "DeviceDescriptor", backend: str) -> None:

@@ -19,6 +19,10 @@ examples:
   sgnas check --onnx model.onnx --device cpu --baseline latency.json --tolerance 10%
 
 exit codes: 0 within tolerance, 1 regression, 2 usage or environment error.
+Baselines and LUTs recorded with a reference model are re-measured against the same live
+reference (a slower machine cancels out) and a machine-speed probe runs before and after: a
+machine-state change is reported as noise; the reference slowing down beyond what the probe
+explains fails the "runtime" test (--runtime-tolerance).
 tolerance of an item = max(--tolerance, min(K x spread, --max-tolerance)), where spread is the
 IQR/median recorded with the baseline or measured now, whichever is larger.
 """
@@ -32,8 +36,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     src.add_argument("--onnx", metavar="PATH", help="ONNX model to compare with --baseline")
     parser.add_argument("--device", required=True, metavar="NAME",
                         help="device descriptor name or YAML path (must match the recorded device)")
-    parser.add_argument("--tolerance", default="10%", metavar="PCT",
-                        help="tolerance floor in percent, e.g. 10%% (default 10%%)")
+    parser.add_argument("--tolerance", default="5%", metavar="PCT",
+                        help="tolerance floor in percent, e.g. 10%% (default 5%%)")
+    parser.add_argument("--runtime-tolerance", default="15%", metavar="PCT",
+                        help="how much more than the machine probe the reference model may slow "
+                             "down before the runtime counts as regressed (default 15%%)")
+    parser.add_argument("--no-probe", action="store_true",
+                        help="do not run the machine-speed probe")
     parser.add_argument("--spread-k", type=float, default=2.0, metavar="K",
                         help="tolerance = max(floor, K x spread) (default 2)")
     parser.add_argument("--max-tolerance", default="50%", metavar="PCT",
@@ -95,6 +104,8 @@ def _config(args: argparse.Namespace):
 
     return CheckConfig(
         tolerance=parse_tolerance(args.tolerance),
+        runtime_tolerance=parse_tolerance(args.runtime_tolerance),
+        probe=not args.no_probe,
         spread_k=args.spread_k,
         max_tolerance=parse_tolerance(args.max_tolerance),
         canary=not args.no_canary,

@@ -62,3 +62,14 @@ def refuse_overwrite(paths: Iterable[str | os.PathLike], force: bool) -> None:
     for path in paths:
         if os.path.exists(path):
             raise SgnasError(f"{path} exists; pass --force to overwrite")
+
+
+def warn_lut(lut) -> None:
+    """Print the LUT's trustworthiness warnings (:func:`sgnas.lut.lut_warnings`), one line each,
+    to stderr."""
+    import sys
+
+    from ..lut import lut_warnings
+
+    for line in lut_warnings(lut):
+        print(f"warning: {line}", file=sys.stderr)

@@ -54,6 +54,9 @@ def cost_report(arch_source: str, lut_path: str | None = None, se: bool = False)
             raise SgnasError("--se: LUTs measure blocks without squeeze-and-excitation; "
                              "drop --se for a latency prediction")
         lut = load_lut(lut_path, space=space)
+        from .common import warn_lut
+
+        warn_lut(lut)
         out.update(
             lut=str(lut_path),
             device=lut.device_name,

@@ -17,7 +17,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from .common import positive_number, refuse_overwrite
+from .common import positive_number, refuse_overwrite, warn_lut
 
 NAME = "generate"
 HELP = "generate architectures for latency, FLOPs or parameter targets with a trained generator"
@@ -151,6 +151,8 @@ def run(args: argparse.Namespace) -> int:
         raise SgnasError("--export-onnx needs --out DIR")
     window(1.0, args.eps)  # validates eps
     luts = [load_lut(p) for p in args.lut]
+    for lut in luts:
+        warn_lut(lut)
     dirs = default_generator_dirs() + [Path(d) for d in args.generators_dir]
     first_name = "latency" if args.latency_ms else "flops" if args.flops_m else "params"
     space = get_space(_space_name(args, luts, dirs, first_name))

@@ -1,12 +1,15 @@
-"""``sgnas profile`` / ``sgnas-profile``: measure a device's latency LUT, or validate one end to end.
+"""``sgnas profile`` / ``sgnas-profile``: measure a device's calibrated latency LUT, or validate one.
 
-Build::
+Build (entries, then whole networks over the whole range: calibration fitted on part, fidelity
+reported on the rest, both stored in the LUT)::
 
     sgnas-profile --device cpu                       # -> lut/cpu.json (ImageNet space)
     sgnas-profile --device cpu --resume              # continue an interrupted build
     sgnas-profile --device cpu --space cifar10       # -> lut/cpu-cifar10.json
+    sgnas-profile --device cpu --validate 100        # 100 calibration networks (default 40)
+    sgnas-profile --device cpu --no-validate         # entries only: an uncalibrated LUT
 
-Validate and calibrate (writes the calibration into the LUT and a plot next to it)::
+Validate and calibrate an existing LUT (writes the calibration into it and a plot next to it)::
 
     sgnas-profile --device cpu --validate 100 --lut lut/cpu.json --json
 """
@@ -35,9 +38,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--force", action="store_true",
                         help="overwrite an existing --out file and skip the host's GPU model check")
     parser.add_argument("--validate", type=int, metavar="N",
-                        help="instead of building, measure N random whole networks against the LUT, "
-                             "fit a calibration and store it in the LUT")
-    parser.add_argument("--lut", metavar="PATH", help="LUT to validate (default: the --out path)")
+                        help=f"whole networks measured after the entries to calibrate the LUT "
+                             f"(half fit, half held out; default {DEFAULT_NETWORKS}); with --lut, "
+                             f"validate that LUT instead of building")
+    parser.add_argument("--no-validate", action="store_true",
+                        help="measure the entries only: the LUT is uncalibrated (cost and generate "
+                             "warn)")
+    parser.add_argument("--lut", metavar="PATH",
+                        help="validate and calibrate this LUT instead of building one")
     parser.add_argument("--plot", metavar="PATH",
                         help="predicted-vs-measured plot of --validate (default: <lut>.fidelity.png)")
     parser.add_argument("--fit-fraction", type=float, default=0.5,
@@ -60,6 +68,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "device's embedding) into a partial per-cell LUT")
 
 
+#: Whole networks measured to calibrate a new LUT.
+DEFAULT_NETWORKS = 40
+
+
 def default_out(device_name: str, space_name: str) -> Path:
     """``lut/<device>.json`` for the ImageNet space, ``lut/<device>-<space>.json`` otherwise."""
     stem = device_name if space_name == "imagenet" else f"{device_name}-{space_name}"
@@ -75,6 +87,15 @@ def run(args: argparse.Namespace) -> int:
 
     if not args.verbose:  # noisy entries are counted in the summary instead
         logging.getLogger("profiler.protocol").setLevel(logging.ERROR)
+    from profiler.calibration_set import check_split_size
+
+    from ..errors import SgnasError
+
+    if args.no_validate and (args.validate is not None or args.lut):
+        raise SgnasError("--no-validate cannot be combined with --validate or --lut")
+    networks = DEFAULT_NETWORKS if args.validate is None else args.validate
+    if not args.no_validate:
+        check_split_size(networks, args.fit_fraction)  # before anything is measured
     device = load_device(args.device)
     space = get_space(args.space)
     check_host(device, force=args.force)
@@ -83,34 +104,41 @@ def run(args: argparse.Namespace) -> int:
     with _device_lock(device.name, args, out):
         if hasattr(space, "cell_key") or args.cells is not None:  # cell spaces: profiler.cells
             from .profile_cells import run_cells
+
             return run_cells(args, device, space, out, progress)
-        if args.validate is not None:
-            return _validate(args, device, space, Path(args.lut) if args.lut else out, progress)
-        return _build(args, device, space, out, progress)
+        if args.lut:
+            return _validate(args, device, space, Path(args.lut), networks, progress)
+        return _build(args, device, space, out, networks, progress)
 
 
 def _device_lock(device_name: str, args, out: Path):
     """The profile lock of the device: one measurement per device at a time."""
     from profiler.lock import ProfileLock
 
-    what = f"sgnas-profile {'--validate' if args.validate is not None else 'building'} {out}"
+    what = f"sgnas-profile {'--validate' if args.lut else 'building'} {out}"
     return ProfileLock(device_name, what=what, wait=args.wait,
                        warn=lambda msg: print(f"warning: {msg}", file=sys.stderr))
 
 
-def _build(args, device, space, out: Path, progress: bool) -> int:
+def _say(line: str) -> None:
+    print(line, file=sys.stderr)
+
+
+def _build(args, device, space, out: Path, networks: int, progress: bool) -> int:
     from profiler.build import BuildConfig, build_lut
 
-    if args.lut:
-        print("note: --lut is only used with --validate; writing --out", file=sys.stderr)
+    from ..lut import save_lut
+
     cfg = BuildConfig(device=device, space=space, out=out, resume=args.resume, force=args.force,
                       canary=not args.no_canary, limit=args.limit, seed=args.seed)
     try:
-        lut = build_lut(cfg, progress=progress)
+        lut = build_lut(cfg, progress=progress, notify=_say)
     except KeyboardInterrupt:
         print(f"interrupted: partial LUT saved to {out}; continue with --resume", file=sys.stderr)
         return 130
     noisy = sum(1 for e in lut.entries.values() if e.noisy)
+    drift = (lut.reference.get("drift") or {}).get("range") if lut.normalized \
+        else lut.drift.get("max_drift")
     result = {
         "lut": str(out),
         "device": device.name,
@@ -119,32 +147,79 @@ def _build(args, device, space, out: Path, progress: bool) -> int:
         "complete": lut.complete,
         "noisy_entries": noisy,
         "seconds": round(float(lut.build.get("seconds", 0.0)), 2),
-        "max_drift": lut.drift.get("max_drift"),
+        "normalized": lut.normalized,
+        "reference_state_ms": lut.reference.get("state_ms"),
+        "max_drift": drift,
         "fingerprint": lut.fingerprint,
+        "calibrated": False,
     }
+    report = None
+    if not args.no_validate and lut.complete:
+        try:
+            report = _calibrate(args, device, space, lut, out, networks, progress)
+        except KeyboardInterrupt:
+            print(f"interrupted: the entries are saved in {out} (uncalibrated); calibrate with "
+                  f"--validate N --lut {out}", file=sys.stderr)
+            return 130
+        result.update(calibrated=True, fidelity=_fidelity_summary(report),
+                      seconds_calibration=round(report.seconds, 2))
+    elif not args.no_validate:
+        _say(f"note: {out} is incomplete; calibrate it when complete (--resume)")
+    else:
+        lut.build["calibrated"] = False
+        save_lut(lut, out)
     if args.json:
         print(json.dumps(result))
     else:
-        drift = result["max_drift"]
+        what = (f"state-normalized (reference {lut.reference.get('state_ms', 0):.4f} ms, "
+                f"moved {drift:.1%} over the build)" if lut.normalized and drift is not None
+                else (f"canary drift up to {drift:.1%}" if drift is not None else ""))
         print(f"wrote {out}: {len(lut.entries)} entries"
               f"{'' if lut.complete else ' (incomplete)'} in {result['seconds']:.0f} s, "
-              f"{noisy} noisy" + (f", canary drift up to {drift:.1%}" if drift is not None else ""))
+              f"{noisy} noisy" + (f", {what}" if what else ""))
+        if report is not None:
+            print(report.summary())
+        elif lut.complete:
+            print(f"warning: {out} is uncalibrated; calibrate it with sgnas-profile --device "
+                  f"{device.name} --space {space.name} --validate {DEFAULT_NETWORKS} --lut {out}")
     return 0
 
 
-def _validate(args, device, space, lut_path: Path, progress: bool) -> int:
+def _fidelity_summary(report) -> dict:
+    c = report.calibrated_heldout
+    return {"heldout_n": c["n"], "mape": c["mape"], "within_5pct": c["within_5pct"],
+            "within_10pct": c["within_10pct"], "max_abs_error": c["max_abs_error"],
+            "spearman": c["spearman"], "thirds": report.heldout_thirds,
+            "slope": report.calibration["slope"], "intercept": report.calibration["intercept"]}
+
+
+def _calibrate(args, device, space, lut, lut_path: Path, networks: int, progress: bool):
     import numpy as np
 
     from profiler.fidelity import validate_lut
 
-    from ..lut import load_lut, save_lut
+    from ..lut import save_lut
 
-    lut = load_lut(lut_path, space=space, device=device)
     plot = Path(args.plot) if args.plot else lut_path.with_suffix(".fidelity.png")
-    report = validate_lut(lut, device, space, n=args.validate, rng=np.random.default_rng(args.seed),
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        plot = None if not args.plot else plot
+    report = validate_lut(lut, device, space, n=networks, rng=np.random.default_rng(args.seed),
                           fit_fraction=args.fit_fraction, plot_path=plot, seed=args.seed,
                           progress=progress)
+    lut.build["calibrated"] = True
     save_lut(lut, lut_path)
+    return report
+
+
+def _validate(args, device, space, lut_path: Path, networks: int, progress: bool) -> int:
+    from ..lut import load_lut, lut_warnings
+
+    lut = load_lut(lut_path, space=space, device=device)
+    for line in lut_warnings(lut, calibration=False):
+        _say(f"warning: {line}")
+    report = _calibrate(args, device, space, lut, lut_path, networks, progress)
     if args.json:
         d = report.to_dict()
         d["lut"] = str(lut_path)

@@ -278,7 +278,7 @@ def test_json_report_round_trips(device, tmp_path):
     assert data["counts"][REGRESSED] == 1
     assert data["global"]["name"] == "global-shift"
     assert {r["name"] for r in data["results"]} >= {SPACE.stem_key, SPACE.head_key, "network-0"}
-    assert data["config"]["tolerance"] == pytest.approx(0.1)
+    assert data["config"]["tolerance"] == pytest.approx(CFG.tolerance)
 
 
 def test_table_lists_key_baseline_now_ratio_tolerance_status(device):

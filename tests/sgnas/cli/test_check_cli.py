@@ -173,10 +173,12 @@ def test_onnx_update_unchanged_and_slowdown(tmp_path, capsys):
     assert data["device"]["name"] == "cpu" and data["environment"]
     # unchanged: a generous floor, so a busy shared machine cannot fail the mechanics under test
     assert main(["check", "--onnx", small, "--device", dev, "--baseline", base,
-                 "--tolerance", "300%", "--max-tolerance", "300%"]) == 0
+                 "--tolerance", "300%", "--max-tolerance", "300%",
+                 "--runtime-tolerance", "300%"]) == 0
     # a model ~1000x heavier with the same input is a regression at any sane tolerance
     rc = main(["check", "--onnx", heavy, "--device", dev, "--baseline", base, "--allow-model-change",
                "--tolerance", "300%", "--max-tolerance", "300%", "--remeasure", "1",
+               "--runtime-tolerance", "300%",
                "--junit", str(tmp_path / "r.xml")])
     assert rc == 1
     assert ET.parse(tmp_path / "r.xml").getroot().get("failures") == "1"

@@ -105,3 +105,55 @@ def test_validate_missing_or_other_device_lut(capsys, tmp_path, quick):
                          "--lut", str(other)]) == 2
     assert "measured on device 'cpu', not 'quick'" in capsys.readouterr().err
     assert load_lut(other).calibration is None
+
+
+def test_validate_count_too_small_is_refused_before_measuring(capsys, tmp_path, quick):
+    out = tmp_path / "lut.json"
+    assert profile_main(["--device", str(quick), "--space", "tiny", "--out", str(out),
+                         "--validate", "3"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["error: --validate 3 is too small for a held-out split: it needs at least 4 "
+                   "networks (2 to fit, 2 to test)"]
+    assert not out.exists()
+    assert profile_main(["--device", str(quick), "--space", "tiny", "--out", str(out),
+                         "--validate", "8", "--no-validate"]) == 2
+    assert "--no-validate cannot be combined" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_resume_says_what_it_kept(capsys, tmp_path, quick):
+    out = tmp_path / "lut.json"
+    base = ["--device", str(quick), "--space", "tiny", "--out", str(out), "--json"]
+    assert profile_main(base + ["--limit", "2"]) == 0
+    capsys.readouterr()
+    assert profile_main(base + ["--limit", "5", "--resume"]) == 0
+    err = capsys.readouterr().err
+    assert f"resuming {out}: kept 2 measured entries, 3 remain" in err
+
+
+@pytest.mark.slow
+def test_default_profile_is_calibrated_and_no_validate_warns(capsys, tmp_path, quick):
+    from sgnas.cli.main import main as sgnas_main
+
+    out = tmp_path / "lut.json"
+    assert profile_main(["--device", str(quick), "--space", "tiny", "--out", str(out),
+                         "--validate", "6", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert result["calibrated"] and result["complete"] and result["normalized"]
+    assert set(result["fidelity"]["thirds"]) == {"bottom", "middle", "top"}
+    lut = load_lut(out)
+    metrics = lut.calibration.metrics
+    assert metrics["selection"] == "spread" and metrics["normalized"] is True
+    assert len(metrics["networks"]) == 6 and sum(n[3] for n in metrics["networks"]) == 3
+    arch = "tiny:" + "-".join(["3557"] * 4)
+    assert sgnas_main(["cost", "--arch", arch, "--lut", str(out), "--json"]) == 0
+    assert capsys.readouterr().err == ""
+    # entries only: the LUT says it is uncalibrated, and cost warns in one line
+    assert profile_main(["--device", str(quick), "--space", "tiny", "--out", str(out), "--force",
+                         "--no-validate", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["calibrated"] is False
+    lut = load_lut(out)
+    assert lut.calibration is None and lut.build["calibrated"] is False
+    assert sgnas_main(["cost", "--arch", arch, "--lut", str(out), "--json"]) == 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("warning: ") and "uncalibrated" in err[0]
