@@ -388,7 +388,8 @@ def lut_warnings(lut: Lut, calibration: bool = True) -> list[str]:
     entry sums, which miss whole-network effects)."""
     where = f"LUT {lut.path}" if lut.path else f"the LUT of device {lut.device_name!r}"
     out = []
-    if lut.build.get("granularity") == "cell":  # per-cell tables: whole-network latencies
+    if lut.build.get("granularity") == "cell" or lut.build.get("provenance") == "imported":
+        # per-cell tables hold whole-network latencies (imported ones are measured elsewhere)
         if lut.build.get("provenance") == "profiled" and calibration and lut.calibration is None:
             out.append(f"{where} is uncalibrated: its cells are composed from measured pieces; "
                        f"calibrate it with sgnas-profile --space {lut.space} --validate 30")
