@@ -1,7 +1,6 @@
 """``sgnas-profile --space nb201``: build + validation, quick mode, bad input."""
 
 import json
-from pathlib import Path
 
 import pytest
 
@@ -10,26 +9,8 @@ from sgnas.lut import load_lut
 from sgnas.nb201.space import Cell
 from sgnas.space import get_space
 
-QUICK_YAML = """
-name: quick
-description: ONNX Runtime, 1 thread, quick protocol for tests
-kind: cpu
-backend: onnxruntime
-precision: fp32
-batch_size: 1
-threads: 1
-pin_threads: false
-protocol: {warmup_ms: 0, warmup_min_iters: 1, rounds: 1, min_iters_per_round: 2, min_round_ms: 0,
-           remeasure: 0, canary_every: 100}
-"""
 CELL = "|nor_conv_3x3~0|+|none~0|nor_conv_1x1~1|+|skip_connect~0|none~1|avg_pool_3x3~2|"
 
-
-@pytest.fixture
-def quick(tmp_path) -> Path:
-    path = tmp_path / "quick.yaml"
-    path.write_text(QUICK_YAML)
-    return path
 
 
 def _error(capsys) -> str:

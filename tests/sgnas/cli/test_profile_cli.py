@@ -9,26 +9,6 @@ from sgnas.cli.profile import default_out
 from sgnas.lut import EntryStats, Lut, load_lut, save_lut
 from sgnas.space import get_space
 
-QUICK_YAML = """
-name: quick
-description: ONNX Runtime, 1 thread, quick protocol for tests
-kind: cpu
-backend: onnxruntime
-precision: fp32
-batch_size: 1
-threads: 1
-pin_threads: false
-protocol: {warmup_ms: 0, warmup_min_iters: 1, rounds: 1, min_iters_per_round: 2, min_round_ms: 0,
-           remeasure: 0, canary_every: 100}
-"""
-
-
-@pytest.fixture
-def quick(tmp_path) -> Path:
-    path = tmp_path / "quick.yaml"
-    path.write_text(QUICK_YAML)
-    return path
-
 
 def test_default_out():
     assert default_out("cpu", "imagenet") == Path("lut/cpu.json")
