@@ -97,19 +97,13 @@ def build_supernet_evaluator(args):
     """The supernet's :class:`InheritedAccuracy` on a fixed held-out subset, and its settings."""
     import torch
 
-    from sgnas.errors import SgnasError
     from sgnas.nb201.space import NUM_CELLS
     from sgnas.search import build_evaluator
-    from sgnas.train.checkpoint import load_supernet
-    from sgnas.train.data import build_datasets, supernet_data_config
+    from sgnas.search.nb201_bench import load_nb201_supernet
 
     torch.set_num_threads(args.threads)
-    model, meta = load_supernet(args.checkpoint)
-    if meta.get("space") != "nb201":
-        raise SgnasError(f"{args.checkpoint} is a supernet of {meta.get('space')!r}, not nb201")
-    cfg = supernet_data_config(meta, args.data, batch_size=args.batch_size, workers=0,
-                               cache_dir=args.cache_dir)
-    data = build_datasets(cfg, model.space)
+    model, meta, data = load_nb201_supernet(args.checkpoint, args.data, args.batch_size,
+                                            args.cache_dir)
     batches = max(1, args.eval_images // args.batch_size)
     ev = build_evaluator(model, data.train, data.held_out, batch_size=args.batch_size,
                          calib_batches=args.calib_batches, eval_batches=batches, seed=0)

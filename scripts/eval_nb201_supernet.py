@@ -29,8 +29,8 @@ def main(argv=None) -> int:
     from sgnas.errors import SgnasError
     from sgnas.nb201.bench import GROUND_TRUTH, bench_file, default_dir, read_cell_table
     from sgnas.nb201.supernet import sample_cells
-    from sgnas.train.checkpoint import load_supernet
-    from sgnas.train.data import build_datasets, calibration_loader, supernet_data_config
+    from sgnas.search.nb201_bench import load_nb201_supernet
+    from sgnas.train.data import calibration_loader
     from sgnas.train.evaluate import evaluate_arch, recalibrate_bn
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -57,12 +57,8 @@ def main(argv=None) -> int:
     try:
         table = read_cell_table(bench_file(GROUND_TRUTH, args.bench or default_dir()), ["cifar10_valid_acc"])
         truth = dict(zip(table.codes().tolist(), table.columns["cifar10_valid_acc"].tolist()))
-        model, meta = load_supernet(args.checkpoint)
-        if meta.get("space") != "nb201":
-            raise SgnasError(f"{args.checkpoint} is a supernet of {meta.get('space')!r}, not nb201")
-        cfg = supernet_data_config(meta, args.data, batch_size=args.batch_size, workers=0,
-                                   cache_dir=args.cache_dir)
-        data = build_datasets(cfg, model.space)
+        model, meta, data = load_nb201_supernet(args.checkpoint, args.data, args.batch_size,
+                                                args.cache_dir)
     except SgnasError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

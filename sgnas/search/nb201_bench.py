@@ -149,5 +149,21 @@ def summarise(rows: list[dict[str, Any]], keys: tuple[str, ...] = ("method",)) -
     return out
 
 
-__all__ = ["Generate", "METHODS", "Pick", "SEARCH_METHODS", "SearchBudget", "score_pick",
+
+def load_nb201_supernet(checkpoint: str, data_root: str, batch_size: int = 64,
+                        cache_dir: str | None = None):
+    """An NB201 supernet checkpoint and the data split it was trained with (its held-out half is
+    the cifar10-valid protocol's validation half): ``(model, meta, datasets)``."""
+    from ..train.checkpoint import load_supernet
+    from ..train.data import build_datasets, supernet_data_config
+
+    model, meta = load_supernet(checkpoint)
+    if meta.get("space") != "nb201":
+        raise SgnasError(f"{checkpoint} is a supernet of {meta.get('space')!r}, not nb201")
+    cfg = supernet_data_config(meta, data_root, batch_size=batch_size, workers=0,
+                               cache_dir=cache_dir)
+    return model, meta, build_datasets(cfg, model.space)
+
+
+__all__ = ["Generate", "load_nb201_supernet", "METHODS", "Pick", "SEARCH_METHODS", "SearchBudget", "score_pick",
            "search_pick", "summarise"]
