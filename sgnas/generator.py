@@ -390,6 +390,17 @@ class GeneratorBundle:
         }
 
 
+def load_weights(gen: nn.Module, ckpt: dict, what: str) -> None:
+    """Load ``ckpt["state_dict"]`` into ``gen`` and put it in eval mode; a mismatch is one line
+    naming ``what``."""
+    try:
+        gen.load_state_dict(ckpt["state_dict"])
+    except (KeyError, RuntimeError) as exc:
+        first = str(exc).strip().splitlines()[0]
+        raise SgnasError(f"{what} does not fit its config: {first[:160]}") from exc
+    gen.eval()
+
+
 def read_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict:
     """Load a generator checkpoint dict (``weights_only=True``); another kind, or a version this
     code cannot read, is an error saying what to do."""
@@ -419,12 +430,7 @@ def bundle_from_checkpoint(ckpt: dict, path: str | None = None) -> GeneratorBund
 
     space = check_space(ckpt, path or "<generator>")
     gen = ArchitectureGenerator(space, GeneratorConfig.from_dict(ckpt["generator_config"]))
-    try:
-        gen.load_state_dict(ckpt["state_dict"])
-    except (KeyError, RuntimeError) as exc:
-        first = str(exc).strip().splitlines()[0]
-        raise SgnasError(f"generator checkpoint {path} does not fit its config: {first[:160]}") from exc
-    gen.eval()
+    load_weights(gen, ckpt, f"generator checkpoint {path}")
     return GeneratorBundle(
         space=space, generator=gen, priors=PriorPool.from_state(ckpt["priors"]),
         cost=dict(ckpt["cost"]), interval=tuple(float(x) for x in ckpt["interval"]),

@@ -35,6 +35,7 @@ from .generator import (
     GeneratorConfig,
     PriorPool,
     decode_tabulated,
+    load_weights,
     target_interval,
 )
 
@@ -207,12 +208,7 @@ def load_shared(path: str | os.PathLike) -> SharedBundle:
         raise SgnasError(f"{path}: a shared generator needs a cell space, got {space.name!r}")
     gen = DeviceConditionedGenerator(space, GeneratorConfig.from_dict(ckpt["generator_config"]),
                                      int(ckpt["num_refs"]), bool(ckpt["device_input"]))
-    try:
-        gen.load_state_dict(ckpt["state_dict"])
-    except (KeyError, RuntimeError) as exc:
-        first = str(exc).strip().splitlines()[0]
-        raise SgnasError(f"shared generator {path} does not fit its config: {first[:160]}") from exc
-    gen.eval()
+    load_weights(gen, ckpt, f"shared generator {path}")
     return SharedBundle(space, gen, PriorPool.from_state(ckpt["priors"]),
                         [space.parse(s) for s in ckpt["references"]],
                         list(ckpt.get("devices", [])), dict(ckpt.get("meta", {})), str(path))

@@ -79,7 +79,9 @@ class SearchCell(nn.Module):
             nn.ModuleList(make_op(OPS[o], c) for o in cand) for cand in self.candidates)
         self._slot = [{o: i for i, o in enumerate(cand)} for cand in self.candidates]
 
-    def forward(self, x: torch.Tensor, ops: Sequence[int]) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, ops: Sequence[int],
+                gates: torch.Tensor | None = None) -> torch.Tensor:
+        """The single path ``ops``; with ``gates``, edge ``e``'s output scaled by ``gates[e]``."""
         nodes = [x]
         e = 0
         for node in (1, 2, 3):
@@ -88,6 +90,8 @@ class SearchCell(nn.Module):
                 op = int(ops[e])
                 if op != 0:  # "none" adds zero
                     out = self.edges[e][self._slot[e][op]](nodes[src])
+                    if gates is not None:
+                        out = gates[e] * out
                     total = out if total is None else total + out
                 e += 1
             nodes.append(total if total is not None else x.mul(0.0))
@@ -96,18 +100,7 @@ class SearchCell(nn.Module):
     def forward_gated(self, x: torch.Tensor, ops: Sequence[int], gates: torch.Tensor) -> torch.Tensor:
         """:meth:`forward` with edge ``e``'s output scaled by ``gates[e]`` (a straight-through
         one-hot entry: 1 in the forward pass, so the output is the single path's)."""
-        nodes = [x]
-        e = 0
-        for node in (1, 2, 3):
-            total = None
-            for src in range(node):
-                op = int(ops[e])
-                if op != 0:
-                    out = gates[e] * self.edges[e][self._slot[e][op]](nodes[src])
-                    total = out if total is None else total + out
-                e += 1
-            nodes.append(total if total is not None else x.mul(0.0))
-        return nodes[3]
+        return self.forward(x, ops, gates)
 
     def forward_weighted(self, x: torch.Tensor, probs: torch.Tensor) -> torch.Tensor:
         nodes = [x]
