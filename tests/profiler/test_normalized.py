@@ -131,15 +131,21 @@ def test_resume_of_an_old_protocol_lut_measures_its_entries_again(tmp_path, devi
     assert lut.normalized and all(e.ratio is not None for e in lut.entries.values())
 
 
-def test_lut_networks_are_stated_in_the_lut_state(device, fast):
+def test_lut_networks_are_stated_in_the_lut_state(device, fast, monkeypatch):
     lut = new_lut(device, SPACE, {})
     assert lut_reference(lut) == (None, None)
-    lut.reference = {"model": Reference.block(SPACE).name, "state_ms": 1.0}
+    state_ms = 1000.0  # far from any absolute time of a tiny network: a ratio x state shows
+    lut.reference = {"model": Reference.block(SPACE).name, "state_ms": state_ms}
     arch = SPACE.sample(np.random.default_rng(3))
-    (ms,) = measure_lut_networks(SPACE, lut, [arch])
-    with Measurer(device, SPACE, reference=Reference.block(SPACE), state_ms=1.0) as m:
-        again = m.network(arch)
-    assert ms == pytest.approx(again.ratio, rel=0.3)  # ratio x 1.0 ms, not an absolute time
+    (m,) = measure.measure_networks(device, SPACE, [arch], lut=lut)
+    assert m.ratio is not None and m.reference_ms is not None and m.reference_ms > 0
+    assert m.median_ms == pytest.approx(m.ratio * state_ms)  # stated in the LUT state
+    assert m.median_ms > 50 * m.reference_ms  # not an absolute time (a tiny network: < 1 ms)
+
+    calls = []
+    monkeypatch.setattr(measure, "measure_networks", lambda *a, **k: calls.append(k) or [m])
+    assert measure_lut_networks(SPACE, lut, [arch]) == [m.median_ms]
+    assert calls[0]["lut"] is lut
 
 
 def test_probe_alongside_reference(device, fast):
