@@ -8,9 +8,11 @@ Two modes share one comparison rule:
 * :func:`check_onnx` re-measures any ONNX model against a baseline file written by
   :func:`write_baseline` (``sgnas check --onnx model.onnx --baseline latency.json --update``).
 
-An item's tolerance is ``max(floor, k * spread)``, where ``spread`` (IQR / median) is the larger of
-the one recorded with the baseline and the one measured now: a noisy entry or a noisy machine widens
-its own tolerance, up to ``max_tolerance`` (50% by default, never below the floor), so that a
+An item's tolerance is ``max(floor, k * error)``, where ``error`` is the larger of the relative
+uncertainties of the baseline's median and of the median measured now
+(:func:`~profiler.check_config.median_error`: the spread IQR / median of the per-pair ratios over
+the square root of the pair count for state-normalized measurements, the spread itself otherwise):
+a noisy entry or a noisy machine widens its own tolerance, up to ``max_tolerance`` (50% by default, never below the floor), so that a
 measurement too noisy to judge cannot hide a large slowdown. An item slower than ``1 + tolerance`` is a *suspect* and is re-measured up to
 ``remeasure`` times; it fails (``regressed``) only if the re-measurements (their minimum, or their
 median) stay beyond tolerance, and passes as ``noisy`` otherwise. Items faster than
@@ -52,7 +54,7 @@ from .baseline import (
     write_baseline,
 )
 from .devices import DeviceDescriptor, load_device
-from .check_config import MAX_TOLERANCE, CheckConfig, MeasureFn, Target, parse_tolerance
+from .check_config import MAX_TOLERANCE, CheckConfig, MeasureFn, Target, median_error, parse_tolerance
 from .check_measure import DeviceMeasurer, lut_canary, preflight, provenance, reference_now_ms
 from .measure import Reference, for_onnx, lut_measurer_args, lut_reference
 from .probe import PROBE_KEY, machine_factor
@@ -84,22 +86,27 @@ def _spread(m: Any) -> float:
     return float(s) if s is not None else 0.0
 
 
+def _error(m: Any) -> float:
+    return median_error(_spread(m), int(getattr(m, "pairs", 0) or 0))
+
+
 def compare(target: Target, cfg: CheckConfig, measure_fn: MeasureFn) -> ItemResult:
     """Measure ``target``, re-measure it if it is a suspect, and judge it (see the module docstring)."""
     if not (target.baseline_ms > 0 and math.isfinite(target.baseline_ms)):
         raise SgnasError(f"{target.name}: baseline latency {target.baseline_ms!r} ms is not positive")
     floor = target.tolerance_floor
     start = time.perf_counter()
+    baseline_error = median_error(target.baseline_spread, target.baseline_pairs)
 
     def tol_of(m: Any) -> float:
-        return cfg.item_tolerance(target.baseline_spread, _spread(m), floor)
+        return cfg.item_tolerance(baseline_error, _error(m), floor)
 
     def within(m: Any) -> bool:
         return float(m.median_ms) / target.baseline_ms <= 1.0 + tol_of(m)
 
     first = measure_fn(target)
     taken = [first]
-    final_ms, final_spread = float(first.median_ms), _spread(first)
+    final_ms, final_spread, final_error = float(first.median_ms), _spread(first), _error(first)
     status = None
     if not within(first) and cfg.remeasure > 0 and not target.informational:
         again = []
@@ -111,13 +118,14 @@ def compare(target: Target, cfg: CheckConfig, measure_fn: MeasureFn) -> ItemResu
         taken.extend(again)
         if cfg.reduce == "min":
             best = min(again, key=lambda m: float(m.median_ms))
-            final_ms, final_spread = float(best.median_ms), _spread(best)
+            final_ms, final_spread, final_error = float(best.median_ms), _spread(best), _error(best)
         else:
             final_ms = float(np.median([float(m.median_ms) for m in again]))
             final_spread = float(np.median([_spread(m) for m in again]))
-        tol = cfg.item_tolerance(target.baseline_spread, final_spread, floor)
+            final_error = float(np.median([_error(m) for m in again]))
+        tol = cfg.item_tolerance(baseline_error, final_error, floor)
         status = NOISY if final_ms / target.baseline_ms <= 1.0 + tol else REGRESSED
-    tol = cfg.item_tolerance(target.baseline_spread, final_spread, floor)
+    tol = cfg.item_tolerance(baseline_error, final_error, floor)
     ratio = final_ms / target.baseline_ms
     if status is None:
         if ratio > 1.0 + tol:
@@ -188,7 +196,9 @@ def runtime_target(probe_base: dict | None, cfg: CheckConfig) -> Target | None:
     if not cfg.probe or not probe_base or not probe_base.get("reference_ratio"):
         return None
     return Target("runtime", "runtime", float(probe_base["reference_ratio"]),
-                  float(probe_base.get("spread") or 0.0), tolerance_floor=cfg.runtime_tolerance)
+                  float(probe_base.get("spread") or 0.0),
+                  baseline_pairs=int(probe_base.get("pairs") or 0),
+                  tolerance_floor=cfg.runtime_tolerance)
 
 
 def machine_noise(measurer: Any, probe_base: dict | None, reference_base_ms: float | None) -> dict:
@@ -290,8 +300,14 @@ def lut_targets(lut: Lut, space: SearchSpace, cfg: CheckConfig, rng: np.random.G
                 seen.add(key)
                 by_shape.setdefault(layer.shape_key, []).append((key, lut.entries[key].median_ms))
     keys = stratified_sample(by_shape, fixed, cfg.sample, rng)
-    return [Target(k, "entry", float(lut.entries[k].median_ms), float(lut.entries[k].spread))
-            for k in keys]
+    return [_entry_target(k, lut.entries[k]) for k in keys]
+
+
+def _entry_target(key: str, entry: Any) -> Target:
+    if entry.ratio_spread is not None and entry.ratio_n:
+        return Target(key, "entry", float(entry.median_ms), float(entry.ratio_spread),
+                      baseline_pairs=int(entry.ratio_n))
+    return Target(key, "entry", float(entry.median_ms), float(entry.spread))
 
 
 def lut_model_error(lut: Lut, calibrated: bool) -> float | None:
@@ -415,8 +431,10 @@ def model_input_shape(path: str | os.PathLike, device: DeviceDescriptor, cfg: Ch
     return onnx_input_shape(path, device.batch_size, device.input_size)
 
 
-def _onnx_target(path: Path, shape: tuple[int, ...], baseline_ms: float, spread: float) -> Target:
-    return Target(path.name, "model", baseline_ms, spread, path=str(path), input_shape=shape)
+def _onnx_target(path: Path, shape: tuple[int, ...], baseline_ms: float, spread: float,
+                 pairs: int = 0) -> Target:
+    return Target(path.name, "model", baseline_ms, spread, baseline_pairs=pairs, path=str(path),
+                  input_shape=shape)
 
 
 def update_baseline(onnx_path: str | os.PathLike, device: DeviceDescriptor | str, baseline_path: str | os.PathLike,
@@ -482,7 +500,8 @@ def check_onnx(path: str | os.PathLike, device: DeviceDescriptor | str, baseline
     if tuple(shape) != tuple(baseline.input_shape):
         raise SgnasError(f"{path} takes input {list(shape)}, {where} was recorded with "
                          f"{list(baseline.input_shape)}")
-    target = _onnx_target(path, tuple(shape), baseline.median_ms, baseline.spread)
+    target = _onnx_target(path, tuple(shape), baseline.median_ms, baseline.spread,
+                          int(baseline.measurement.get("pairs") or 0))
     measurer = None
     ref = baseline.reference or {}
     state_ms = float(ref["state_ms"]) if ref.get("model") and ref.get("state_ms") else None

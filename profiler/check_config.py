@@ -96,16 +96,26 @@ class CheckConfig:
         if self.reduce not in ("min", "median"):
             raise SgnasError(f"re-measurement reduction must be 'min' or 'median', not {self.reduce!r}")
 
-    def item_tolerance(self, baseline_spread: float, now_spread: float, floor: float | None = None) -> float:
-        """``max(floor, min(k * max(baseline_spread, now_spread), max_tolerance))``.
+    def item_tolerance(self, baseline_error: float, now_error: float, floor: float | None = None) -> float:
+        """``max(floor, min(k * max(baseline_error, now_error), max_tolerance))``, the errors
+        being the relative uncertainties of the two medians (:func:`median_error`).
 
-        A missing or non-finite spread counts as maximal noise (the cap).
+        A missing or non-finite error counts as maximal noise (the cap).
         """
         floor = self.tolerance if floor is None else floor
-        spreads = [s if s is not None and math.isfinite(s) else math.inf
-                   for s in (baseline_spread, now_spread)]
-        widened = min(self.spread_k * max(spreads), self.max_tolerance) if self.spread_k else 0.0
+        errors = [e if e is not None and math.isfinite(e) else math.inf
+                  for e in (baseline_error, now_error)]
+        widened = min(self.spread_k * max(errors), self.max_tolerance) if self.spread_k else 0.0
         return float(max(floor, widened))
+
+
+def median_error(spread: float | None, pairs: int | None = None) -> float:
+    """The relative uncertainty of a median: ``spread / sqrt(pairs)`` for a state-normalized
+    measurement (``spread`` the IQR/median of its ``pairs`` per-pair ratios, so this is about the
+    median's standard error), the ``spread`` itself where no pair count is known."""
+    if spread is None:
+        return math.inf
+    return float(spread) / math.sqrt(pairs) if pairs and pairs > 1 else float(spread)
 
 
 # ---------------------------------------------------------------------- targets
@@ -122,6 +132,8 @@ class Target:
     kind: str
     baseline_ms: float
     baseline_spread: float = 0.0
+    #: Pairs behind ``baseline_spread`` (state-normalized baselines and entries; 0: unknown).
+    baseline_pairs: int = 0
     arch: Architecture | None = None
     path: str | None = None
     input_shape: tuple[int, ...] | None = None

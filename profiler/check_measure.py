@@ -25,10 +25,11 @@ from .protocol import CanaryMonitor, Measurement, ProtocolConfig
 
 @dataclass
 class ProbeMeasurement:
-    """What the ``runtime`` target measures: reference / probe ratio and its spread."""
+    """What the ``runtime`` target measures: reference / probe ratio, its spread, pairs timed."""
 
     median_ms: float
     spread: float
+    pairs: int = 0
 
 
 class DeviceMeasurer(Measurer):
@@ -88,7 +89,8 @@ class DeviceMeasurer(Measurer):
     def _probe(self) -> ProbeMeasurement:
         """The ``runtime`` target: the probe against the reference (:meth:`Measurer.probe`)."""
         self.last_probe = self.probe(chain=self.probe_chain)
-        return ProbeMeasurement(self.last_probe["reference_ratio"], self.last_probe["spread"])
+        return ProbeMeasurement(self.last_probe["reference_ratio"], self.last_probe["spread"],
+                                int(self.last_probe.get("pairs") or 0))
 
     def finish(self) -> None:
         """Measure the canary once more, so :meth:`drift` spans the whole check."""

@@ -50,9 +50,10 @@ class InterleaveConfig:
     """How an entry is timed against the reference.
 
     Each chunk lasts about ``chunk_ms`` and at least ``min_chunk_iters`` iterations (sized from the
-    warm-up). ``pairs`` entry/reference chunk pairs are timed; while the ratio's spread (IQR/median)
-    is above ``max_spread``, ``pairs`` more are added, up to ``max_pairs``. ``statistic`` sums up
-    a chunk (:data:`STATISTICS`).
+    warm-up). ``pairs`` entry/reference chunk pairs are timed; while the median ratio's error
+    (spread IQR/median over the root of the pair count) is above ``max_spread / sqrt(pairs)``,
+    ``pairs`` more are added, up to ``max_pairs``. ``statistic`` sums up a chunk
+    (:data:`STATISTICS`).
     """
 
     chunk_ms: float = 30.0
@@ -184,12 +185,20 @@ def time_chunks_stats(timers: Sequence[Timer], iters: Sequence[int], pairs: int,
     return out, at
 
 
+def median_settled(spread: float, pairs: int, cfg: InterleaveConfig) -> bool:
+    """Whether the median of ``pairs`` ratios of ``spread`` (IQR/median) is known well enough:
+    its relative error ``spread / sqrt(pairs)`` is within ``cfg.max_spread / sqrt(cfg.pairs)``.
+    At ``cfg.pairs`` pairs this is ``spread <= cfg.max_spread``; more pairs allow a larger spread."""
+    return spread / math.sqrt(pairs) <= cfg.max_spread / math.sqrt(cfg.pairs)
+
+
 def interleave(entry: Timer, reference: Timer, cfg: InterleaveConfig | None = None) -> Interleaved:
     """Time active ``entry`` and ``reference`` in alternating chunks; ratios entry / reference.
 
     Both are warmed up first; chunk lengths come from the warm-up estimates. More pairs are added
-    while the ratio's spread exceeds ``cfg.max_spread`` (up to ``cfg.max_pairs``); ``noisy`` is set
-    when it stays above.
+    until the median ratio is as well known as ``cfg.pairs`` pairs of spread ``cfg.max_spread``
+    would make it (:func:`median_settled`), up to ``cfg.max_pairs``; ``noisy`` is set when it
+    does not settle.
     """
     cfg = cfg or InterleaveConfig()
     est_e = warm_up(entry, cfg.warmup_ms / 2)
@@ -203,7 +212,7 @@ def interleave(entry: Timer, reference: Timer, cfg: InterleaveConfig | None = No
     while True:
         ratios = medians[:, 0] / medians[:, 1]
         ratio, spread, p10, p90 = ratio_stats(ratios)
-        if spread <= cfg.max_spread or len(ratios) >= cfg.max_pairs:
+        if median_settled(spread, len(ratios), cfg) or len(ratios) >= cfg.max_pairs:
             break
         more = min(cfg.pairs, cfg.max_pairs - len(ratios))
         m2, a2 = time_chunks((entry, reference), iters, more, start, cfg.statistic)
@@ -211,7 +220,8 @@ def interleave(entry: Timer, reference: Timer, cfg: InterleaveConfig | None = No
     return Interleaved(
         ratios=ratios.tolist(), entry_ms=medians[:, 0].tolist(), reference_ms=medians[:, 1].tolist(),
         at_s=at.tolist(), entry_iters=iters[0], reference_iters=iters[1], ratio=ratio,
-        ratio_spread=spread, ratio_p10=p10, ratio_p90=p90, noisy=spread > cfg.max_spread,
+        ratio_spread=spread, ratio_p10=p10, ratio_p90=p90,
+        noisy=not median_settled(spread, len(ratios), cfg),
     )
 
 

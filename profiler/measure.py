@@ -41,9 +41,10 @@ from .interleave import (InterleaveConfig, Interleaved, ReferenceState, interlea
                          reference_architecture, reference_key)
 from .protocol import Measurement, ProtocolConfig, measure
 
-#: Interleaving of LUT entries: short chunks (a build times hundreds of entries).
-ENTRY_INTERLEAVE = InterleaveConfig(chunk_ms=10.0, min_chunk_iters=3, pairs=6, max_pairs=18,
-                                    warmup_ms=20.0, max_spread=0.03)
+#: Interleaving of LUT entries: short chunks (a build times hundreds of entries); a noisy entry
+#: gets at most 12 pairs (past 12, six more pairs shrink its median's error by under a fifth).
+ENTRY_INTERLEAVE = InterleaveConfig(chunk_ms=8.0, min_chunk_iters=3, pairs=6, max_pairs=12,
+                                    warmup_ms=16.0, max_spread=0.03)
 #: Interleaving of whole networks and ONNX models: at least 3 inferences a chunk, each chunk
 #: summed up by its fastest inference (an inference of milliseconds is often cut by the
 #: scheduler on a loaded machine, a short block rarely; measured: docs/RESULTS.md).

@@ -406,7 +406,12 @@ def read_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     code cannot read, is an error saying what to do."""
     from .checkpoint import load_checkpoint
 
-    ckpt = load_checkpoint(path, GENERATOR_KIND, map_location=map_location)
+    return check_generator_version(load_checkpoint(path, GENERATOR_KIND,
+                                                   map_location=map_location), path)
+
+
+def check_generator_version(ckpt: dict, path: str | os.PathLike) -> dict:
+    """``ckpt`` if this code reads its generator format, else an error saying what to do."""
     version = int(ckpt.get("generator_version", 0))
     if version > GENERATOR_VERSION:
         raise SgnasError(f"{path} has generator checkpoint version {version}; upgrade sgnas")

@@ -44,7 +44,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-probe", action="store_true",
                         help="do not run the machine-speed probe")
     parser.add_argument("--spread-k", type=float, default=2.0, metavar="K",
-                        help="tolerance = max(floor, K x spread) (default 2)")
+                        help="tolerance = max(floor, K x error of the median: spread / sqrt(pairs)) (default 2)")
     parser.add_argument("--max-tolerance", default="50%", metavar="PCT",
                         help="cap of the spread-derived tolerance (default 50%%)")
     parser.add_argument("--remeasure", type=int, default=3, metavar="N",

@@ -58,6 +58,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--resume", action="store_true",
                         help="continue the run in --out (its settings are kept; --epochs sets the "
                              "new total)")
+    parser.add_argument("--force", action="store_true",
+                        help="start over in --out, replacing the run there")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -131,7 +133,8 @@ def run(args: argparse.Namespace) -> int:
     result = train_generator(
         supernet, cost, GeneratorLoaders(search=search, val=val), cfg, out,
         gen_cfg=GeneratorConfig(num_priors=args.num_priors),
-        supernet_info=supernet_identity(args.supernet, meta), resume=args.resume)
+        supernet_info=supernet_identity(args.supernet, meta), resume=args.resume,
+        force=args.force)
     last = result.history[-1] if result.history else {}
     print(f"generator for {cost.name} ({cost.fingerprint}) in {out}: last.pt, best.pt; ship "
           f"best.pt as generators/{default_generator_name(space, cost)}")

@@ -41,19 +41,24 @@ import torch.nn.functional as F
 
 from ..errors import SgnasError, SpaceMismatchError
 from ..generator import (
+    GENERATOR_KIND,
     ArchitectureGenerator,
     GeneratorBundle,
     GeneratorConfig,
     arch_from_indices,
     bundle_from_checkpoint,
+    check_generator_version,
     decisions,
     make_prior_pool,
-    read_checkpoint,
     save_generator,
     target_interval,
 )
 from ..config import load_dataclass
 from ..metrics import kendall_tau
+from .run import RunDir
+
+#: The files of a generator run directory.
+LAST, BEST, LOG = "last.pt", "best.pt", "log.jsonl"
 
 __all__ = [
     "GeneratorLoaders",
@@ -269,7 +274,7 @@ class GeneratorTrainer:
     def __init__(self, supernet: torch.nn.Module, cost, loaders: GeneratorLoaders,
                  cfg: GeneratorTrainConfig, run_dir: str | os.PathLike,
                  gen_cfg: GeneratorConfig | None = None, supernet_info: dict | None = None,
-                 resume: bool = False) -> None:
+                 resume: bool = False, force: bool = False) -> None:
         from .distributed import resolve_device
 
         if supernet.space.fingerprint != cost.space.fingerprint:
@@ -279,9 +284,10 @@ class GeneratorTrainer:
         self.supernet, self.cost, self.loaders, self.cfg = supernet, cost, loaders, cfg
         self.space = cost.space
         self.run_dir = Path(run_dir)
+        self.run_files = RunDir(self.run_dir, (LAST, BEST, LOG), (LAST,), GENERATOR_KIND)
         self.gen_cfg = gen_cfg or GeneratorConfig()
         self.supernet_info = dict(supernet_info or {})
-        self.resume = resume
+        self.resume, self.force = resume, force
         self.device = resolve_device(cfg.device)
         self.history: list[dict] = []
         self.start_epoch = 0
@@ -292,27 +298,22 @@ class GeneratorTrainer:
     # ------------------------------------------------------------------ run directory
     @property
     def last_path(self) -> Path:
-        return self.run_dir / "last.pt"
+        return self.run_files.file(LAST)
 
     @property
     def best_path(self) -> Path:
-        return self.run_dir / "best.pt"
-
-    @property
-    def log_path(self) -> Path:
-        return self.run_dir / "log.jsonl"
+        return self.run_files.file(BEST)
 
     def prepare(self) -> None:
-        """A new run (refusing to overwrite one) or the state of ``last.pt`` with ``resume``."""
+        """A new run or, with ``resume``, the state of ``last.pt`` (the refuse / resume / force
+        rule of :class:`~sgnas.train.run.RunDir`)."""
         cfg = self.cfg
         self.rng = np.random.default_rng(cfg.seed)
         self.tgen = torch.Generator().manual_seed(cfg.seed)
         opt_state = None
-        if self.last_path.exists() and not self.resume:
-            raise SgnasError(f"{self.run_dir} holds a run; pass --resume to continue it or "
-                             f"choose another --out")
-        if self.resume and self.last_path.exists():
-            opt_state = self._load_last()
+        ckpt = self.run_files.open(self.resume, self.force)
+        if ckpt is not None:
+            opt_state = self._load_last(check_generator_version(ckpt, self.last_path))
         else:
             interval = cfg.interval or target_interval(self.cost, seed=cfg.seed)
             self.cfg.interval = interval
@@ -334,8 +335,7 @@ class GeneratorTrainer:
                           else canonical_subblocks(self.space).to(self.device))
         self.priors = torch.as_tensor(self.bundle.priors.choices, device=self.device)
 
-    def _load_last(self) -> dict | None:
-        ckpt = read_checkpoint(self.last_path)
+    def _load_last(self, ckpt: dict) -> dict | None:
         self.bundle = bundle_from_checkpoint(ckpt, str(self.last_path))
         self.bundle.check_cost(self.cost)
         old_sha = ckpt.get("meta", {}).get("supernet", {}).get("sha256")
@@ -458,14 +458,13 @@ class GeneratorTrainer:
 
     # ------------------------------------------------------------------------ the run
     def run(self) -> GeneratorTrainResult:
-        from .trainlog import JsonlLog
-
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.prepare()
+        self.run_files.remove_replaced()
         saved = [b.detach().clone() for b in self.supernet.buffers()]
         flags = [p.requires_grad for p in self.supernet.parameters()]
         self.supernet.to(self.device).requires_grad_(False)
-        log = JsonlLog(self.log_path, append=self.start_epoch > 0)
+        log = self.run_files.log(LOG)
         if self.start_epoch > 0:
             log.write("resume", epoch=self.start_epoch)
         else:

@@ -19,6 +19,7 @@ from profiler.check import (
     stratified_sample,
     update_baseline,
 )
+from profiler.check_config import median_error
 from profiler.check_report import IMPROVED, MISMATCH, NOISY, OK, REGRESSED
 from profiler.devices import load_device
 from profiler.junit import JUnitCase, junit_xml
@@ -91,6 +92,30 @@ def test_item_tolerance_is_floor_or_k_times_spread_capped():
     assert cfg.item_tolerance(0.9, 0.02) == pytest.approx(0.5)
     assert cfg.item_tolerance(0.01, float("inf")) == pytest.approx(0.5)
     assert CheckConfig(tolerance=0.8).item_tolerance(0.9, 0.9) == pytest.approx(0.8)
+
+
+def test_median_error_is_spread_over_root_pairs():
+    assert median_error(0.06, 36) == pytest.approx(0.01)
+    assert median_error(0.06, 0) == pytest.approx(0.06)  # no pair count: the spread itself
+    assert median_error(0.06, 1) == pytest.approx(0.06)
+    assert median_error(None) == float("inf")
+
+
+def test_state_normalized_slowdown_is_judged_by_the_medians_error():
+    """A 10% slower model measured over 24 pairs whose per-pair ratios spread 6%: the median is
+    known to ~1.2%, so the 5% floor holds and the slowdown fails; without a pair count the same
+    spread widens the tolerance to 12% and the slowdown would pass."""
+    def normalized(ms, pairs):
+        return lambda target: Measurement(median_ms=ms, p10_ms=ms, p90_ms=ms, n=pairs, spread=0.06,
+                                          round_medians=[ms], noisy=False, ratio=ms, pairs=pairs)
+    cfg = CheckConfig(remeasure=0)
+    target = Target("m.onnx", "model", 1.0, 0.06, baseline_pairs=24)
+    slow = compare(target, cfg, normalized(1.10, 24))
+    assert slow.status == REGRESSED and slow.tolerance == pytest.approx(0.05)
+    assert slow.spread_now == pytest.approx(0.06)  # the report keeps the spread itself
+    assert compare(target, cfg, normalized(1.03, 24)).status == OK
+    unpaired = compare(Target("m.onnx", "model", 1.0, 0.06), cfg, normalized(1.10, 0))
+    assert unpaired.status == OK and unpaired.tolerance == pytest.approx(0.12)
 
 
 # ------------------------------------------------------------------- scenarios

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from profiler.interleave import (InterleaveConfig, ReferenceState, chunk_iters, interleave,
-                                 normalized_entry, quiet, record_reference, reference_architecture,
+                                 median_settled, normalized_entry, quiet, record_reference, reference_architecture,
                                  reference_key, time_chunks, window_drift)
 from sgnas.errors import SgnasError
 from sgnas.lut import EntryStats, Lut, load_lut, save_lut
@@ -71,6 +71,32 @@ def test_noisy_ratio_adds_pairs_up_to_the_cap():
     r = interleave(entry, ref, cfg)
     assert r.n == 10 and r.noisy
     assert len(r.at_s) == 10 and r.at_s == sorted(r.at_s)
+
+
+def test_more_pairs_settle_a_larger_spread():
+    """The stop rule bounds the median's error spread / sqrt(n) by max_spread / sqrt(pairs)."""
+    cfg = InterleaveConfig(pairs=6, max_pairs=12, max_spread=0.03)
+    assert median_settled(0.03, 6, cfg) and not median_settled(0.031, 6, cfg)
+    assert median_settled(0.042, 12, cfg) and not median_settled(0.043, 12, cfg)
+
+
+class SpreadTimer:
+    """Chunk medians that alternate between two levels: per-pair ratios of a fixed spread."""
+
+    def __init__(self, levels):
+        self.levels, self.calls = levels, 0
+
+    def time_iterations(self, n):
+        self.calls += 1
+        return np.full(n, self.levels[self.calls % len(self.levels)])
+
+
+def test_an_entry_of_moderate_spread_stops_once_its_median_is_known():
+    # ratios 1.00, 1.04, 1.00, 1.04, ...: IQR/median 4% -- above 3% at 6 pairs, settled at 12
+    cfg = InterleaveConfig(pairs=6, max_pairs=18, max_spread=0.03, warmup_ms=0.0,
+                           min_chunk_iters=1, chunk_ms=1.0)
+    r = interleave(SpreadTimer([1.0, 1.04]), SpreadTimer([1.0]), cfg)
+    assert r.n == 12 and 0.03 < r.ratio_spread <= 0.042 and not r.noisy
 
 
 def test_time_chunks_alternates_in_order():

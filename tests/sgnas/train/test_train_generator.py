@@ -70,8 +70,10 @@ def test_training_run_writes_last_and_best_and_resumes(tmp_path, relaxation):
     log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
     assert [r["event"] for r in log] == ["start", "epoch", "epoch", "done"]
 
-    with pytest.raises(SgnasError, match="holds a run"):
+    with pytest.raises(SgnasError, match="last.pt exists; pass --resume"):
         train_generator(net, cost, loaders, config(), out)
+    with pytest.raises(SgnasError, match="nothing to resume"):
+        train_generator(net, cost, loaders, config(), tmp_path / "empty", resume=True)
     with pytest.raises(SgnasError, match="cost mismatch"):
         train_generator(net, ParamsCost(SPACE), loaders, config(), out, resume=True)
     with pytest.raises(SgnasError, match="another supernet"):
@@ -83,6 +85,13 @@ def test_training_run_writes_last_and_best_and_resumes(tmp_path, relaxation):
     assert torch.load(out / "last.pt", weights_only=True)["epoch"] == 2
     log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
     assert [r["event"] for r in log][4:] == ["resume", "epoch", "done"]
+
+    (out / "best.pt").write_bytes(b"stale")
+    forced = train_generator(net, cost, loaders, config(epochs=1), out, force=True)
+    assert [h["epoch"] for h in forced.history] == [0]
+    log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    assert [r["event"] for r in log] == ["start", "epoch", "done"]  # the old run's files are gone
+    assert torch.load(out / "best.pt", weights_only=True)["epoch"] == 0
 
 
 def test_generator_learns_to_meet_targets(tmp_path):
