@@ -45,6 +45,7 @@ def main(argv=None) -> int:
     ap.add_argument("--eval-images", type=int, default=1000)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--device", default="cpu", help="torch device to score on (cpu, cuda)")
     ap.add_argument("--out", default=None, help="also write per-cell results (JSON) here")
     ap.add_argument("--max-seconds", type=float, default=None,
                     help="stop scoring new cells after this many seconds (the JSON line says how "
@@ -62,6 +63,7 @@ def main(argv=None) -> int:
     except SgnasError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    model.to(args.device)
     rng = np.random.default_rng(args.seed)
     n_eval = min(args.eval_images, len(data.held_out))
     idx = np.sort(rng.permutation(len(data.held_out))[:n_eval])

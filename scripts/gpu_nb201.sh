@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# NB201 supernet on one NVIDIA GPU, < 9 minutes: uniform single-path training of the NB201 supernet
+# on CIFAR-10's class-balanced 25k training half (NB201's cifar10-valid protocol, the same settings
+# as the CPU run in docs/RESULTS.md but batch 256, lr 0.1, bf16 autocast, channels-last, as many
+# epochs as fit TRAIN_SECONDS), then its ranking quality: Kendall tau of inherited accuracy (BN
+# recalibrated) against cifar10_valid_acc over 200 cells scored on 1000 held-out images. Prints one
+# JSON line; the checkpoint stays in WORKDIR/supernet (last.pt while running, supernet.pt when done).
+#
+# Usage: scripts/gpu_nb201.sh [WORKDIR]     (run from the repository root; WORKDIR defaults to $OUT)
+# Environment: TRAIN_SECONDS (default 330), DATA (default ../shared/data/cifar10-jpg, or
+# shared/data/cifar10-jpg inside the checkout), BENCH (nb201.csv's folder), WORKERS (default 8).
+# An interrupted training continues with `sgnas train-supernet ... --resume` (command in the JSON).
+# Without an NVIDIA GPU (or torch with CUDA) it stops at once with {"ok": false, ...}, exit 2.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+WORK="${1:-${OUT:-$(mktemp -d)}}"
+mkdir -p "$WORK"
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
+PY="${PYTHON:-python}"
+START=$(date +%s)
+TRAIN_SECONDS="${TRAIN_SECONDS:-330}"
+WORKERS="${WORKERS:-8}"
+for d in "${DATA:-}" ../shared/data/cifar10-jpg shared/data/cifar10-jpg; do
+  [ -n "$d" ] && [ -d "$d" ] && DATA="$d" && break
+done
+for d in "${BENCH:-}" ../shared/data/nasbench201 shared/data/nasbench201; do
+  [ -n "$d" ] && [ -f "$d/nb201.csv" ] && BENCH="$d" && break
+done
+
+fail() {  # fail STEP MESSAGE
+  "$PY" -c 'import json,sys; print(json.dumps({"ok": False, "step": sys.argv[1], "error": sys.argv[2]}))' "$1" "$2" \
+    2>/dev/null || echo "{\"ok\": false, \"step\": \"$1\", \"error\": \"$2\"}"
+  exit 2
+}
+
+command -v nvidia-smi >/dev/null 2>&1 || fail gpu "nvidia-smi not found: this script needs an NVIDIA GPU"
+GPU=$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -n1)
+[ -n "$GPU" ] || fail gpu "nvidia-smi lists no GPU"
+"$PY" -c 'import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1)' \
+  || fail deps "torch sees no CUDA device"
+[ -d "${DATA:-}" ] || fail data "no CIFAR-10 image folder (set DATA)"
+[ -f "${BENCH:-}/nb201.csv" ] || fail data "no nb201.csv (set BENCH)"
+
+# One short run sizes the epochs: its images/s (first epoch, data cache built) sets how many
+# epochs of the real run fit TRAIN_SECONDS (the cosine schedule is fixed at the start).
+COMMON=(--space nb201 --data "$DATA" --cache-dir "$WORK/cache" --held-out 25000 --balanced-split
+        --seed 0 --batch-size 256 --paths-per-step 1 --lr 0.1 --weight-decay 5e-4 --momentum 0.9
+        --label-smoothing 0 --grad-clip 5 --workers "$WORKERS" --device cuda --amp --channels-last
+        --log-every 20 --no-progress)
+timeout 150 "$PY" -m sgnas.cli.main train-supernet "${COMMON[@]}" --out "$WORK/probe" --force \
+  --epochs 1 > "$WORK/probe.out" 2>&1 || fail probe "the sizing run failed: $(tail -n1 "$WORK/probe.out")"
+EPOCHS=$("$PY" - "$WORK/probe/train_log.jsonl" "$TRAIN_SECONDS" <<'PY'
+import json, sys
+rows = [json.loads(line) for line in open(sys.argv[1])]
+seconds = [r["time_s"] for r in rows if r.get("event") == "epoch"]
+print(max(1, int(float(sys.argv[2]) / (1.1 * seconds[-1]))))
+PY
+) || fail probe "no epoch time in the sizing run's log"
+
+TRAIN=("$PY" -m sgnas.cli.main train-supernet "${COMMON[@]}" --out "$WORK/supernet" --epochs "$EPOCHS"
+       --save-every-steps 200)
+timeout $((TRAIN_SECONDS + 90)) "${TRAIN[@]}" --force > "$WORK/train.out" 2>&1 \
+  || fail train "training stopped: $(tail -n1 "$WORK/train.out") (continue with --resume)"
+timeout 120 "$PY" scripts/eval_nb201_supernet.py --checkpoint "$WORK/supernet/supernet.pt" \
+  --data "$DATA" --bench "$BENCH" --cache-dir "$WORK/cache" --cells 200 --eval-images 1000 \
+  --calib-batches 4 --batch-size 256 --device cuda --out "$WORK/tau.json" > "$WORK/tau.out" 2> "$WORK/tau.err" \
+  || fail tau "ranking evaluation failed: $(tail -n1 "$WORK/tau.err")"
+
+"$PY" - "$WORK" "$GPU" "$START" "$EPOCHS" "${TRAIN[*]}" <<'PY'
+import json, sys, time
+work, gpu, start, epochs, command = sys.argv[1:6]
+log = [json.loads(line) for line in open(f"{work}/supernet/train_log.jsonl")]
+ep = [r for r in log if r.get("event") == "epoch"]
+tau = json.loads(open(f"{work}/tau.out").read().strip().splitlines()[-1])
+print(json.dumps({
+    "ok": True, "gpu": gpu, "epochs": int(epochs), "train_s": round(sum(r["time_s"] for r in ep), 1),
+    "last_epoch": {k: ep[-1].get(k) for k in ("loss", "top1", "images_per_s") if k in ep[-1]},
+    "ranking": {k: tau[k] for k in ("cells", "connected_cells", "kendall_tau", "kendall_tau_connected",
+                                    "spearman", "mean_inherited", "max_inherited", "eval_images")},
+    "checkpoint": f"{work}/supernet/supernet.pt", "resume": command + " --resume",
+    "wall_s": int(time.time()) - int(start),
+}))
+PY
