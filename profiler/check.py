@@ -12,8 +12,9 @@ An item's tolerance is ``max(floor, k * error)``, where ``error`` is the larger 
 uncertainties of the baseline's median and of the median measured now
 (:func:`~profiler.check_config.median_error`: the spread IQR / median of the per-pair ratios over
 the square root of the pair count for state-normalized measurements, the spread itself otherwise):
-a noisy entry or a noisy machine widens its own tolerance, up to ``max_tolerance`` (50% by default, never below the floor), so that a
-measurement too noisy to judge cannot hide a large slowdown. An item slower than ``1 + tolerance`` is a *suspect* and is re-measured up to
+a noisy entry or a noisy machine widens its own tolerance, up to ``max_tolerance`` (50% by
+default, never below the floor), so that a measurement too noisy to judge cannot hide a large
+slowdown. An item slower than ``1 + tolerance`` is a *suspect* and is re-measured up to
 ``remeasure`` times; it fails (``regressed``) only if the re-measurements (their minimum, or their
 median) stay beyond tolerance, and passes as ``noisy`` otherwise. Items faster than
 ``1 / (1 + tolerance)`` are reported as ``improved``, a note, not a failure. Finally the median ratio

@@ -14,6 +14,10 @@
 # thread-count change (2 threads -> 1) was not used: on two shared cores 2-thread latency is often
 # no better than 1-thread latency, so that "slowdown" is not reliable.
 #
+# The checks run at a 10% tolerance floor (the default is 5%): on a CI runner of unknown noise the
+# unchanged re-run must not fail on a few percent of offset between two processes (re-runs on the
+# 2-core development VM read 1.02-1.05x their baseline), and the planted slowdown is ~4x anyway.
+#
 # Environment: SGNAS_CI_DEVICE (default cpu-2t), SGNAS_CI_REPORTS (folder to keep the JUnit/JSON
 # reports in), PYTHON (default python). Exits 0 only if every step behaved as expected.
 set -uo pipefail
@@ -71,7 +75,7 @@ before="$(sha256sum "$BASE")"
 echo
 echo "== step 2: unchanged model against its baseline"
 unchanged() {
-    sgnas check --onnx "$WORK/model.onnx" --device "$DEVICE" --baseline "$BASE" \
+    sgnas check --onnx "$WORK/model.onnx" --device "$DEVICE" --baseline "$BASE" --tolerance 10% \
         --junit "$REPORTS/unchanged.xml" --json "$REPORTS/unchanged.json"
 }
 unchanged
@@ -97,7 +101,7 @@ expect 2 "model change refused" \
 echo
 echo "== step 4: a heavier model (every layer at its largest configuration) is a regression"
 expect 1 "slowdown detected" \
-    sgnas check --onnx "$WORK/heavy.onnx" --device "$DEVICE" --baseline "$BASE" \
+    sgnas check --onnx "$WORK/heavy.onnx" --device "$DEVICE" --baseline "$BASE" --tolerance 10% \
     --allow-model-change --junit "$REPORTS/slowdown.xml" --json "$REPORTS/slowdown.json" \
     || failures=$((failures + 1))
 
