@@ -7,21 +7,7 @@
 # Without an NVIDIA GPU (or torch with CUDA) it stops at once with {"ok": false, "error": ...}, exit 2.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-WORK="${1:-${OUT:-$(mktemp -d)}}"
-mkdir -p "$WORK"
-export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
-PY="${PYTHON:-python}"
-START=$(date +%s)
-
-fail() {  # fail STEP MESSAGE
-  "$PY" -c 'import json,sys; print(json.dumps({"ok": False, "step": sys.argv[1], "error": sys.argv[2]}))' "$1" "$2" \
-    2>/dev/null || echo "{\"ok\": false, \"step\": \"$1\", \"error\": \"$2\"}"
-  exit 2
-}
-
-command -v nvidia-smi >/dev/null 2>&1 || fail gpu "nvidia-smi not found: this script needs an NVIDIA GPU"
-GPU=$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -n1)
-[ -n "$GPU" ] || fail gpu "nvidia-smi lists no GPU"
+source scripts/gpu_preamble.sh "$@"
 "$PY" - <<'PY' || fail deps "missing Python packages or torch without CUDA (see stderr)"
 import importlib, sys
 missing = [m for m in ("torch", "onnx", "numpy", "scipy", "sklearn", "yaml", "matplotlib")

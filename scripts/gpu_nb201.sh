@@ -13,11 +13,7 @@
 # Without an NVIDIA GPU (or torch with CUDA) it stops at once with {"ok": false, ...}, exit 2.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-WORK="${1:-${OUT:-$(mktemp -d)}}"
-mkdir -p "$WORK"
-export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
-PY="${PYTHON:-python}"
-START=$(date +%s)
+source scripts/gpu_preamble.sh "$@"
 TRAIN_SECONDS="${TRAIN_SECONDS:-330}"
 WORKERS="${WORKERS:-8}"
 for d in "${DATA:-}" ../shared/data/cifar10-jpg shared/data/cifar10-jpg; do
@@ -26,16 +22,6 @@ done
 for d in "${BENCH:-}" ../shared/data/nasbench201 shared/data/nasbench201; do
   [ -n "$d" ] && [ -f "$d/nb201.csv" ] && BENCH="$d" && break
 done
-
-fail() {  # fail STEP MESSAGE
-  "$PY" -c 'import json,sys; print(json.dumps({"ok": False, "step": sys.argv[1], "error": sys.argv[2]}))' "$1" "$2" \
-    2>/dev/null || echo "{\"ok\": false, \"step\": \"$1\", \"error\": \"$2\"}"
-  exit 2
-}
-
-command -v nvidia-smi >/dev/null 2>&1 || fail gpu "nvidia-smi not found: this script needs an NVIDIA GPU"
-GPU=$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -n1)
-[ -n "$GPU" ] || fail gpu "nvidia-smi lists no GPU"
 "$PY" -c 'import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1)' \
   || fail deps "torch sees no CUDA device"
 [ -d "${DATA:-}" ] || fail data "no CIFAR-10 image folder (set DATA)"
