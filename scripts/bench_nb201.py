@@ -39,6 +39,12 @@ def parse_args(argv):
     mode = ap.add_mutually_exclusive_group()
     mode.add_argument("--quick", action="store_true", help="the default: " + json.dumps(QUICK))
     mode.add_argument("--full", action="store_true", help=json.dumps(FULL))
+    mode.add_argument("--signals", default=None, metavar="LIST",
+                      help="the signal protocol (FLOPs + every device x p10/25/50/75/90, exhaustive "
+                           "pick, random and evolution on the signal, generators trained on it, the "
+                           "baselines): comma-separated NAME (flops, params, path_flops) or "
+                           "NAME=CSV[;CSV...] (an arch_str,score table per seed) or "
+                           "NAME=ensemble:A+B+C (rank average of earlier signals)")
     mode.add_argument("--device-study", action="store_true",
                       help="ground truth only: oracle cell per device at the same relative budget "
                            "and the cross-deployment regret matrix")
@@ -72,12 +78,153 @@ def parse_args(argv):
                          "batch 1 and 256, a Xeon, the Raspberry Pi 4, Pixel 3, Eyeriss)")
     ap.add_argument("--study-quantile", type=float, default=0.3)
     ap.add_argument("--progress", action="store_true", help="progress on stderr")
+    ap.add_argument("--budget", type=int, default=100,
+                    help="--signals: distinct evaluations per random search / evolution")
+    ap.add_argument("--generator-signals", default="",
+                    help="--signals: comma-separated signals to train NB201 generators on (one per "
+                         "cost family and seed) and score against exhaustive search")
+    ap.add_argument("--generator-steps", type=int, default=800)
+    ap.add_argument("--boot", type=int, default=200, help="bootstrap resamples of tau")
     args = ap.parse_args(argv)
+    if args.signals and args.devices is None:
+        args.devices = "all"
     preset = FULL if args.full else QUICK
     for name, value in preset.items():
         if getattr(args, name) is None:
             setattr(args, name, value)
     return args
+
+
+def read_score_table(path: str):
+    """A per-cell score CSV (``arch_str`` and a ``score`` column, or one other numeric column)
+    as a ``(5,)*6`` table; every cell must appear once."""
+    import csv
+
+    from sgnas.errors import SgnasError
+    from sgnas.nb201.bench import read_cell_table
+
+    try:
+        with open(path, newline="") as fh:
+            header = [h.strip() for h in next(csv.reader(fh), [])]
+    except OSError as exc:
+        raise SgnasError(f"cannot read score table {path}: {exc.strerror}") from None
+    cols = ["score"] if "score" in header else [h for h in header if h not in ("index", "arch_str")]
+    if len(cols) != 1:
+        raise SgnasError(f"{path}: want arch_str and one score column, got {', '.join(header)}")
+    return read_cell_table(path, cols).by_code(cols[0])
+
+
+def signal_tables(spec: str, bench, gt) -> dict:
+    """``--signals`` → ``{name: [table per seed]}`` (ensembles after their members)."""
+    from sgnas.errors import SgnasError
+    from sgnas.nb201.cost import params_table, path_flops_table
+    from sgnas.search.nb201_quality import rank_average
+
+    builtin = {"flops": gt.flops, "params": params_table(), "path_flops": path_flops_table()}
+    out: dict = {}
+    for item in (x.strip() for x in spec.split(",") if x.strip()):
+        name, sep, source = item.partition("=")
+        if not sep:
+            if name not in builtin:
+                raise SgnasError(f"unknown signal {name!r}; built in: {', '.join(builtin)} "
+                                 f"(or NAME=CSV, NAME=ensemble:A+B)")
+            out[name] = [builtin[name]]
+        elif source.startswith("ensemble:"):
+            members = source[len("ensemble:"):].split("+")
+            for m in members:
+                if m not in out:
+                    raise SgnasError(f"ensemble {name}: member {m!r} is not an earlier signal")
+            seeds = max(len(out[m]) for m in members)
+            out[name] = [rank_average([out[m][min(k, len(out[m]) - 1)] for m in members],
+                                      gt.connected) for k in range(seeds)]
+        else:
+            tables = [read_score_table(path) for path in source.split(";")]
+            out[name] = tables
+    return out
+
+
+def generator_regrets_fn(args, gt, targets, acc_column):
+    """``generator_regrets(table, seed)`` for :func:`signal_report`: one NB201 generator per cost
+    family trained on the signal, decoded (most probable connected cell under each target)."""
+    import numpy as np
+    import torch
+
+    from sgnas.costs import CellTableCost
+    from sgnas.nb201.space import NB201Space
+    from sgnas.train.score_generator import ScoreGeneratorConfig, train_score_generator
+
+    space = NB201Space()
+    acc = gt.acc(acc_column)
+    torch.set_num_threads(args.threads)
+
+    def run(table, seed):
+        regrets, signal_gap, dead, holds, agree = [], [], 0, 0, []
+        families = list(dict.fromkeys(t.family for t in targets))
+        t0 = time.perf_counter()
+        for fam in families:
+            cost = CellTableCost(space, gt.cost_table(fam), fam, gt.cost_unit(fam))
+            bundle = train_score_generator(
+                space, cost, table.reshape(-1), "signal",
+                ScoreGeneratorConfig(steps=args.generator_steps, seed=seed))
+            for t in (t for t in targets if t.family == fam):
+                cell, _ = bundle.decode(t.value, cost, eps=None)
+                c = gt.cost_table(fam)
+                ok = gt.connected & (c <= t.value)
+                regrets.append(float(acc[c <= t.value].max() - acc[cell.ops]))
+                signal_gap.append(float(table[ok].max() - table[cell.ops]))
+                dead += int(not cell.is_connected())
+                holds += int(c[cell.ops] <= t.value)
+                prior = bundle.priors.select(bundle.normalize(t.value, cost))[0].numpy()
+                agree.append(float(np.mean(prior == np.asarray(cell.ops))))
+        return {"regrets": regrets, "dead_cells": dead, "constraint_met": holds / len(targets),
+                "signal_gap_mean": round(float(np.mean(signal_gap)), 4),
+                "exact_signal_optimum": round(float(np.mean(np.asarray(signal_gap) <= 1e-12)), 3),
+                "prior_agreement": round(float(np.mean(agree)), 3),
+                "train_s": round(time.perf_counter() - t0, 1)}
+    return run
+
+
+def signals_main(args) -> dict:
+    """The signal protocol: every signal's rank quality and regrets beside the baselines."""
+    import numpy as np
+
+    from sgnas.nb201.groundtruth import ACCURACY_COLUMNS, GroundTruth, latency_devices
+    from sgnas.search.nb201_quality import (ProtocolConfig, bootstrap_mean, exhaustive_regret,
+                                            protocol_targets, signal_report, window_regret)
+
+    devices = (latency_devices(args.bench) if args.devices in (None, "all")
+               else [d for d in args.devices.split(",") if d])
+    gt = GroundTruth.load(args.bench, ACCURACY_COLUMNS, devices)
+    quantiles = tuple(float(q) for q in args.quantiles.split(",")) if args.quantiles != \
+        "0.1,0.3,0.5,0.7,0.9" else (0.1, 0.25, 0.5, 0.75, 0.9)
+    families = ([] if args.no_flops else ["flops"]) + devices
+    targets = protocol_targets(gt, families, quantiles)
+    cfg = ProtocolConfig(quantiles=quantiles, budget=args.budget, boot=args.boot)
+    acc = gt.acc(cfg.regret_column)
+
+    def over(fn):
+        return np.array([fn(gt.cost_table(t.family), t.value) for t in targets])
+
+    largest = over(lambda c, T: exhaustive_regret(gt.flops, acc, c, T, gt.connected))
+    baselines = {
+        "largest_feasible_flops": bootstrap_mean(largest),
+        "window_uniform": bootstrap_mean(over(lambda c, T: window_regret(acc, c, T))),
+        "window_best_by_ground_truth": bootstrap_mean(
+            over(lambda c, T: window_regret(acc, c, T, best=True))),
+        "oracle": 0.0,
+    }
+    tables = signal_tables(args.signals, args.bench, gt)
+    trained = {s.strip() for s in args.generator_signals.split(",") if s.strip()}
+    signals = {}
+    for name, seeds in tables.items():
+        gen = generator_regrets_fn(args, gt, targets, cfg.regret_column) if name in trained else None
+        signals[name] = signal_report(seeds, gt, targets, largest, cfg, gen)
+        if args.progress:
+            print(f"{name}: exhaustive {signals[name]['exhaustive']}", file=sys.stderr, flush=True)
+    return {"mode": "signals", "families": len(families), "targets": len(targets),
+            "quantiles": list(quantiles), "regret_column": cfg.regret_column,
+            "tau_column": cfg.tau_column, "budget": cfg.budget, "baselines": baselines,
+            "signals": signals}
 
 
 def load_generator(spec: str):
@@ -240,6 +387,11 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     t0 = time.perf_counter()
     try:
+        if args.signals:
+            result = signals_main(args)
+            result["seconds"] = round(time.perf_counter() - t0, 1)
+            print(json.dumps(json_safe(result)))
+            return 0
         if args.device_study:
             study = args.study_devices
             gt = GroundTruth.load(args.bench, ACCURACY_COLUMNS,

@@ -268,12 +268,15 @@ def decode_tabulated(space, logp: np.ndarray, cost, bounds: tuple[float, float],
     (:class:`~sgnas.costs.CellTableCost`): the most probable one with ``cost`` in ``bounds`` and
     every further constraint's cost (``extra``: :class:`~sgnas.decode.Constraint` s over tabulated
     costs) at most its upper bound. A cost with few distinct values (NB201's FLOPs) may have no
-    architecture inside the window: the window then starts at the highest cost below its top."""
+    architecture inside the window: the window then starts at the highest cost below its top.
+    Degenerate architectures (``space.alive_mask()``: NB201 cells with no path from input to
+    output) are never returned."""
     from .decode import decode_enumerated
 
-    choices = space.all_choices()
+    alive = space.alive_mask()  # never a degenerate architecture
+    choices = space.all_choices()[alive]
     costs = [cost, *(c.cost for c in extra)]
-    values = np.stack([c.values() for c in costs], axis=1)
+    values = np.stack([c.values() for c in costs], axis=1)[alive]
     lo, hi = bounds
     first = values[:, 0]
     if not ((first >= lo) & (first <= hi)).any() and (first <= hi).any():
@@ -358,14 +361,16 @@ class GeneratorBundle:
         """Per-decision argmax architectures for targets in ``cost`` units."""
         return self.architectures([self.normalize(t, cost) for t in targets])
 
-    def decode(self, target: float, cost, eps: float = 0.01, extra: Sequence = ()):
-        """Most probable architecture with ``cost`` in ``[target (1 - eps), target]`` that meets
-        the further :class:`~sgnas.decode.Constraint` s ``extra``; returns ``(arch, Decoded)``."""
+    def decode(self, target: float, cost, eps: float | None = 0.01, extra: Sequence = ()):
+        """Most probable architecture with ``cost`` in ``[target (1 - eps), target]`` (``eps``
+        None: at most ``target``) that meets the further :class:`~sgnas.decode.Constraint` s
+        ``extra``; returns ``(arch, Decoded)``."""
         from .decode import AdditiveCost, Constraint, check_achievable, decode, window
 
-        lo, hi = window(target, eps)
+        lo, hi = (None, float(target)) if eps is None else window(target, eps)
         if getattr(cost, "tabulated", False):
-            out = decode_tabulated(self.space, self.logprobs(target, cost), cost, (lo, hi), extra)
+            out = decode_tabulated(self.space, self.logprobs(target, cost), cost,
+                                   (-np.inf if lo is None else lo, hi), extra)
             return arch_from_indices(self.space, out.choice), out
         constraints = [Constraint(AdditiveCost.from_cost(cost), hi, lo), *extra]
         check_achievable(constraints, candidate_mask(self.space))

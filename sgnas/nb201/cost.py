@@ -44,6 +44,20 @@ def params_table(space: NB201Space | None = None) -> np.ndarray:
     return _additive_table(base, per_edge) / 1e6
 
 
+def path_flops_table(space: NB201Space | None = None) -> np.ndarray:
+    """MFLOPs of every cell's network counting only the cell edges on a path from the cell's input
+    to its output (an edge out of a node the input never reaches, or into a node that never reaches
+    the output, computes nothing the network uses), shape ``(5,)*6``. A data-free accuracy
+    signal: more useful computation ranks higher."""
+    space = space or NB201Space()
+    base, _ = fixed_cost(space)
+    per_edge, _ = edge_costs(space)
+    out = np.empty(space.num_cells)
+    for cell in all_cells():
+        out[cell.code] = base + sum(per_edge[e][cell.ops[e]] for e in cell.live_edges())
+    return out.reshape(TABLE_SHAPE) / 1e6
+
+
 def lut_table(lut, space: NB201Space | None = None) -> np.ndarray:
     """The per-cell latency (ms) of a per-cell LUT, shape ``(5,)*6``."""
     space = space or NB201Space()

@@ -12,6 +12,7 @@ from a benchmark table (:class:`sgnas.nb201.bench.BenchmarkIndex`).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import itertools
 import json
@@ -136,6 +137,19 @@ class Cell:
                 reach.add(to)
         return 3 in reach
 
+    def live_edges(self) -> list[int]:
+        """The non-``none`` edges on a path from the input (node 0) to the output (node 3)."""
+        reach, useful = {0}, {3}
+        for e, (to, frm) in enumerate(EDGES):
+            if self.ops[e] != 0 and frm in reach:
+                reach.add(to)
+        for e in reversed(range(NUM_EDGES)):
+            to, frm = EDGES[e]
+            if self.ops[e] != 0 and to in useful:
+                useful.add(frm)
+        return [e for e, (to, frm) in enumerate(EDGES)
+                if self.ops[e] != 0 and frm in reach and to in useful]
+
 
 def all_cells() -> Iterator[Cell]:
     """Every cell, in :attr:`Cell.code` order."""
@@ -186,11 +200,23 @@ class NB201Space:
         return rng.integers(0, self.num_ops, size=self.num_edges).astype(np.int64)
 
     def sample(self, rng: np.random.Generator) -> Cell:
-        return Cell(tuple(self.sample_choices(rng)))
+        """A uniform connected cell (dead cells are resampled; supernet training samples paths
+        with :meth:`sample_choices`)."""
+        while True:
+            cell = Cell(tuple(self.sample_choices(rng)))
+            if cell.is_connected():
+                return cell
 
     def mutate(self, cell: Cell, prob: float, rng: np.random.Generator) -> Cell:
         """Evolution's mutation on a cell: each edge takes a different op with probability
-        ``prob``; when none did, one uniformly chosen edge does (so the child always differs)."""
+        ``prob``; when none did, one uniformly chosen edge does (so the child always differs).
+        A dead child is drawn again."""
+        while True:
+            child = self._mutate_once(cell, prob, rng)
+            if child.is_connected():
+                return child
+
+    def _mutate_once(self, cell: Cell, prob: float, rng: np.random.Generator) -> Cell:
         ops = list(cell.ops)
         flip = rng.random(self.num_edges) < prob
         if not flip.any():
@@ -200,9 +226,14 @@ class NB201Space:
         return Cell(tuple(ops))
 
     def crossover(self, a: Cell, b: Cell, rng: np.random.Generator) -> Cell:
-        """Evolution's crossover on cells: each edge's op from ``a`` or ``b`` with equal odds."""
-        pick = rng.random(self.num_edges) < 0.5
-        return Cell(tuple(x if p else y for p, x, y in zip(pick, a.ops, b.ops)))
+        """Evolution's crossover on cells: each edge's op from ``a`` or ``b`` with equal odds; a
+        dead child is drawn again (after 20 dead draws, ``a`` is returned)."""
+        for _ in range(20):
+            pick = rng.random(self.num_edges) < 0.5
+            child = Cell(tuple(x if p else y for p, x, y in zip(pick, a.ops, b.ops)))
+            if child.is_connected():
+                return child
+        return a
 
     # ------------------------------------------------------------- conversion
     def cell(self, arch: "Cell | str | Sequence[int] | np.ndarray") -> Cell:
@@ -247,6 +278,15 @@ class NB201Space:
         return np.array(list(itertools.product(range(self.num_ops), repeat=self.num_edges)),
                         dtype=np.int64)
 
+    def alive_mask(self) -> np.ndarray:
+        """``(15625,)`` bool, :meth:`all_choices` order: whether a cell passes data from its input
+        to its output (the 341 others output zeros and score chance)."""
+        return _alive_mask().copy()
+
+    def is_degenerate(self, arch: "Cell | str | Sequence[int]") -> bool:
+        """Whether the cell has no path of non-``none`` edges from its input to its output."""
+        return not self.cell(arch).is_connected()
+
     # ------------------------------------------------------------- LUT keys
     def cell_key(self, arch: "Cell | str | Sequence[int]") -> str:
         """LUT key of a cell in a per-cell table: its standard string."""
@@ -255,6 +295,11 @@ class NB201Space:
     def all_keys(self) -> list[str]:
         """Every LUT key of a per-cell table (all cells, in :attr:`Cell.code` order)."""
         return [str(c) for c in all_cells()]
+
+
+@functools.lru_cache(maxsize=1)
+def _alive_mask() -> np.ndarray:
+    return np.array([c.is_connected() for c in all_cells()], dtype=bool)
 
 
 def nb201_space() -> NB201Space:
