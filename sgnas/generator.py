@@ -109,6 +109,9 @@ class GeneratorConfig:
     position_embedding: bool = True
     prior_logit_scale: float = 1.0
     num_priors: int = 8
+    #: Fourier features ``sin/cos(2^j pi c)``, ``j < constraint_frequencies``, of the normalized
+    #: constraint beside ``c`` itself: resolution for a target → architecture map with many steps.
+    constraint_frequencies: int = 0
 
     @classmethod
     def from_dict(cls, d: dict) -> "GeneratorConfig":
@@ -141,7 +144,8 @@ class ArchitectureGenerator(nn.Module):
         self.cfg = cfg
         D, K = decisions(space)
         ch = cfg.channels
-        self.constraint = nn.Sequential(nn.Linear(1, ch), nn.ReLU(), nn.Linear(ch, ch))
+        self.constraint = nn.Sequential(nn.Linear(1 + 2 * cfg.constraint_frequencies, ch), nn.ReLU(),
+                                        nn.Linear(ch, ch))
         self.prior = nn.Embedding(K, ch)
         self.position = nn.Parameter(torch.zeros(1, ch, D)) if cfg.position_embedding else None
         self.trunk = nn.Sequential(*[_ResidualBlock(ch) for _ in range(cfg.trunk_blocks)])
@@ -175,10 +179,19 @@ class ArchitectureGenerator(nn.Module):
             c = c.expand(prior.shape[0])
         if c.shape[0] != prior.shape[0]:
             raise SgnasError(f"{c.shape[0]} constraints for {prior.shape[0]} priors")
-        x = self.prior(prior).permute(0, 2, 1) + self.constraint(c.view(-1, 1)).unsqueeze(2)
+        x = self.prior(prior).permute(0, 2, 1) + self.constraint(self._encode(c)).unsqueeze(2)
         if self.position is not None:
             x = x + self.position
         return x
+
+    def _encode(self, c: torch.Tensor) -> torch.Tensor:
+        """``(B,)`` normalized constraints → ``(B, 1 + 2F)`` inputs of the constraint embedding."""
+        c = c.view(-1, 1)
+        if not self.cfg.constraint_frequencies:
+            return c
+        freq = torch.pi * 2.0 ** torch.arange(self.cfg.constraint_frequencies, dtype=c.dtype,
+                                              device=c.device)
+        return torch.cat([c, torch.sin(c * freq), torch.cos(c * freq)], dim=1)
 
     def head(self, x: torch.Tensor, prior: torch.Tensor) -> torch.Tensor:
         """Trunk and tail: embedding ``(B, C, D)`` → masked logits ``(B, D, K)``."""

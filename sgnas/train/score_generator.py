@@ -40,12 +40,13 @@ from ..progress import Progress
 class ScoreGeneratorConfig:
     """Training settings of a generator driven by a tabulated signal."""
 
-    steps: int = 3000
+    steps: int = 1500
     batch_size: int = 64
     lr: float = 3e-3
     sharpness: float = 2.0
     seed: int = 0
-    generator: GeneratorConfig = field(default_factory=GeneratorConfig)
+    generator: GeneratorConfig = field(
+        default_factory=lambda: GeneratorConfig(constraint_frequencies=6))
 
 
 def rank_scores(score: np.ndarray, alive: np.ndarray) -> np.ndarray:
@@ -76,14 +77,18 @@ def cell_probs(logits: torch.Tensor) -> torch.Tensor:
 
 
 def target_marginals(ranks: torch.Tensor, feasible: torch.Tensor, sharpness: float,
-                     shape: tuple[int, int]) -> torch.Tensor:
+                     shape: tuple[int, int], top: int = 16) -> torch.Tensor:
     """Per-decision marginals ``(B, D, K)`` of ``q_T(cell) ∝ exp(sharpness * rank)`` over each
-    row's ``feasible`` cells (``(B, N)`` bool): the distribution the generator is fitted to."""
+    row's ``feasible`` cells (``(B, N)`` bool): the distribution the generator is fitted to. Only
+    the ``top`` best feasible cells of a row carry mass (the rest weigh less than
+    ``exp(-sharpness * top)`` each)."""
     d, k = shape
-    z = torch.where(feasible, sharpness * ranks.unsqueeze(0), torch.tensor(float("-inf")))
-    q = torch.softmax(z, dim=1).nan_to_num(0.0).reshape(-1, *([k] * d))
-    return torch.stack([q.sum(dim=tuple(a + 1 for a in range(d) if a != e)) for e in range(d)],
-                       dim=1)
+    key = torch.where(feasible, ranks.unsqueeze(0), torch.tensor(float("-inf")))
+    best, idx = key.topk(min(top, key.shape[1]), dim=1)
+    weight = torch.softmax(sharpness * (best - best[:, :1]), dim=1).nan_to_num(0.0)
+    digits = torch.stack([(idx // k ** (d - 1 - e)) % k for e in range(d)], dim=2)  # (B, top, D)
+    onehot = torch.nn.functional.one_hot(digits, k).to(weight.dtype)  # (B, top, D, K)
+    return (weight[:, :, None, None] * onehot).sum(dim=1)
 
 
 def train_score_generator(space: Any, cost: Any, score: np.ndarray, signal: str,
