@@ -21,6 +21,7 @@ raises :class:`InfeasibleError` whose message gives the achievable region.
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 from typing import Sequence
 
@@ -118,6 +119,8 @@ class Decoded:
     argmax_costs: list[float]
     lagrange: list[float] = field(default_factory=list)
     grid_step: float = 0.0
+    gap: float = 0.0  #: certified: no feasible choice beats ``logprob`` by more (0: exact)
+    nodes: int = 0  #: branch-and-bound nodes expanded
 
     @property
     def logprob_given_up(self) -> float:
@@ -125,76 +128,265 @@ class Decoded:
         return self.argmax_logprob - self.logprob
 
 
-# --------------------------------------------------------------------------------- DP
-def _knapsack(score: np.ndarray, q: np.ndarray, top: int) -> tuple[np.ndarray, np.ndarray]:
-    """Best total score per grid cell 0..top and the arg choice per (decision, cell)."""
-    D, K = score.shape
-    best = np.full(top + 1, -np.inf)
-    best[0] = 0.0
-    arg = np.zeros((D, top + 1), dtype=np.int16 if K < 32_000 else np.int32)
-    for d in range(D):
-        nxt = np.full(top + 1, -np.inf)
-        pick = np.zeros(top + 1, dtype=arg.dtype)
-        for k in range(K):
-            s = score[d, k]
-            if not np.isfinite(s):
-                continue
-            shift = int(q[d, k])
-            if shift > top:
-                continue
-            cand = best[: top + 1 - shift] + s
-            view = nxt[shift:]
-            better = cand > view
-            view[better] = cand[better]
-            pick[shift:][better] = k
-        best = nxt
-        arg[d] = pick
-    return best, arg
+# ------------------------------------------------------------------------ relaxation
+_RTOL = 1e-9  # :meth:`Constraint.met`'s tolerance
+_TOL = 1e-9  # a bound must beat the incumbent's log-probability by this much to be explored
 
 
-def _backtrack(arg: np.ndarray, q: np.ndarray, cell: int) -> np.ndarray:
-    D = arg.shape[0]
-    choice = np.zeros(D, dtype=np.int64)
-    for d in range(D - 1, -1, -1):
-        k = int(arg[d, cell])
-        choice[d] = k
-        cell -= int(q[d, k])
-    return choice
+class _Limits:
+    """Every constraint on relative raw sums: each decision's cost minus its least allowed cost
+    (so sums start at 0), limits widened by :meth:`Constraint.met`'s tolerance."""
+
+    def __init__(self, constraints: Sequence[Constraint], allowed: np.ndarray) -> None:
+        rel, upper, lower = [], [], []
+        for c in constraints:
+            cost = c.cost
+            mins = np.where(allowed, cost.table, np.inf).min(axis=1)
+            rel.append(np.where(allowed, cost.table - mins[:, None], 0.0))
+            base = cost.fixed + float(mins.sum())
+            tol = _RTOL * max(abs(c.upper), 1.0)
+            up = cost.raw(c.upper + tol) - base
+            upper.append(up + 1e-12 * (abs(up) + abs(base) + 1.0))
+            if c.lower is None:
+                lower.append(-np.inf)
+            else:
+                lo = cost.raw(c.lower - tol) - base
+                lower.append(lo - 1e-12 * (abs(lo) + abs(base) + 1.0))
+        self.rel = np.stack(rel)  # (C, D, K), >= 0
+        self.upper = np.asarray(upper)
+        self.lower0 = float(lower[0])
+        self.scale = np.maximum(np.abs(self.upper), 1e-12)
 
 
 class _Grid:
-    """The first constraint's cost quantized on a grid fine enough for its window."""
+    """The first constraint's relative cost rounded down on a grid: a suffix of ``n`` decisions
+    with sum ``S`` has grid sum ``Q`` with ``S / step - E <= Q <= S / step`` (``E <= n``: the
+    largest rounding it can accumulate), so a window on ``S`` is a range of ``Q``."""
 
-    def __init__(self, c0: Constraint, allowed: np.ndarray) -> None:
-        cost = c0.cost
-        D = cost.table.shape[0]
-        t = np.where(allowed, cost.table, np.inf)
-        self.base = t.min(axis=1)  # per-decision minimum
-        lo_c = c0.lower if c0.lower is not None else cost.bounds(allowed)[0]
-        lo = cost.raw(lo_c) - cost.fixed - self.base.sum()
-        hi = cost.raw(c0.upper) - cost.fixed - self.base.sum()
-        width = max(hi - lo, 1e-12)
-        step = width / (4.0 * D)
-        if hi / step > _MAX_BINS:
-            step = hi / _MAX_BINS
+    def __init__(self, lim: _Limits, allowed: np.ndarray, max_bins: int) -> None:
+        r0 = lim.rel[0]
+        D = r0.shape[0]
+        up, lo = lim.upper[0], lim.lower0
+        self.window = bool(np.isfinite(lo) and lo > 0)
+        if self.window:
+            step = (up - lo) / (4.0 * D)  # rounding moves a sum by at most a quarter window
+        else:
+            step = up / (100.0 * D)  # ... by at most 1% of the limit
+        step = max(step, up / max_bins, 1e-300)
         self.step = step
-        rel = np.where(allowed, cost.table - self.base[:, None], 0.0)
-        self.q = np.rint(rel / step).astype(np.int64)
-        slack = D * step / 2.0
-        self.top = max(int(np.floor((hi + slack) / step)), 0)
-        self.first = max(int(np.ceil((lo - slack) / step)), 0)
+        self.top = max(int(np.floor(up / step + 1e-9)), 0)
+        ratio = np.where(allowed, r0 / step, 0.0)
+        self.q = np.maximum(np.floor(ratio - 1e-9), 0).astype(np.int64)
+        frac = np.where(allowed, ratio - self.q, 0.0).max(axis=1)
+        # slack[d]: the rounding a suffix from decision d may accumulate
+        self.slack = np.concatenate([np.cumsum(frac[::-1])[::-1], [0.0]]) + 1e-9
+        self.lo, self.up = lo, up
+
+    def cells(self, d: int, p0: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Range ``[qa, qb]`` of grid sums a suffix from decision ``d`` may take after prefixes
+        of relative cost ``p0`` (empty where ``qa > qb``)."""
+        qb = np.minimum(np.floor((self.up - p0) / self.step + 1e-9), self.top)
+        if self.window:
+            qa = np.maximum(np.floor((self.lo - p0) / self.step - self.slack[d]), 0)
+        else:
+            qa = np.zeros_like(qb)
+        return qa.astype(np.int64), qb.astype(np.int64)
+
+
+def _suffix_tables(scores: np.ndarray, grid: _Grid, allowed: np.ndarray,
+                   root_only: bool = False) -> np.ndarray:
+    """``H[d, m, Q]``: best total of ``scores[m]`` over decisions ``d..D-1`` with grid sum ``Q``
+    (``-inf``: none). ``scores`` is ``(M, D, K)``; with ``root_only`` only ``H[0]`` is kept."""
+    M, D, K = scores.shape
+    top = grid.top
+    cur = np.full((M, top + 1), -np.inf)
+    cur[:, 0] = 0.0
+    out = None if root_only else np.full((D + 1, M, top + 1), -np.inf)
+    if out is not None:
+        out[D] = cur
+    for d in range(D - 1, -1, -1):
+        nxt = np.full((M, top + 1), -np.inf)
+        for k in np.flatnonzero(allowed[d]):
+            sh = int(grid.q[d, k])
+            if sh > top:
+                continue
+            view = nxt[:, sh:]
+            np.maximum(view, cur[:, : top + 1 - sh] + scores[:, d, k, None], out=view)
+        cur = nxt
+        if out is not None:
+            out[d] = cur
+    return out if out is not None else cur[None]
+
+
+class _RangeMax:
+    """Range maxima of each level's table over grid sums ``[qa, qb]`` (sparse tables for a
+    window, prefix maxima for an upper bound alone)."""
+
+    def __init__(self, H: np.ndarray, grid: _Grid) -> None:
+        self.window = grid.window
+        if not self.window:
+            self.tab = np.maximum.accumulate(H, axis=-1)
+            return
+        longest = int(np.ceil((grid.up - grid.lo) / grid.step + grid.slack[0])) + 3
+        levels = max(int(np.ceil(np.log2(max(longest, 2)))), 1)
+        tabs = [H]
+        for lv in range(1, levels + 1):
+            prev, h = tabs[-1], 1 << (lv - 1)
+            cur = prev.copy()
+            np.maximum(prev[..., :-h], prev[..., h:], out=cur[..., :-h])
+            tabs.append(cur)
+        self.tab = np.stack(tabs, axis=1)  # (D + 1, levels + 1, M, N)
+        self.levels = levels
+
+    def query(self, d: int, qa: np.ndarray, qb: np.ndarray) -> np.ndarray:
+        """``(n, M)`` maxima of level ``d`` over ``[qa, qb]`` (callers drop ``qa > qb``)."""
+        if not self.window:
+            return self.tab[d][:, qb].T
+        n = np.maximum(qb - qa + 1, 1)
+        lv = np.minimum(np.floor(np.log2(n)).astype(np.int64), self.levels)
+        t = self.tab[d]
+        return np.maximum(t[lv, :, qa], t[lv, :, qb - (1 << lv) + 1])
+
+
+class _Bounds:
+    """Upper bounds on the log-probability of any feasible completion of a prefix: the first
+    constraint's window through the grid, each further one through Lagrangian relaxation (the
+    least over a few multiplier vectors), plus a feasibility test on each further cost's least
+    value reachable inside the window."""
+
+    def __init__(self, logp: np.ndarray, lim: _Limits, grid: _Grid, allowed: np.ndarray) -> None:
+        self.lim, self.grid = lim, grid
+        extra = len(lim.upper) - 1
+        norm = lim.rel[1:] / lim.scale[1:, None, None]  # (E, D, K)
+        self.lam = _multipliers(logp, norm, grid, allowed) if extra else np.zeros((1, 0))
+        scores = [logp - np.tensordot(l, norm, axes=1) for l in self.lam]
+        scores += [-n for n in norm]  # feasibility: the least normalized cost of each extra
+        self.M = len(self.lam)
+        H = _suffix_tables(np.stack(scores), grid, allowed)
+        self.rmq = _RangeMax(H, grid)
+
+    def children(self, d: int, p: np.ndarray, g: float, logp_d: np.ndarray,
+                 allowed_d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Bounds ``(K,)`` of choosing each candidate at decision ``d`` after a prefix with
+        relative costs ``p`` and log-probability ``g`` (``-inf``: no feasible completion), and
+        the children's relative costs ``(C, K)``."""
+        lim = self.lim
+        pk = p[:, None] + lim.rel[:, d, :]
+        ok = allowed_d & np.all(pk <= lim.upper[:, None], axis=0)
+        qa, qb = self.grid.cells(d + 1, pk[0])
+        ok &= qa <= qb
+        bound = np.full(pk.shape[1], -np.inf)
+        idx = np.flatnonzero(ok)
+        if idx.size == 0:
+            return bound, pk
+        vals = self.rmq.query(d + 1, qa[idx], qb[idx])  # (n, M + E)
+        room = (lim.upper[1:, None] - pk[1:, idx]) / lim.scale[1:, None]  # (E, n)
+        fits = np.all(vals[:, self.M:].T + room >= -1e-12, axis=0) if room.size else True
+        lagr = vals[:, : self.M] + (self.lam @ room).T  # (n, M)
+        b = g + logp_d[idx] + lagr.min(axis=1)
+        bound[idx] = np.where(fits & np.isfinite(b), b, -np.inf)
+        return bound, pk
+
+
+def _multipliers(logp: np.ndarray, norm: np.ndarray, grid: _Grid, allowed: np.ndarray,
+                 rounds: int = 2) -> np.ndarray:
+    """A few multiplier vectors near the Lagrangian dual's minimum (coordinate search over a
+    geometric grid, on a coarser copy of the grid): ``(3, E)``."""
+    coarse = copy.copy(grid)
+    factor = max(1, grid.top // 500)
+    coarse.step = grid.step * factor
+    coarse.top = grid.top // factor
+    coarse.q = grid.q // factor
+    coarse.slack = grid.slack / factor + 1.0 * np.arange(len(grid.slack))[::-1]
+    qa, qb = coarse.cells(0, np.zeros(1))
+    values = np.concatenate([[0.0], 2.0 ** np.arange(-2, 11)])
+    lam = np.zeros(norm.shape[0])
+    for _ in range(rounds if norm.shape[0] > 1 else 1):
+        for j in range(norm.shape[0]):
+            trials = np.repeat(lam[None], len(values), axis=0)
+            trials[:, j] = values
+            scores = np.stack([logp - np.tensordot(t, norm, axes=1) for t in trials])
+            H = _suffix_tables(scores, coarse, allowed, root_only=True)[0]
+            if qa[0] > qb[0]:
+                return np.stack([lam] * 3)
+            dual = H[:, qa[0]: qb[0] + 1].max(axis=1) + trials.sum(axis=1)
+            lam = trials[int(np.argmin(np.where(np.isfinite(dual), dual, np.inf)))]
+    return np.stack([lam / np.sqrt(2.0), lam, lam * np.sqrt(2.0)])
+
+
+def _search(logp: np.ndarray, constraints: Sequence[Constraint], bounds: _Bounds,
+            allowed: np.ndarray, max_nodes: int) -> tuple[np.ndarray | None, float, int]:
+    """Depth-first branch and bound, children best bound first: ``(choice, upper bound on any
+    better feasible choice's log-probability, nodes expanded)``; the choice is exact when the
+    bound is not above its log-probability."""
+    D = logp.shape[0]
+    best, best_lp = None, -np.inf
+    choice = np.zeros(D, dtype=np.int64)
+    nodes = 0
+
+    def frame(d: int, p: np.ndarray, g: float) -> list:
+        b, pk = bounds.children(d, p, g, logp[d], allowed[d])
+        keep = np.flatnonzero(b > best_lp + _TOL)
+        order = keep[np.argsort(-b[keep], kind="stable")]
+        return [order, b[order], 0, pk]
+
+    def leaves(p: np.ndarray, g: float) -> None:
+        nonlocal best, best_lp
+        d = D - 1
+        pk = p[:, None] + bounds.lim.rel[:, d, :]
+        ok = allowed[d] & np.all(pk <= bounds.lim.upper[:, None], axis=0)
+        if np.isfinite(bounds.lim.lower0):
+            ok &= pk[0] >= bounds.lim.lower0
+        lp = np.where(ok, g + logp[d], -np.inf)
+        for k in np.argsort(-lp, kind="stable"):
+            if not lp[k] > best_lp:
+                break
+            choice[d] = k
+            if all(c.met(c.cost.of(choice)) for c in constraints):
+                best, best_lp = choice.copy(), float(logp[np.arange(D), choice].sum())
+                break
+
+    if D == 1:
+        leaves(np.zeros(len(constraints)), 0.0)
+        return best, best_lp, 1
+    stack = [frame(0, np.zeros(len(constraints)), 0.0)]
+    gs = [0.0]
+    while stack:
+        order, b, pos, pk = stack[-1]
+        d = len(stack) - 1
+        if pos >= len(order) or not b[pos] > best_lp + _TOL:
+            stack.pop()
+            gs.pop()
+            continue
+        if nodes >= max_nodes:
+            ub = max(float(f[1][f[2]]) for f in stack if f[2] < len(f[0]))
+            return best, max(ub, best_lp), nodes
+        stack[-1][2] += 1
+        nodes += 1
+        k = int(order[pos])
+        choice[d] = k
+        g = gs[-1] + float(logp[d, k])
+        if d + 1 == D - 1:
+            leaves(pk[:, k], g)
+        else:
+            stack.append(frame(d + 1, pk[:, k], g))
+            gs.append(g)
+    return best, best_lp, nodes
 
 
 def decode(
     logp: np.ndarray,
     constraints: Sequence[Constraint],
-    max_tries: int = 4096,
-    bisection_steps: int = 18,
+    max_nodes: int = 200_000,
+    max_bins: int = 8192,
 ) -> Decoded:
     """Most probable choice (one candidate per decision) meeting every constraint (module docstring).
 
-    ``constraints[0]`` drives the grid (give it a window: ``lower`` set); the others are enforced
-    through Lagrangian relaxation. Raises :class:`InfeasibleError` with the achievable region.
+    Exact: a branch and bound whose bounds come from a dynamic program on the first constraint's
+    cost grid (give it a window: ``lower`` set) with Lagrangian relaxation of the others; every
+    candidate answer is checked on exact costs. If ``max_nodes`` runs out first, the best choice
+    found is returned with :attr:`Decoded.gap` > 0, a certified bound on the log-probability a
+    better one could have. Raises :class:`InfeasibleError` with the achievable region.
     """
     logp = np.asarray(logp, dtype=np.float64)
     if logp.ndim != 2:
@@ -205,83 +397,35 @@ def decode(
         if c.cost.table.shape != logp.shape:
             raise SgnasError(f"{c.cost.name} table has shape {c.cost.table.shape}, "
                              f"the distribution {logp.shape}")
+    if np.isnan(logp).any() or np.isposinf(logp).any():
+        raise SgnasError("logp must be finite or -inf (a masked candidate)")
     allowed = np.isfinite(logp)
     if not allowed.any(axis=1).all():
         raise SgnasError("a decision has no allowed candidate")
     argmax = np.where(allowed, logp, -np.inf).argmax(axis=1)
     argmax_lp = float(logp[np.arange(len(argmax)), argmax].sum())
     check_achievable(constraints, allowed)
-
-    c0, rest = constraints[0], list(constraints[1:])
-    grid = _Grid(c0, allowed)
-
-    def solve(lam: np.ndarray, check_all: bool = True) -> np.ndarray | None:
-        """Best grid cell whose choice meets the first constraint (and, with ``check_all``, the
-        others) under multipliers ``lam``."""
-        score = logp.copy()
-        for l_j, c in zip(lam, rest):
-            if l_j > 0:
-                score = score - l_j * c.cost.table * c.cost.slope / max(abs(c.upper), 1e-12)
-        best, arg = _knapsack(np.where(allowed, score, -np.inf), grid.q, grid.top)
-        cells = np.arange(grid.first, grid.top + 1)
-        cells = cells[np.isfinite(best[cells])]
-        for cell in cells[np.argsort(-best[cells], kind="stable")][:max_tries]:
-            choice = _backtrack(arg, grid.q, int(cell))
-            if c0.met(c0.cost.of(choice)) and (
-                not check_all or all(c.met(c.cost.of(choice)) for c in rest)
-            ):
-                return choice
-        return None
-
-    def meets(lam: np.ndarray, c: Constraint) -> bool:
-        ch = solve(lam, check_all=False)
-        return ch is not None and c.met(c.cost.of(ch))
-
-    lam = np.zeros(len(rest))
-    found: list[np.ndarray] = []
-    choice = solve(lam)
-    if choice is not None:
-        found.append(choice)
-    elif rest:
-        # coordinate-wise bisection on each multiplier: the least lambda_j meeting constraint j
-        for _ in range(2):
-            for j, c in enumerate(rest):
-                if solve(lam, check_all=False) is None:
-                    break
-                if meets(lam, c):
-                    continue
-                lo_l, hi_l = lam[j], max(lam[j] * 2.0, 1.0)
-                while hi_l < 1e6:
-                    trial = lam.copy()
-                    trial[j] = hi_l
-                    if meets(trial, c):
-                        break
-                    lo_l, hi_l = hi_l, hi_l * 4.0
-                for _ in range(bisection_steps):
-                    mid = 0.5 * (lo_l + hi_l)
-                    trial = lam.copy()
-                    trial[j] = mid
-                    if meets(trial, c):
-                        hi_l = mid
-                    else:
-                        lo_l = mid
-                lam[j] = hi_l
-                ch = solve(lam)
-                if ch is not None:
-                    found.append(ch)
-            if found:
-                break
-    if not found:
-        raise InfeasibleError(_region_message(constraints, allowed, grid))
-    best_choice = max(found, key=lambda ch: float(logp[np.arange(len(ch)), ch].sum()))
+    lim = _Limits(constraints, allowed)
+    grid = _Grid(lim, allowed, max_bins)
+    bounds = _Bounds(np.where(allowed, logp, -np.inf), lim, grid, allowed)
+    choice, upper, nodes = _search(logp, constraints, bounds, allowed, max_nodes)
+    if choice is None:
+        if nodes >= max_nodes:
+            raise SgnasError(f"decoding found no architecture meeting "
+                             f"{', '.join(c.describe() for c in constraints)} within "
+                             f"{max_nodes} nodes; raise max_nodes")
+        raise InfeasibleError(_region_message(constraints, allowed))
+    lp = float(logp[np.arange(len(choice)), choice].sum())
     return Decoded(
-        choice=best_choice,
-        logprob=float(logp[np.arange(len(best_choice)), best_choice].sum()),
+        choice=choice,
+        logprob=lp,
         argmax_logprob=argmax_lp,
-        costs=[c.cost.of(best_choice) for c in constraints],
+        costs=[c.cost.of(choice) for c in constraints],
         argmax_costs=[c.cost.of(argmax) for c in constraints],
-        lagrange=lam.tolist(),
-        grid_step=grid.step * c0.cost.slope,
+        lagrange=bounds.lam[1].tolist() if bounds.lam.size else [],
+        grid_step=grid.step * constraints[0].cost.slope,
+        gap=max(upper - lp, 0.0),
+        nodes=nodes,
     )
 
 
@@ -296,19 +440,17 @@ def check_achievable(constraints: Sequence[Constraint], allowed: np.ndarray) -> 
             )
 
 
-def _region_message(constraints: Sequence[Constraint], allowed: np.ndarray, grid: _Grid) -> str:
-    """The least value of each further cost reachable inside the first constraint's window."""
+def _region_message(constraints: Sequence[Constraint], allowed: np.ndarray) -> str:
+    """The least value of each further cost reachable inside the first constraint's window
+    (decoded exactly: the most "probable" choice under minus that cost)."""
     c0, rest = constraints[0], constraints[1:]
     parts = []
     for c in rest:
         score = np.where(allowed, -c.cost.table, -np.inf)
-        best, arg = _knapsack(score, grid.q, grid.top)
-        least = np.inf
-        for cell in range(grid.first, grid.top + 1):
-            if np.isfinite(best[cell]):
-                ch = _backtrack(arg, grid.q, cell)
-                if c0.met(c0.cost.of(ch)):
-                    least = min(least, c.cost.of(ch))
+        try:
+            least = c.cost.of(decode(score, [c0]).choice)
+        except InfeasibleError:
+            least = np.inf
         if np.isfinite(least):
             parts.append(f"{c.cost.label or c.cost.name} >= {least:.4g} {c.cost.unit}")
         else:
@@ -351,3 +493,72 @@ def decode_enumerated(
     return Decoded(choice=choices[pick], logprob=float(scores[pick]),
                    argmax_logprob=float(scores[best]), costs=values[pick].tolist(),
                    argmax_costs=values[best].tolist())
+
+
+def decode_brute_force(logp: np.ndarray, constraints: Sequence[Constraint],
+                       max_archs: int = 10 ** 8, chunk: int = 4_000_000) -> Decoded | None:
+    """The exact answer by enumerating every architecture, for small spaces (the reference
+    :func:`decode` is tested against): meet in the middle over two halves of the decisions,
+    pairs read in order of the first cost so only those inside its window are summed. Returns
+    ``None`` when no architecture meets the constraints."""
+    logp = np.asarray(logp, dtype=np.float64)
+    D = logp.shape[0]
+    allowed = np.isfinite(logp)
+    if int(np.prod(allowed.sum(axis=1), dtype=np.float64)) > max_archs:
+        raise SgnasError(f"{int(np.prod(allowed.sum(axis=1), dtype=np.float64))} architectures "
+                         f"exceed max_archs={max_archs} for enumeration")
+    half = D // 2
+
+    def side(ds: range) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        combos = np.array(np.meshgrid(*[np.flatnonzero(allowed[d]) for d in ds], indexing="ij"))
+        combos = combos.reshape(len(ds), -1).T
+        lp = logp[list(ds)][np.arange(len(ds)), combos].sum(axis=1)
+        raw = np.stack([c.cost.table[list(ds)][np.arange(len(ds)), combos].sum(axis=1)
+                        for c in constraints])
+        return combos, lp, raw
+
+    ca, lpa, ra = side(range(0, half)) if half else (np.zeros((1, 0), np.int64), np.zeros(1),
+                                                     np.zeros((len(constraints), 1)))
+    cb, lpb, rb = side(range(half, D))
+    order = np.argsort(rb[0], kind="stable")
+    cb, lpb, rb = cb[order], lpb[order], rb[:, order]
+    c0 = constraints[0]
+    tol0 = _RTOL * max(abs(c0.upper), 1.0)
+    span = 1e-9 * (abs(c0.cost.raw(c0.upper)) + 1.0)
+    hi_b = np.searchsorted(rb[0], c0.cost.raw(c0.upper + tol0) - c0.cost.fixed - ra[0] + span,
+                           side="right")
+    lo_b = (np.zeros_like(hi_b) if c0.lower is None else
+            np.searchsorted(rb[0], c0.cost.raw(c0.lower - tol0) - c0.cost.fixed - ra[0] - span))
+    counts = np.maximum(hi_b - lo_b, 0)
+    best, best_lp = None, -np.inf
+    ends = np.cumsum(counts)
+    start = 0
+    while start < len(counts):
+        stop = max(int(np.searchsorted(ends, (ends[start - 1] if start else 0) + chunk)), start + 1)
+        stop = min(stop, len(counts))
+        a = np.repeat(np.arange(start, stop), counts[start:stop])
+        if a.size:
+            offs = np.arange(a.size) - np.repeat(np.cumsum(counts[start:stop]) - counts[start:stop],
+                                                 counts[start:stop])
+            b = lo_b[a] + offs
+            lp = lpa[a] + lpb[b]
+            ok = np.isfinite(lp)
+            for j, c in enumerate(constraints):
+                value = (c.cost.fixed + ra[j, a] + rb[j, b]) * c.cost.slope + c.cost.intercept
+                tol = _RTOL * max(abs(c.upper), 1.0)
+                ok &= value <= c.upper + tol
+                if c.lower is not None:
+                    ok &= value >= c.lower - tol
+            if ok.any():
+                i = int(np.flatnonzero(ok)[np.argmax(lp[ok])])
+                if lp[i] > best_lp:
+                    best_lp = float(lp[i])
+                    best = np.concatenate([ca[a[i]], cb[b[i]]])
+        start = stop
+    if best is None:
+        return None
+    argmax = np.where(allowed, logp, -np.inf).argmax(axis=1)
+    return Decoded(choice=best, logprob=float(logp[np.arange(D), best].sum()),
+                   argmax_logprob=float(logp[np.arange(D), argmax].sum()),
+                   costs=[c.cost.of(best) for c in constraints],
+                   argmax_costs=[c.cost.of(argmax) for c in constraints])
