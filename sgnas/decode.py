@@ -22,8 +22,9 @@ raises :class:`InfeasibleError` whose message gives the achievable region.
 from __future__ import annotations
 
 import copy
+import heapq
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -130,6 +131,7 @@ class Decoded:
 
 # ------------------------------------------------------------------------ relaxation
 _RTOL = 1e-9  # :meth:`Constraint.met`'s tolerance
+_FINENESS = 16.0  # grid cells per window and decision
 _TOL = 1e-9  # a bound must beat the incumbent's log-probability by this much to be explored
 
 
@@ -169,9 +171,9 @@ class _Grid:
         up, lo = lim.upper[0], lim.lower0
         self.window = bool(np.isfinite(lo) and lo > 0)
         if self.window:
-            step = (up - lo) / (4.0 * D)  # rounding moves a sum by at most a quarter window
+            step = (up - lo) / (_FINENESS * D)  # rounding moves a sum by 1/_FINENESS window
         else:
-            step = up / (100.0 * D)  # ... by at most 1% of the limit
+            step = up / (25.0 * _FINENESS * D)  # ... by at most 4% / _FINENESS of the limit
         step = max(step, up / max_bins, 1e-300)
         self.step = step
         self.top = max(int(np.floor(up / step + 1e-9)), 0)
@@ -219,33 +221,42 @@ def _suffix_tables(scores: np.ndarray, grid: _Grid, allowed: np.ndarray,
 
 
 class _RangeMax:
-    """Range maxima of each level's table over grid sums ``[qa, qb]`` (sparse tables for a
-    window, prefix maxima for an upper bound alone)."""
+    """Maxima of each level's table over the grid sums a suffix may take: for a window, over the
+    ``width`` cells ending at ``qb`` (a range ``[qa, qb]`` has at most that length at a given
+    level); for an upper bound alone, over ``[0, qb]``."""
 
     def __init__(self, H: np.ndarray, grid: _Grid) -> None:
         self.window = grid.window
         if not self.window:
             self.tab = np.maximum.accumulate(H, axis=-1)
             return
-        longest = int(np.ceil((grid.up - grid.lo) / grid.step + grid.slack[0])) + 3
-        levels = max(int(np.ceil(np.log2(max(longest, 2)))), 1)
-        tabs = [H]
-        for lv in range(1, levels + 1):
-            prev, h = tabs[-1], 1 << (lv - 1)
-            cur = prev.copy()
-            np.maximum(prev[..., :-h], prev[..., h:], out=cur[..., :-h])
-            tabs.append(cur)
-        self.tab = np.stack(tabs, axis=1)  # (D + 1, levels + 1, M, N)
-        self.levels = levels
+        tab = np.empty_like(H)
+        for d in range(H.shape[0]):
+            span = int(np.floor((grid.up - grid.lo) / grid.step + grid.slack[d] + 1e-6)) + 2
+            tab[d] = _window_max(H[d], span)
+        self.tab = tab
 
     def query(self, d: int, qa: np.ndarray, qb: np.ndarray) -> np.ndarray:
-        """``(n, M)`` maxima of level ``d`` over ``[qa, qb]`` (callers drop ``qa > qb``)."""
-        if not self.window:
-            return self.tab[d][:, qb].T
-        n = np.maximum(qb - qa + 1, 1)
-        lv = np.minimum(np.floor(np.log2(n)).astype(np.int64), self.levels)
-        t = self.tab[d]
-        return np.maximum(t[lv, :, qa], t[lv, :, qb - (1 << lv) + 1])
+        """``(n, M)`` upper bounds of level ``d``'s maxima over ``[qa, qb]`` (callers drop
+        ``qa > qb``)."""
+        return self.tab[d][:, qb].T
+
+
+def _window_max(h: np.ndarray, span: int) -> np.ndarray:
+    """``out[..., q] = max(h[..., max(0, q - span + 1): q + 1])`` (doubling, then two halves)."""
+    n = h.shape[-1]
+    span = max(1, min(span, n))
+    k = span.bit_length() - 1
+    m = h.copy()
+    for j in range(k):  # m[q] = max over the 2^(j+1) cells ending at q
+        h_ = 1 << j
+        np.maximum(m[..., h_:], m[..., :-h_].copy(), out=m[..., h_:])
+    rest = span - (1 << k)
+    if rest == 0:
+        return m
+    out = m.copy()
+    np.maximum(out[..., rest:], m[..., :-rest], out=out[..., rest:])
+    return out
 
 
 class _Bounds:
@@ -299,7 +310,7 @@ def _multipliers(logp: np.ndarray, norm: np.ndarray, grid: _Grid, allowed: np.nd
     coarse.q = grid.q // factor
     coarse.slack = grid.slack / factor + 1.0 * np.arange(len(grid.slack))[::-1]
     qa, qb = coarse.cells(0, np.zeros(1))
-    values = np.concatenate([[0.0], 2.0 ** np.arange(-2, 11)])
+    values = np.concatenate([[0.0], 2.0 ** np.arange(-2, 17)])
     lam = np.zeros(norm.shape[0])
     for _ in range(rounds if norm.shape[0] > 1 else 1):
         for j in range(norm.shape[0]):
@@ -314,71 +325,195 @@ def _multipliers(logp: np.ndarray, norm: np.ndarray, grid: _Grid, allowed: np.nd
     return np.stack([lam / np.sqrt(2.0), lam, lam * np.sqrt(2.0)])
 
 
-def _search(logp: np.ndarray, constraints: Sequence[Constraint], bounds: _Bounds,
-            allowed: np.ndarray, max_nodes: int) -> tuple[np.ndarray | None, float, int]:
-    """Depth-first branch and bound, children best bound first: ``(choice, upper bound on any
-    better feasible choice's log-probability, nodes expanded)``; the choice is exact when the
-    bound is not above its log-probability."""
+class _Leaves:
+    """The last decision: every candidate's exact check, the incumbent kept."""
+
+    def __init__(self, logp: np.ndarray, constraints: Sequence[Constraint], bounds: "_Bounds",
+                 allowed: np.ndarray) -> None:
+        self.logp, self.constraints, self.lim, self.allowed = logp, constraints, bounds.lim, allowed
+        self.best: np.ndarray | None = None
+        self.best_lp = -np.inf
+
+    def complete(self, prefix: np.ndarray, p: np.ndarray, g: float) -> None:
+        """Try every candidate of the last decision after ``prefix`` (relative costs ``p``,
+        log-probability ``g``), most probable first; keep the first meeting every constraint if
+        it beats the incumbent."""
+        D = self.logp.shape[0]
+        d, lim = D - 1, self.lim
+        pk = p[:, None] + lim.rel[:, d, :]
+        ok = self.allowed[d] & np.all(pk <= lim.upper[:, None], axis=0)
+        if np.isfinite(lim.lower0):
+            ok &= pk[0] >= lim.lower0
+        lp = np.where(ok, g + self.logp[d], -np.inf)
+        choice = prefix.copy()
+        for k in np.argsort(-lp, kind="stable"):
+            if not lp[k] > self.best_lp:
+                break
+            choice[d] = k
+            if all(c.met(c.cost.of(choice)) for c in self.constraints):
+                self.best = choice.copy()
+                self.best_lp = float(self.logp[np.arange(D), choice].sum())
+                break
+
+
+class _NodeStore:
+    """Search nodes in growing arrays: decision, parent, candidate, log-probability, relative
+    costs (node 0: the root)."""
+
+    def __init__(self, n_costs: int, capacity: int = 4096) -> None:
+        self.n = 1
+        self.dec = np.full(capacity, -1, dtype=np.int32)
+        self.parent = np.zeros(capacity, dtype=np.int64)
+        self.cand = np.zeros(capacity, dtype=np.int32)
+        self.g = np.zeros(capacity)
+        self.p = np.zeros((capacity, n_costs))
+
+    def add(self, d: int, parent: int, cand: np.ndarray, g: np.ndarray, p: np.ndarray) -> int:
+        """Append children; returns the index of the first."""
+        n, m = self.n, len(cand)
+        if n + m > len(self.dec):
+            size = max(2 * len(self.dec), n + m)
+            for name in ("dec", "parent", "cand", "g", "p"):
+                old = getattr(self, name)
+                new = np.zeros((size,) + old.shape[1:], dtype=old.dtype)
+                new[:n] = old[:n]
+                setattr(self, name, new)
+        self.dec[n:n + m] = d
+        self.parent[n:n + m] = parent
+        self.cand[n:n + m] = cand
+        self.g[n:n + m] = g
+        self.p[n:n + m] = p
+        self.n = n + m
+        return n
+
+
+def _improve(choice: np.ndarray, logp: np.ndarray, constraints: Sequence[Constraint],
+             lim: _Limits, allowed: np.ndarray, sweeps: int = 3) -> np.ndarray:
+    """Local search from a feasible choice: the best feasible change of one or two decisions,
+    repeated while it raises the log-probability (a better incumbent prunes more)."""
+    D = len(choice)
+    ch = choice.copy()
+    idx = np.arange(D)
+    lp_table = np.where(allowed, logp, -np.inf)
+    for _ in range(sweeps * D):
+        p = lim.rel[:, idx, ch].sum(axis=1)  # (C,)
+        cur = float(lp_table[idx, ch].sum())
+        best_gain, move = 1e-9, None
+        for a in range(D):
+            for b in range(a, D):
+                # change a (and b): relative costs and log-probability of every pair of candidates
+                pa = p[:, None] - lim.rel[:, a, ch[a], None] + lim.rel[:, a, :]  # (C, K)
+                ga = lp_table[a] - lp_table[a, ch[a]]
+                if b == a:
+                    cost, gain = pa[:, :, None], ga[:, None]
+                else:
+                    cost = pa[:, :, None] - lim.rel[:, b, ch[b], None, None] + lim.rel[:, b, None, :]
+                    gain = ga[:, None] + (lp_table[b] - lp_table[b, ch[b]])[None, :]
+                ok = np.all(cost <= lim.upper[:, None, None], axis=0)
+                if np.isfinite(lim.lower0):
+                    ok &= cost[0] >= lim.lower0
+                gain = np.where(ok, gain, -np.inf)
+                flat = int(np.argmax(gain))
+                if gain.flat[flat] > best_gain:
+                    ka, kb = np.unravel_index(flat, gain.shape)
+                    trial = ch.copy()
+                    trial[a] = ka
+                    if b != a:
+                        trial[b] = kb
+                    if all(c.met(c.cost.of(trial)) for c in constraints):
+                        best_gain, move = float(gain.flat[flat]), trial
+        if move is None:
+            break
+        ch = move
+    return ch
+
+
+def _dive(logp: np.ndarray, bounds: "_Bounds", allowed: np.ndarray, leaves: _Leaves,
+          max_nodes: int) -> int:
+    """Depth-first from the root, children best bound first, for at most ``max_nodes`` nodes: a
+    first incumbent for the best-first search. Returns the nodes expanded."""
     D = logp.shape[0]
-    best, best_lp = None, -np.inf
     choice = np.zeros(D, dtype=np.int64)
     nodes = 0
 
     def frame(d: int, p: np.ndarray, g: float) -> list:
         b, pk = bounds.children(d, p, g, logp[d], allowed[d])
-        keep = np.flatnonzero(b > best_lp + _TOL)
-        order = keep[np.argsort(-b[keep], kind="stable")]
-        return [order, b[order], 0, pk]
+        keep = np.flatnonzero(b > leaves.best_lp + _TOL)
+        return [keep[np.argsort(-b[keep], kind="stable")], 0, pk, g]
 
-    def leaves(p: np.ndarray, g: float) -> None:
-        nonlocal best, best_lp
-        d = D - 1
-        pk = p[:, None] + bounds.lim.rel[:, d, :]
-        ok = allowed[d] & np.all(pk <= bounds.lim.upper[:, None], axis=0)
-        if np.isfinite(bounds.lim.lower0):
-            ok &= pk[0] >= bounds.lim.lower0
-        lp = np.where(ok, g + logp[d], -np.inf)
-        for k in np.argsort(-lp, kind="stable"):
-            if not lp[k] > best_lp:
-                break
-            choice[d] = k
-            if all(c.met(c.cost.of(choice)) for c in constraints):
-                best, best_lp = choice.copy(), float(logp[np.arange(D), choice].sum())
-                break
-
-    if D == 1:
-        leaves(np.zeros(len(constraints)), 0.0)
-        return best, best_lp, 1
-    stack = [frame(0, np.zeros(len(constraints)), 0.0)]
-    gs = [0.0]
-    while stack:
-        order, b, pos, pk = stack[-1]
-        d = len(stack) - 1
-        if pos >= len(order) or not b[pos] > best_lp + _TOL:
+    stack = [frame(0, np.zeros(len(bounds.lim.upper)), 0.0)]
+    while stack and nodes < max_nodes and leaves.best is None:
+        order, pos, pk, g = stack[-1]
+        if pos >= len(order):
             stack.pop()
-            gs.pop()
             continue
-        if nodes >= max_nodes:
-            ub = max(float(f[1][f[2]]) for f in stack if f[2] < len(f[0]))
-            return best, max(ub, best_lp), nodes
-        stack[-1][2] += 1
+        stack[-1][1] += 1
         nodes += 1
-        k = int(order[pos])
+        d, k = len(stack) - 1, int(order[pos])
         choice[d] = k
-        g = gs[-1] + float(logp[d, k])
         if d + 1 == D - 1:
-            leaves(pk[:, k], g)
+            leaves.complete(choice, pk[:, k], g + float(logp[d, k]))
         else:
-            stack.append(frame(d + 1, pk[:, k], g))
-            gs.append(g)
-    return best, best_lp, nodes
+            stack.append(frame(d + 1, pk[:, k], g + float(logp[d, k])))
+    return nodes
+
+
+def _search(logp: np.ndarray, constraints: Sequence[Constraint], bounds: "_Bounds",
+            allowed: np.ndarray, max_nodes: int,
+            seed: Callable[[], np.ndarray | None] | None = None,
+            ) -> tuple[np.ndarray | None, float, int]:
+    """Branch and bound, best bound first (after a short depth-first dive, then ``seed()`` if the
+    dive found nothing, for a first incumbent): ``(choice, upper bound on any feasible choice's
+    log-probability, nodes expanded)``; the choice is exact when the bound is not above its
+    log-probability."""
+    D = logp.shape[0]
+    leaves = _Leaves(logp, constraints, bounds, allowed)
+    if D == 1:
+        leaves.complete(np.zeros(1, dtype=np.int64), np.zeros(len(constraints)), 0.0)
+        return leaves.best, leaves.best_lp, 1
+    nodes = _dive(logp, bounds, allowed, leaves, min(max_nodes, 4 * D))
+    if leaves.best is None and seed is not None:
+        first = seed()
+        if first is not None:
+            first = _improve(first, logp, constraints, bounds.lim, allowed)
+            leaves.best = first
+            leaves.best_lp = float(logp[np.arange(D), first].sum())
+    store = _NodeStore(len(constraints))
+    heap = [(-np.inf, 0)]
+
+    def prefix(i: int) -> np.ndarray:
+        ch = np.zeros(D, dtype=np.int64)
+        while i > 0:
+            ch[store.dec[i]] = store.cand[i]
+            i = int(store.parent[i])
+        return ch
+
+    while heap:
+        neg, i = heap[0]
+        if i and -neg <= leaves.best_lp + _TOL:
+            break
+        if nodes >= max_nodes:
+            return leaves.best, max(-neg, leaves.best_lp), nodes
+        heapq.heappop(heap)
+        nodes += 1
+        d, g, p = int(store.dec[i]) + 1, float(store.g[i]), store.p[i]
+        if d == D - 1:
+            leaves.complete(prefix(i), p, g)
+            continue
+        b, pk = bounds.children(d, p, g, logp[d], allowed[d])
+        keep = np.flatnonzero(b > leaves.best_lp + _TOL)
+        first = store.add(d, i, keep, g + logp[d, keep], pk[:, keep].T)
+        for j, k in enumerate(keep):
+            heapq.heappush(heap, (-float(b[k]), first + j))
+    return leaves.best, leaves.best_lp, nodes
 
 
 def decode(
     logp: np.ndarray,
     constraints: Sequence[Constraint],
-    max_nodes: int = 200_000,
-    max_bins: int = 8192,
+    max_nodes: int = 50_000,
+    max_bins: int = 1 << 15,
+    _seed: bool = True,
 ) -> Decoded:
     """Most probable choice (one candidate per decision) meeting every constraint (module docstring).
 
@@ -408,13 +543,29 @@ def decode(
     lim = _Limits(constraints, allowed)
     grid = _Grid(lim, allowed, max_bins)
     bounds = _Bounds(np.where(allowed, logp, -np.inf), lim, grid, allowed)
-    choice, upper, nodes = _search(logp, constraints, bounds, allowed, max_nodes)
+
+    def feasible() -> np.ndarray | None:
+        """Any feasible choice: the one of least total normalized further cost (a problem whose
+        bounds are tight), decoded on a quarter of the node budget."""
+        least = -(lim.rel[1:] / lim.scale[1:, None, None]).sum(axis=0)
+        try:
+            return decode(np.where(allowed, least, -np.inf), constraints,
+                          max(max_nodes // 4, 1), max_bins, _seed=False).choice
+        except InfeasibleError:
+            raise
+        except SgnasError:
+            return None
+
+    choice, upper, nodes = _search(logp, constraints, bounds, allowed, max_nodes,
+                                   feasible if _seed and len(constraints) > 1 else None)
     if choice is None:
         if nodes >= max_nodes:
             raise SgnasError(f"decoding found no architecture meeting "
                              f"{', '.join(c.describe() for c in constraints)} within "
                              f"{max_nodes} nodes; raise max_nodes")
         raise InfeasibleError(_region_message(constraints, allowed))
+    if upper > float(logp[np.arange(len(choice)), choice].sum()):  # budget spent: polish
+        choice = _improve(choice, logp, constraints, lim, allowed)
     lp = float(logp[np.arange(len(choice)), choice].sum())
     return Decoded(
         choice=choice,
