@@ -201,8 +201,10 @@ def _suffix_tables(scores: np.ndarray, grid: _Grid, allowed: np.ndarray,
     (``-inf``: none). ``scores`` is ``(M, D, K)``; with ``root_only`` only ``H[0]`` is kept."""
     M, D, K = scores.shape
     top = grid.top
+    qmax = np.where(allowed, grid.q, 0).max(axis=1)
     cur = np.full((M, top + 1), -np.inf)
     cur[:, 0] = 0.0
+    reach = 0  # the largest grid sum the suffix so far can reach
     out = None if root_only else np.full((D + 1, M, top + 1), -np.inf)
     if out is not None:
         out[D] = cur
@@ -212,8 +214,10 @@ def _suffix_tables(scores: np.ndarray, grid: _Grid, allowed: np.ndarray,
             sh = int(grid.q[d, k])
             if sh > top:
                 continue
-            view = nxt[:, sh:]
-            np.maximum(view, cur[:, : top + 1 - sh] + scores[:, d, k, None], out=view)
+            n = min(reach, top - sh) + 1
+            view = nxt[:, sh: sh + n]
+            np.maximum(view, cur[:, :n] + scores[:, d, k, None], out=view)
+        reach = min(reach + int(qmax[d]), top)
         cur = nxt
         if out is not None:
             out[d] = cur
