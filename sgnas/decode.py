@@ -11,12 +11,27 @@ so a window on the (calibrated) cost is a window on the raw sum. :func:`decode` 
     max_choice  sum_d logp[d, choice[d]]
     s.t.        lower_0 <= cost_0(choice) <= upper_0,   cost_j(choice) <= upper_j  (j >= 1)
 
-as a multiple-choice knapsack: a dynamic program over decisions on a fine grid of the first cost
-(step ``width / (4 D)``, so rounding moves a sum by at most a quarter of the window), then the grid
-cells are tried best first and the first architecture whose exact costs meet every constraint wins.
-Further constraints enter by Lagrangian relaxation (``logp - lambda_j * cost_j / upper_j``, each
-``lambda_j`` set by bisection to the least value that meets constraint j). An impossible combination
-raises :class:`InfeasibleError` whose message gives the achievable region.
+exactly, by branch and bound over the decisions in order (a multiple-choice knapsack):
+
+* bounds: the first cost, relative to each decision's least candidate, is rounded *down* on a grid
+  (``width / (16 D)`` for a window), so a suffix's exact sum ``S`` and grid sum ``Q`` satisfy
+  ``S / step - E <= Q <= S / step`` (``E``: the rounding it can accumulate) and the window becomes
+  a range of ``Q``; a dynamic program over suffixes gives the best score per ``Q``. Further
+  constraints enter by Lagrangian relaxation: for any ``lambda >= 0`` the best of
+  ``logp - lambda * cost_j / upper_j`` plus ``lambda * room_j`` bounds every feasible completion;
+  the least over a few multipliers near the dual minimum is taken, and a completion whose least
+  reachable ``cost_j`` exceeds its room is cut. Rounding only loosens bounds, never cuts a feasible
+  choice.
+* search: a short depth-first dive, then best bound first; every complete choice is checked on
+  exact costs (:meth:`Constraint.met`), so the answer is feasible, and the most probable one once no
+  open node's bound exceeds it. If the dive finds nothing, the feasible choice of least further cost
+  (a problem with tight bounds) seeds the search, improved by changing one or two decisions.
+* ``max_nodes`` caps the search: the best choice found is then returned with :attr:`Decoded.gap`,
+  a certified bound on how much more log-probability a feasible choice could have (0: exact).
+
+:func:`decode_brute_force` enumerates small spaces (meet in the middle) as the reference the tests
+and ``scripts/bench_decode.py`` compare with. An impossible combination raises
+:class:`InfeasibleError` whose message gives the achievable region.
 """
 
 from __future__ import annotations
