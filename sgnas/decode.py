@@ -288,7 +288,8 @@ class _Bounds:
         self.lim, self.grid = lim, grid
         extra = len(lim.upper) - 1
         norm = lim.rel[1:] / lim.scale[1:, None, None]  # (E, D, K)
-        self.lam = _multipliers(logp, norm, grid, allowed) if extra else np.zeros((1, 0))
+        self.lam = (_members(_multipliers(logp, norm, grid, allowed)) if extra
+                    else np.zeros((1, 0)))
         scores = [logp - np.tensordot(l, norm, axes=1) for l in self.lam]
         scores += [-n for n in norm]  # feasibility: the least normalized cost of each extra
         self.M = len(self.lam)
@@ -320,8 +321,8 @@ class _Bounds:
 
 def _multipliers(logp: np.ndarray, norm: np.ndarray, grid: _Grid, allowed: np.ndarray,
                  rounds: int = 2) -> np.ndarray:
-    """A few multiplier vectors near the Lagrangian dual's minimum (coordinate search over a
-    geometric grid, on a coarser copy of the grid): ``(3, E)``."""
+    """The multiplier vector near the Lagrangian dual's minimum at the root (coordinate search
+    over a geometric grid, on a coarser copy of the grid): ``(E,)``."""
     coarse = copy.copy(grid)
     factor = max(1, grid.top // 500)
     coarse.step = grid.step * factor
@@ -338,10 +339,23 @@ def _multipliers(logp: np.ndarray, norm: np.ndarray, grid: _Grid, allowed: np.nd
             scores = np.stack([logp - np.tensordot(t, norm, axes=1) for t in trials])
             H = _suffix_tables(scores, coarse, allowed, root_only=True)[0]
             if qa[0] > qb[0]:
-                return np.stack([lam] * 3)
+                return lam
             dual = H[:, qa[0]: qb[0] + 1].max(axis=1) + trials.sum(axis=1)
             lam = trials[int(np.argmin(np.where(np.isfinite(dual), dual, np.inf)))]
-    return np.stack([lam / np.sqrt(2.0), lam, lam * np.sqrt(2.0)])
+    return lam
+
+
+#: Multipliers tried at every node, as factors of the root's dual minimum: deeper in the tree a
+#: constraint's room shrinks and larger multipliers bound tighter.
+_FACTORS = 2.0 ** np.array([0.0, -1.0, -0.5, 0.5, 1.0, 2.0, 3.0])
+
+
+def _members(lam: np.ndarray) -> np.ndarray:
+    """The multiplier vectors of the bounds: ``lam`` first, then scaled copies (a fixed ladder
+    when ``lam`` is 0: the constraint does not bind at the root)."""
+    if not np.any(lam > 0):
+        return np.stack([lam] + [np.full_like(lam, f) for f in (0.5, 2.0, 8.0)])
+    return np.stack([lam * f for f in _FACTORS])
 
 
 class _Leaves:
@@ -592,7 +606,7 @@ def decode(
         argmax_logprob=argmax_lp,
         costs=[c.cost.of(choice) for c in constraints],
         argmax_costs=[c.cost.of(argmax) for c in constraints],
-        lagrange=bounds.lam[1].tolist() if bounds.lam.size else [],
+        lagrange=bounds.lam[0].tolist() if bounds.lam.size else [],
         grid_step=grid.step * constraints[0].cost.slope,
         gap=max(upper - lp, 0.0),
         nodes=nodes,
