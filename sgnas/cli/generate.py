@@ -291,6 +291,8 @@ def _describe(space, cost, costs, luts, target: float, arch, decoded, extra) -> 
         out["logprob"] = decoded.logprob
         out["logprob_given_up"] = decoded.logprob_given_up
         out["argmax_cost"] = decoded.argmax_costs[0]
+        if getattr(decoded, "gap", 0.0) > 0:  # the node budget ran out: not proven the best
+            out["logprob_certified_gap"] = decoded.gap
     return out
 
 
@@ -335,6 +337,9 @@ def _line(r: dict, cost) -> str:
     if "logprob_given_up" in r:
         text += (f"\n  log-prob given up vs argmax {r['logprob_given_up']:.3f} (argmax "
                  f"{cost.name} {r['argmax_cost']:.4g} {cost.unit})")
+    if "logprob_certified_gap" in r:
+        text += (f"\n  not proven the most probable: a feasible architecture may have up to "
+                 f"{r['logprob_certified_gap']:.3f} more log-prob")
     for c in r.get("constraints", []):
         text += f"\n  {c['constraint']}: {c['value']:.4g} {c['unit']}"
     if "measured_ms" in r:

@@ -42,6 +42,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cache-dir", default=None, metavar="DIR",
                         help="decode the images once into uint8 tensors cached in DIR and augment "
                              "tensors (CIFAR-style augmentation)")
+    parser.add_argument("--gpu-augment", action="store_true",
+                        help="with --cache-dir: load uint8 batches and pad, crop, flip and "
+                             "normalize them on the training device (relieves the loader)")
     parser.add_argument("--seed", type=int, default=0, help="seed of paths, data order, split")
     parser.add_argument("--lr", type=float, default=None,
                         help="initial learning rate (default 0.1 x batch/128 for small images, "
@@ -103,6 +106,7 @@ def run(args: argparse.Namespace) -> int:
         download=args.download,
         balanced=args.balanced_split,
         cache_dir=args.cache_dir,
+        device_augment=args.gpu_augment,
     )
     with distributed.process_group(args.device) as info:
         path = train_supernet(cfg, data_cfg, args.out, resume=args.resume, force=args.force)

@@ -10,6 +10,11 @@ and a horizontal flip; for large images (ImageNet style) ``RandomResizedCrop`` a
 at ``Resize(size / 0.875)`` + ``CenterCrop(size)``. BN recalibration uses the training transforms (as
 in SPOS); evaluation and the held-out split use the evaluation transforms.
 
+With ``device_augment`` (decoded uint8 cache, CIFAR style) the training split yields uint8 images and
+:class:`DeviceCifarAugment` pads, crops, flips and normalizes whole batches on the training device,
+its draws made on the CPU from ``(seed, epoch, rank, batch)`` so they do not depend on the device,
+the loader workers or a resume.
+
 torchvision is imported inside the functions that need it.
 """
 
@@ -46,7 +51,9 @@ class DataConfig:
     ``held_out`` below 1 is a fraction of the training split, 1 or more a number of images;
     with ``balanced`` each class contributes to the held-out part in proportion to its size.
     ``cache_dir`` decodes the images once into uint8 tensors kept there and augments tensors
-    (CIFAR style only; see :mod:`sgnas.train.decoded`). ``batch_size`` is per process (per GPU under ``torchrun``). ``image_size`` defaults to the
+    (CIFAR style only; see :mod:`sgnas.train.decoded`); ``device_augment`` then leaves the
+    training images uint8 and augments each batch on the training device
+    (:class:`DeviceCifarAugment`). ``batch_size`` is per process (per GPU under ``torchrun``). ``image_size`` defaults to the
     space's input size; ``style`` ``"auto"`` picks CIFAR augmentation for images of 64 px or less.
     """
 
@@ -62,6 +69,7 @@ class DataConfig:
     download: bool = False
     balanced: bool = False
     cache_dir: str | None = None
+    device_augment: bool = False
 
     def __post_init__(self) -> None:
         if self.format not in FORMATS:
@@ -74,6 +82,8 @@ class DataConfig:
             raise SgnasError(f"workers must be 0 or more, got {self.workers}")
         if self.held_out < 0:
             raise SgnasError(f"held-out size must be 0 or more, got {self.held_out}")
+        if self.device_augment and not self.cache_dir:
+            raise SgnasError("augmenting on the device needs the decoded-image cache (--cache-dir)")
 
     @property
     def eval_batch(self) -> int:
@@ -113,6 +123,7 @@ class Datasets:
     classes: list[str]
     image_size: int
     style: str
+    device_augment: "DeviceCifarAugment | None" = None
 
     @property
     def num_classes(self) -> int:
@@ -303,15 +314,85 @@ def build_datasets(cfg: DataConfig, space: SearchSpace | None = None) -> Dataset
     train_idx, held_idx = split_indices(len(base_train), cfg.held_out, cfg.seed, labels)
     aug = _with_transform(base_train, train_tf)
     plain = _with_transform(base_train, eval_tf)
+    device_aug = None
+    if cfg.device_augment:
+        if style != "cifar":
+            raise SgnasError(f"augmenting on the device supports the cifar style only, not {style!r}")
+        device_aug = DeviceCifarAugment(image_size, max(1, image_size // 8), CIFAR_MEAN, CIFAR_STD)
     return Datasets(
-        train=Subset(aug, train_idx.tolist()),
+        train=Subset(_with_transform(base_train, None) if device_aug else aug, train_idx.tolist()),
         held_out=Subset(plain, held_idx.tolist()),
         held_out_augmented=Subset(aug, held_idx.tolist()),
         test=_with_transform(base_test, eval_tf),
         classes=classes,
         image_size=image_size,
         style=style,
+        device_augment=device_aug,
     )
+
+
+# ------------------------------------------------------------------------- batched augmentation
+class DeviceCifarAugment:
+    """CIFAR augmentation of a uint8 batch ``(N, 3, H, W)`` on its own device: zero padding by
+    ``pad``, a random ``size`` crop and a random horizontal flip per image, then normalization to
+    float (the distribution of :class:`~sgnas.train.decoded.TensorCifarTrain`, one call per batch).
+    """
+
+    def __init__(self, size: int, pad: int, mean: Sequence[float], std: Sequence[float]):
+        self.size, self.pad = size, pad
+        self.mean = torch.tensor(mean).view(1, 3, 1, 1)
+        self.std = torch.tensor(std).view(1, 3, 1, 1)
+
+    def draws(self, n: int, height: int, width: int, generator: torch.Generator) -> torch.Tensor:
+        """``(n, 3)`` int64 ``(top, left, flip)`` per image, drawn on the CPU from ``generator``."""
+        p, s = self.pad, self.size
+        top = torch.randint(0, height + 2 * p - s + 1, (n,), generator=generator)
+        left = torch.randint(0, width + 2 * p - s + 1, (n,), generator=generator)
+        flip = (torch.rand(n, generator=generator) < 0.5).long()
+        return torch.stack([top, left, flip], dim=1)
+
+    def apply(self, images: torch.Tensor, draws: torch.Tensor) -> torch.Tensor:
+        """The augmented float batch for given ``draws`` (see :meth:`draws`)."""
+        if images.dtype != torch.uint8 or images.dim() != 4:
+            raise SgnasError(f"device augmentation wants a uint8 (N, 3, H, W) batch, got "
+                             f"{images.dtype} {tuple(images.shape)}")
+        p, s, dev = self.pad, self.size, images.device
+        padded = torch.nn.functional.pad(images, (p, p, p, p))
+        draws = draws.to(dev, non_blocking=True)
+        ar = torch.arange(s, device=dev)
+        rows = draws[:, 0, None] + ar  # (N, s)
+        cols = torch.where(draws[:, 2, None].bool(), draws[:, 1, None] + (s - 1 - ar),
+                           draws[:, 1, None] + ar)
+        n = torch.arange(images.shape[0], device=dev)[:, None, None]
+        out = padded.permute(0, 2, 3, 1)[n, rows[:, :, None], cols[:, None, :]]  # (N, s, s, 3)
+        out = out.permute(0, 3, 1, 2).float().div_(255.0)
+        return (out - self.mean.to(dev)) / self.std.to(dev)
+
+    def __call__(self, images: torch.Tensor, seed: int) -> torch.Tensor:
+        """Augment ``images`` with draws from ``seed`` (same seed, same result on any device)."""
+        gen = torch.Generator().manual_seed(int(seed) % (2 ** 63))
+        return self.apply(images, self.draws(images.shape[0], images.shape[2], images.shape[3], gen))
+
+
+def loader_images_per_s(dataset: Dataset, batch_size: int, batches: int, *, workers: int = 0,
+                        warmup: int = 2, seed: int = 0) -> float:
+    """Images per second the training loader alone delivers (after ``warmup`` batches; the
+    worker start-up is not counted)."""
+    import time
+
+    loader = train_loader(dataset, batch_size, seed=seed, workers=workers)
+    it = iter(loader)
+    for _ in range(warmup):
+        next(it)
+    t0 = time.perf_counter()
+    n = 0
+    for _ in range(batches):
+        try:
+            x, _ = next(it)
+        except StopIteration:
+            break
+        n += x.shape[0]
+    return n / max(time.perf_counter() - t0, 1e-9)
 
 
 # ------------------------------------------------------------------------------ loaders
@@ -399,5 +480,6 @@ def describe(datasets: Datasets) -> dict[str, Any]:
         "classes": list(datasets.classes),
         "image_size": datasets.image_size,
         "style": datasets.style,
+        "augment_on": "device" if datasets.device_augment is not None else "loader",
     }
 

@@ -16,8 +16,12 @@ Checkpoints (rank 0, atomic) go to ``out_dir/last.pt`` after each epoch, every
 ``out_dir/supernet.pt`` and removes ``last.pt``. A checkpoint holds model, optimizer, schedule,
 progress and RNG states, so ``resume`` continues the run exactly: the data order and the
 augmentation draws of an epoch derive from ``(seed, epoch)``, the path RNG state is stored. (A resume
-inside an epoch is exact with ``workers=0``; with loader workers the augmentation of the rest of
-that epoch is drawn afresh.) Events go to ``out_dir/train_log.jsonl``.
+inside an epoch is exact with ``workers=0`` or with ``DataConfig.device_augment``; with loader
+workers augmenting, the augmentation of the rest of that epoch is drawn afresh.) Events go to
+``out_dir/train_log.jsonl``; each epoch's line splits its time into waiting for the loader
+(``wait_s``), moving the batch to the device and augmenting it there (``input_s``) and the
+training step (``step_s``: forward, backward, optimizer; CUDA synchronized), with the step's own
+``step_images_per_s`` beside the end-to-end ``images_per_s``.
 """
 
 from __future__ import annotations
@@ -47,6 +51,7 @@ from .trainlog import format_eta
 LAST = "last.pt"
 FINAL = "supernet.pt"
 LOG = "train_log.jsonl"
+AUGMENT_STREAM = 0xA06  # keeps the device augmentation's seeds apart from the loader's
 
 #: Settings that must match when a run is resumed (they shape the schedule or the sampled paths).
 RESUME_FIELDS = ("space", "epochs", "lr", "momentum", "weight_decay", "nesterov", "label_smoothing",
@@ -301,6 +306,9 @@ class SupernetTrainer:
         window_n = 0
         epoch_loss = 0.0
         epoch_n = 0
+        wait_s = input_s = step_s = 0.0
+        augment = self.datasets.device_augment
+        cuda = self.device.type == "cuda"
         t_epoch = t_window = time.perf_counter()
         self.model.train()
         try:
@@ -312,10 +320,22 @@ class SupernetTrainer:
                 batches = iter(loader)
                 self._take_snapshot()
                 for b in range(start, self.steps_per_epoch):
+                    t0 = time.perf_counter()
                     x, y = next(batches)
-                    x = x.to(self.device, non_blocking=True, memory_format=memory_format)
+                    t1 = time.perf_counter()
+                    x = x.to(self.device, non_blocking=True)
+                    if augment is not None:
+                        x = augment(x, mix_seed(data_cfg.seed, epoch, self.dist.rank, b, AUGMENT_STREAM))
+                    x = x.contiguous(memory_format=memory_format)
                     y = y.to(self.device, non_blocking=True)
-                    loss, acc = self.train_step(x, y)
+                    if cuda:
+                        torch.cuda.synchronize(self.device)
+                    t2 = time.perf_counter()
+                    loss, acc = self.train_step(x, y)  # its float() results synchronize
+                    t3 = time.perf_counter()
+                    wait_s += t1 - t0
+                    input_s += t2 - t1
+                    step_s += t3 - t2
                     self.global_step += 1
                     self.batch_in_epoch = b + 1
                     self._take_snapshot()
@@ -346,8 +366,12 @@ class SupernetTrainer:
             bar.close()
         self._snapshot = None
         seconds = time.perf_counter() - t_epoch
+        images = epoch_n * world_batch
         return {"loss": epoch_loss / max(1, epoch_n), "steps": epoch_n, "time_s": seconds,
-                "images_per_s": epoch_n * world_batch / max(seconds, 1e-9)}
+                "images_per_s": images / max(seconds, 1e-9),
+                "wait_s": wait_s, "input_s": input_s, "step_s": step_s,
+                "step_images_per_s": images / max(step_s, 1e-9),
+                "augment_on": "device" if augment is not None else "loader"}
 
     def run(self, stop_after: int | None = None) -> Path:
         """Train to ``cfg.epochs`` (or for at most ``stop_after`` more epochs in this call) and

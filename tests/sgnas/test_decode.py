@@ -57,8 +57,8 @@ def test_second_constraint_is_met(seed):
         return
     out = decode(logp, cons)
     assert b.of(out.choice) <= cap + 1e-9 and lo - 1e-9 <= a.of(out.choice) <= hi + 1e-9
-    assert out.logprob <= best + 1e-9
-    assert out.logprob >= best - 1.0  # Lagrangian relaxation: near the optimum
+    assert out.logprob == pytest.approx(best, abs=1e-9)  # exact, not only near the optimum
+    assert out.gap == 0.0
 
 
 def test_infeasible_messages_give_the_region():
