@@ -88,7 +88,8 @@ class ScoreCache:
             n += 1
         if not n:
             return 0
-        self._ensure()
+        if not self.path.is_file():
+            self.prepare()
         data = buf.getvalue().encode()
         fd = os.open(self.path, os.O_WRONLY | os.O_APPEND)
         try:
@@ -98,7 +99,9 @@ class ScoreCache:
             os.close(fd)
         return n
 
-    def _ensure(self) -> None:
+    def prepare(self) -> None:
+        """Create the file (header and key) or drop a partial last line an interrupted run left;
+        call it before appending from several processes at once (one process, first)."""
         if self.path.is_file():
             text = self.path.read_bytes()
             if text and not text.endswith(b"\n"):  # drop an interrupted partial line

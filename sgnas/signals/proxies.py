@@ -178,16 +178,13 @@ class ProxyRunner:
         if want_w:
             loss = nn.functional.cross_entropy(logits, self.y)
             grads = torch.autograd.grad(loss, self.weights, allow_unused=True)
-            snip = gnorm = 0.0
-            for w, g in zip(self.weights, grads):
-                if g is None:
-                    continue
-                snip += float((w.detach() * g).abs().sum())
-                gnorm += float(g.norm())
+            pairs = [(w.detach(), g) for w, g in zip(self.weights, grads) if g is not None]
             if "snip" in names:
-                out["snip"] = _finite(snip)
+                snip = torch.stack([(w * g).abs().sum() for w, g in pairs]).sum() if pairs else None
+                out["snip"] = _finite(float(snip)) if snip is not None else -math.inf
             if "grad_norm" in names:
-                out["grad_norm"] = _finite(gnorm)
+                gn = torch.stack([g.norm() for _, g in pairs]).sum() if pairs else None
+                out["grad_norm"] = _finite(float(gn)) if gn is not None else -math.inf
         return out
 
     def _synflow(self, syn_forward: Forward | None) -> float:
@@ -195,10 +192,8 @@ class ProxyRunner:
         params = [p for p in self.syn.parameters()]
         r = syn_forward(self.ones).sum()
         grads = torch.autograd.grad(r, params, allow_unused=True)
-        total = 0.0
-        for p, g in zip(params, grads):
-            if g is not None:
-                total += float((p.detach() * g).sum())
+        terms = [(p.detach() * g).sum() for p, g in zip(params, grads) if g is not None]
+        total = float(torch.stack(terms).sum()) if terms else 0.0
         return math.log(total) if total > 0 and math.isfinite(total) else -math.inf
 
 

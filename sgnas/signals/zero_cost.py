@@ -94,11 +94,12 @@ def proxy_caches(names: Sequence[str], space: Any, x: torch.Tensor, y: torch.Ten
 def score_proxies(names: Sequence[str], archs: Sequence[Any], data: Any, *, space: Any = None,
                   batch_size: int = 64, seed: int = 0, device: str = "cpu",
                   cache_dir: Any = None, progress: Any = None,
-                  chunk: int = CHUNK) -> dict[str, np.ndarray]:
+                  chunk: int = CHUNK, prepare: bool = True) -> dict[str, np.ndarray]:
     """``{proxy: scores of archs}``: cached scores read, the rest computed (in chunks of
     ``chunk`` architectures, each appended to the caches as it finishes) and returned in the
     order of ``archs``. ``progress``: ``True`` for a bar on stderr, or ``progress(done, total)``
-    called after each chunk."""
+    called after each chunk. ``prepare=False`` leaves the cache files as they are (several
+    processes appending to caches one process prepared)."""
     from .compute import make_scorer
 
     names = check_names(names)
@@ -106,6 +107,10 @@ def score_proxies(names: Sequence[str], archs: Sequence[Any], data: Any, *, spac
     archs = as_archs(space, archs)
     x, y = minibatch(data, batch_size, space.num_classes, seed)
     caches = proxy_caches(names, space, x, y, seed, cache_dir)
+    if prepare:
+        for c in caches.values():
+            if c is not None:
+                c.prepare()
     keys = [arch_key(a) for a in archs]
     known = {n: (c.load() if c is not None else {}) for n, c in caches.items()}
     out = {n: np.full(len(archs), np.nan) for n in names}
