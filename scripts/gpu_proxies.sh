@@ -11,7 +11,7 @@
 # proxies/summary.json, proxies/minibatch.pt, proxies/cache/ (the resumable score caches).
 # Environment: DATA (a CIFAR-10 image folder; default ../shared/data/cifar10-jpg,
 # shared/data/cifar10-jpg, else .gpu_data/cifar10-jpg.tar.gz extracted to a temporary folder),
-# BENCH (nb201.csv's folder: adds Kendall tau per proxy when present), WORKERS (default 12),
+# BENCH (nb201.csv's folder: adds Kendall tau per proxy, connected cells, when present), WORKERS (default 12),
 # BATCH (default 64), LIMIT_SECONDS (default 330).
 # --smoke: 50 cells on the CPU (2 workers, batch 16; random images when no CIFAR-10 folder is
 # found), no GPU needed: checks the path end to end.
@@ -57,37 +57,21 @@ else
   [ -d "${DATA:-}/train" ] || fail data "no CIFAR-10 image folder (set DATA or provide .gpu_data/cifar10-jpg.tar.gz)"
   ARGS=(--cells all --workers "${WORKERS:-12}" --batch-size "${BATCH:-64}" --device cuda --data "$DATA")
 fi
+[ -f "${BENCH:-}/nb201.csv" ] && ARGS+=(--bench "$BENCH")
 "$PY" scripts/nb201_proxies.py "${ARGS[@]}" --proxies all --seed 0 --threads 1 --quiet \
   --max-seconds "$LIMIT_SECONDS" --out "$WORK/proxies" > "$WORK/proxies.out" 2> "$WORK/proxies.err" \
   || fail proxies "proxy computation failed: $(tail -n1 "$WORK/proxies.err")"
 
-"$PY" - "$WORK" "$GPU" "$START" "${BENCH:-}" "$SMOKE" <<'PY'
-import json, os, sys, time
-work, gpu, start, bench, smoke = sys.argv[1:6]
+"$PY" - "$WORK" "$GPU" "$START" "$SMOKE" <<'PY'
+import json, sys, time
+work, gpu, start, smoke = sys.argv[1:5]
 run = json.loads(open(f"{work}/proxies.out").read().strip().splitlines()[-1])
 out = {"ok": bool(run["ok"]), "gpu": gpu, "smoke": smoke == "1",
        **{k: run[k] for k in ("cells", "scored", "classes_computed_now", "proxies", "batch_size",
-                              "workers", "device", "compute_s", "stopped_at_max_seconds")},
-       "files": run["files"], "data": run["data"]}
-if run["ok"] and bench and os.path.isfile(os.path.join(bench, "nb201.csv")):
-    import numpy as np
-    from sgnas.metrics import kendall_tau
-    from sgnas.nb201.bench import read_cell_table
-    from sgnas.nb201.space import Cell
-    from sgnas.signals.nb201 import read_table_csv
-    gt = read_cell_table(os.path.join(bench, "nb201.csv"), ["cifar10_valid_acc"])
-    truth = dict(zip(gt.codes().tolist(), gt.columns["cifar10_valid_acc"].tolist()))
-    tau = {}
-    for name, path in run["files"].items():
-        codes, vals = [], []
-        import csv
-        for row in csv.DictReader(open(path)):
-            c = Cell.parse(row["arch_str"])
-            if c.is_connected():
-                codes.append(c.code); vals.append(float(row["score"]))
-        tau[name] = round(float(kendall_tau(np.array(vals), np.array([truth[c] for c in codes]))), 4)
-    out["kendall_tau_connected_cifar10_valid"] = tau
-    out["tau_cells"] = len(codes)
+                              "workers", "device", "compute_s", "stopped_at_max_seconds",
+                              "worker_failures", "files", "data")}}
+if "ranking" in run:
+    out["ranking"] = run["ranking"]
 out["wall_s"] = int(time.time()) - int(start)
 print(json.dumps(out))
 PY

@@ -70,6 +70,53 @@ def _shards(cells, workers: int) -> list[list[str]]:
     return out
 
 
+def ranking(files: dict[str, str], cells, bench: str, boot: int = 1000, seed: int = 0) -> dict:
+    """Kendall tau (connected cells) of each proxy, FLOPs and the rank-average ensembles against
+    cifar10_valid_acc, with a bootstrap 95% interval over the cells."""
+    from sgnas.metrics import kendall_tau
+    from sgnas.nb201.bench import GROUND_TRUTH, bench_file, read_cell_table
+    from sgnas.signals import get_signal
+    from sgnas.signals.base import ranks
+    from sgnas.signals.nb201 import read_table_csv
+
+    gt = read_cell_table(bench_file(GROUND_TRUTH, bench), ["cifar10_valid_acc"])
+    truth = np.empty(15625)
+    truth[gt.codes()] = gt.columns["cifar10_valid_acc"]
+    live = [c for c in cells if c.is_connected()]
+    codes = np.array([c.code for c in live])
+    y = truth[codes]
+    cols = {n: _read(path)[codes] for n, path in files.items()}
+    cols["flops"] = get_signal("flops").score(live)
+    for members in (("flops", "naswot", "synflow"), ("naswot", "synflow"),
+                    ("flops", "naswot"), ("flops", "synflow", "naswot", "jacob_cov", "snip",
+                                          "grad_norm")):
+        if all(m in cols for m in members):
+            cols["ensemble:" + "+".join(members)] = np.mean([ranks(cols[m]) for m in members], 0)
+    rng = np.random.default_rng(seed)
+    idx = [rng.integers(0, len(y), len(y)) for _ in range(boot)]
+    out = {}
+    for name, v in cols.items():
+        b = np.array([kendall_tau(v[i], y[i]) for i in idx])
+        out[name] = {"tau": round(kendall_tau(v, y), 4),
+                     "ci95": [round(float(np.nanpercentile(b, 2.5)), 4),
+                              round(float(np.nanpercentile(b, 97.5)), 4)]}
+    return {"ground_truth": "cifar10_valid_acc", "connected_cells": int(len(live)),
+            "kendall_tau": out}
+
+
+def _read(path: str) -> np.ndarray:
+    """Scores by cell code of a (possibly partial) arch_str,score file; NaN where absent."""
+    import csv
+
+    from sgnas.nb201.space import Cell
+
+    out = np.full(15625, np.nan)
+    with open(path, newline="") as fh:
+        for row in csv.DictReader(fh):
+            out[Cell.parse(row["arch_str"]).code] = float(row["score"])
+    return out
+
+
 def main(argv=None) -> int:
     from sgnas.errors import SgnasError
     from sgnas.nb201.space import Cell, NB201Space, all_cells
@@ -95,6 +142,9 @@ def main(argv=None) -> int:
                     help="stop the workers after this long (finished chunks are kept; rerun to "
                          "continue)")
     ap.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    ap.add_argument("--bench", default=None, metavar="DIR",
+                    help="folder of nb201.csv: add Kendall tau against cifar10_valid_acc "
+                         "(connected cells among those scored, bootstrap 95%% interval)")
     args = ap.parse_args(argv)
     t0 = time.perf_counter()
     out = Path(args.out)
@@ -187,6 +237,11 @@ def main(argv=None) -> int:
         "stopped_at_max_seconds": stopped, "worker_failures": failed, "files": files,
         "cache_dir": str(cache_dir), "load_avg": list(os.getloadavg()),
     }
+    if complete and args.bench:
+        try:
+            result["ranking"] = ranking(files, cells, args.bench)
+        except SgnasError as exc:
+            result["ranking"] = {"error": str(exc)}
     from sgnas.fileio import atomic_write_json
 
     atomic_write_json(out / "summary.json", result)
