@@ -26,6 +26,7 @@ COMMANDS = (
     "train_shared_generator",
     "generate",
     "search",
+    "score",
     "train",
     "check",
 )
