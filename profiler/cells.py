@@ -63,7 +63,7 @@ Callback = Callable[[str, int, int], None]
 
 def is_cell_space(space: Any) -> bool:
     """Whether ``space`` is keyed per cell (NAS-Bench-201) rather than per layer."""
-    return hasattr(space, "cell_key")
+    return space.profiling_plan().kind == "cells"
 
 
 def _check_space(space: Any) -> NB201Space:

@@ -58,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
     refuse_overwrite([args.out], args.force)
     supernet, meta = load_supernet(args.supernet, map_location="cpu")
     space = supernet.space
-    if not hasattr(space, "cell_key"):
+    if not space.profiling_plan().per_architecture:
         raise SgnasError(f"a shared generator needs a cell space with per-cell tables; the "
                          f"supernet is for {space.name!r}")
     luts = [load_lut(p, space=space) for p in args.lut]

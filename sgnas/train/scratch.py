@@ -98,7 +98,7 @@ class ScratchTrainer:
         amp: bool = False,
         progress: bool = True,
     ):
-        from ..network import build_network, count_flops, count_params
+        from ..network import build_network, count_macs, num_params
 
         space.validate(arch)
         self.space, self.arch, self.recipe = space, arch, recipe.validate()
@@ -128,8 +128,8 @@ class ScratchTrainer:
             self.model = build_network(space, arch, se=se, activation=activation,
                                        dropout=recipe.dropout)
         self.model.to(self.device)
-        self.params = count_params(space, arch, se=se, activation=activation)
-        self.flops = count_flops(space, arch, se=se)
+        self.params = num_params(space, arch, se=se, activation=activation)
+        self.flops = count_macs(space, arch, se=se)
         self.optimizer = make_optimizer(self.model, recipe)
         self.criterion = nn.CrossEntropyLoss(label_smoothing=recipe.label_smoothing)
         self.ema = ModelEma(self.model, recipe.ema_decay) if recipe.ema_decay > 0 else None
