@@ -81,4 +81,4 @@ class OpenVinoRunner(Runner):
 
 
 RUNNER = OpenVinoRunner
-register_backend("openvino", "openvino", "openvino", RUNNER)
+register_backend("openvino", "openvino", "openvino", RUNNER, kinds=("cpu",))
