@@ -102,7 +102,7 @@ def main(argv=None) -> int:
     from sgnas.nb201.bench import GROUND_TRUTH, LATENCY, bench_file, default_dir, read_cell_table
     from sgnas.nb201.space import NB201Space
     from sgnas.shared_generator import choose_references, device_features
-    from sgnas.train.checkpoint import load_supernet
+    from sgnas.evaluation.checkpoint import load_supernet
     from sgnas.train.shared_generator import (
         SharedTrainConfig,
         held_out_batches,

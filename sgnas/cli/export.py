@@ -47,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
     space = get_space(arch.space)
     activation = "hswish" if args.hswish else "relu6"
     if args.checkpoint:
-        from ..train.checkpoint import load_supernet
+        from ..evaluation.checkpoint import load_supernet
 
         supernet, _ = load_supernet(args.checkpoint)
         if supernet.space.fingerprint != space.fingerprint:

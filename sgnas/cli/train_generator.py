@@ -74,9 +74,9 @@ def run(args: argparse.Namespace) -> int:
     from ..errors import SgnasError
     from ..generator import GeneratorConfig, default_generator_name
     from ..lut import load_lut
-    from ..train.checkpoint import load_supernet
-    from ..train.data import build_datasets, supernet_data_config
-    from ..train.distributed import resolve_device
+    from ..evaluation.checkpoint import load_supernet
+    from ..evaluation.data import build_datasets, supernet_data_config
+    from ..evaluation.distributed import resolve_device
     from ..train.generator import (
         GeneratorLoaders,
         GeneratorTrainConfig,

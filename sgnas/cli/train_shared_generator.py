@@ -46,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
     from ..errors import SgnasError
     from ..lut import load_lut
     from ..lut_import import import_cell_lut
-    from ..train.checkpoint import load_supernet
+    from ..evaluation.checkpoint import load_supernet
     from ..train.generator import supernet_identity
     from ..train.shared_generator import (
         SharedTrainConfig,

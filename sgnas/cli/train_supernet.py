@@ -67,8 +67,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..train import distributed
-    from ..train.data import DataConfig
+    from ..evaluation import distributed
+    from ..evaluation.data import DataConfig
     from ..train.supernet import SupernetTrainConfig, train_supernet
 
     cfg = SupernetTrainConfig(

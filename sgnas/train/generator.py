@@ -275,7 +275,7 @@ class GeneratorTrainer:
                  cfg: GeneratorTrainConfig, run_dir: str | os.PathLike,
                  gen_cfg: GeneratorConfig | None = None, supernet_info: dict | None = None,
                  resume: bool = False, force: bool = False) -> None:
-        from .distributed import resolve_device
+        from ..evaluation.distributed import resolve_device
 
         if supernet.space.fingerprint != cost.space.fingerprint:
             raise SpaceMismatchError(

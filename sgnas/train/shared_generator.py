@@ -154,7 +154,7 @@ def held_out_batches(meta: dict, data: str, batch_size: int = 16, images: int = 
                      cache_dir: str | None = None, seed: int = 0) -> list:
     """``images`` images of the supernet's held-out split (its checkpoint metadata reproduces the
     split), as a list of ``(x, y)`` batches of ``batch_size``."""
-    from .data import build_datasets, supernet_data_config
+    from ..evaluation.data import build_datasets, supernet_data_config
 
     from ..space import get_space
 

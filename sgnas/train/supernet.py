@@ -37,9 +37,9 @@ from torch import nn
 from ..errors import SgnasError
 from ..progress import Progress
 from ..space import SearchSpace, get_space
-from . import distributed
-from .checkpoint import SUPERNET_KIND, save_checkpoint
-from .data import DataConfig, Datasets, build_datasets, describe, train_loader
+from ..evaluation import distributed
+from ..evaluation.checkpoint import SUPERNET_KIND, save_checkpoint
+from ..evaluation.data import DataConfig, Datasets, build_datasets, describe, train_loader
 from .loop import mix_seed, param_groups, steps_per_epoch, to_cpu, wrap_ddp
 from .run import RunDir, autocast, check_resume
 from .trainlog import format_eta

@@ -261,7 +261,7 @@ def test_bad_eps_is_exit_2(flops_gen, capsys, eps):
 
 
 def test_old_format_generator_is_refused_with_what_to_do(flops_gen, capsys, tmp_path):
-    from sgnas.train.checkpoint import load_checkpoint, save_checkpoint
+    from sgnas.evaluation.checkpoint import load_checkpoint, save_checkpoint
 
     cost, path = flops_gen
     ckpt = load_checkpoint(path)

@@ -9,7 +9,7 @@ from sgnas.generator import default_generator_name, load_generator
 from sgnas.lut import EntryStats, Lut, save_lut
 from sgnas.space import get_space, load_architecture
 from sgnas.supernet import UnifiedSupernet
-from sgnas.train.checkpoint import SUPERNET_KIND, save_checkpoint
+from sgnas.evaluation.checkpoint import SUPERNET_KIND, save_checkpoint
 
 SPACE = get_space("tiny")
 
