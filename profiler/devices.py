@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from sgnas.config import load_dataclass
-from sgnas.errors import SgnasError, require
+from sgnas.errors import SgnasError, first_line, require
 from sgnas.registry import Registry
 
 from .protocol import ProtocolConfig
@@ -153,7 +153,7 @@ def load_device(name_or_path: str) -> DeviceDescriptor:
     try:
         data = yaml.safe_load(path.read_text())
     except (OSError, yaml.YAMLError) as exc:
-        raise SgnasError(f"cannot read device file {path}: {str(exc).splitlines()[0]}") from exc
+        raise SgnasError(f"cannot read device file {path}: {first_line(exc)}") from exc
     device = device_from_dict(data, where=str(path))
     if device.name != path.stem:
         raise SgnasError(f"{path}: field 'name' is {device.name!r} but the file is {path.name}")

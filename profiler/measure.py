@@ -28,7 +28,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Sequence, TypeVar
 
-from sgnas.errors import MissingDependencyError, SgnasError
+from sgnas.errors import MissingDependencyError, SgnasError, first_line
 from sgnas.lut import Lut
 from sgnas.space import Architecture, SearchSpace
 
@@ -389,9 +389,8 @@ class Measurer:
                 runner.deactivate()
             if isinstance(exc, MissingDependencyError):
                 raise
-            msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             raise SgnasError(f"reference model {ref.name} failed to build or run on device "
-                             f"{self.device.name}: {msg}") from exc
+                             f"{self.device.name}: {first_line(exc)}") from exc
         return runner
 
     def current_state_ms(self) -> float:
@@ -427,8 +426,7 @@ class Measurer:
         except SgnasError:
             raise
         except Exception as exc:
-            msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            raise SgnasError(f"the machine-speed probe failed to run{what}: {msg}") from exc
+            raise SgnasError(f"the machine-speed probe failed to run{what}: {first_line(exc)}") from exc
         return {"ms": result.entry_median_ms, "spread": result.ratio_spread, "size": timer.size,
                 "chain": timer.chain, "reference_ratio": 1.0 / result.ratio,
                 "reference_ms": result.reference_median_ms, "pairs": result.n}

@@ -42,7 +42,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from .errors import SgnasError, SpaceMismatchError
-from .fileio import atomic_write_json
+from .fileio import atomic_write_json, read_json
 from .space import SearchSpace, get_space
 from .space_protocol import Space
 
@@ -333,15 +333,7 @@ def load_lut(
     from its registered space's or ``space`` names another space.
     """
     path = Path(path)
-    if not path.exists():
-        raise SgnasError(f"LUT file not found: {path}")
-    try:
-        data = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        msg = getattr(exc, "msg", None) or str(exc)
-        raise SgnasError(f"LUT {path} is corrupt or truncated ({msg})") from exc
-    except OSError as exc:
-        raise SgnasError(f"cannot read LUT {path}: {exc.strerror}") from exc
+    data = read_json(path, "LUT", missing=f"LUT file not found: {path}")
     if not isinstance(data, dict) or "schema_version" not in data:
         raise SgnasError(f"LUT {path} is corrupt or truncated (no schema_version)")
     if data["schema_version"] != SCHEMA_VERSION:

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Callable, TypeVar
 
 import numpy as np
 
-from sgnas.errors import SgnasError, require
+from sgnas.errors import SgnasError, first_line, require
 from sgnas.registry import UnknownNameError
 
 from ..devices import (  # noqa: F401 (re-exported)
@@ -214,6 +214,6 @@ def try_capture(capture: Callable[[], T], what: str = "CUDA graph") -> tuple[T |
     try:
         return capture(), None
     except Exception as exc:  # capture fails in backend-specific ways; plain launches still work
-        reason = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}".rstrip(": ")
+        reason = f"{type(exc).__name__}: {first_line(exc)}" if str(exc).strip() else type(exc).__name__
         log.warning("%s capture failed, timing plain launches instead (%s)", what, reason)
         return None, reason
