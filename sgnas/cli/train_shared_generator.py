@@ -30,23 +30,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--force", action="store_true", help="overwrite --out")
 
 
-def csv_device_columns(path: str, exclude=()) -> list[str]:
-    """The ``*_ms`` columns of a per-cell latency CSV, minus ``exclude``."""
-    import csv
-
-    with open(path, newline="") as fh:
-        header = next(csv.reader(fh), [])
-    return [h.strip() for h in header if h.strip().endswith("_ms") and h.strip() not in exclude]
-
-
 def run(args: argparse.Namespace) -> int:
     import sys
 
     from ..costs import make_cost
     from ..errors import SgnasError
+    from ..evaluation.checkpoint import load_supernet
     from ..lut import load_lut
     from ..lut_import import import_cell_lut
-    from ..evaluation.checkpoint import load_supernet
+    from ..nb201.groundtruth import latency_columns
     from ..train.generator import supernet_identity
     from ..train.shared_generator import (
         SharedTrainConfig,
@@ -64,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
     luts = [load_lut(p, space=space) for p in args.lut]
     if args.csv:
         luts += [import_cell_lut(args.csv, col, space.name, col.removesuffix("_ms"))
-                 for col in csv_device_columns(args.csv, args.exclude)]
+                 for col in latency_columns(args.csv, args.exclude)]
     if len(luts) < 2:
         raise SgnasError("give at least two training devices (--lut, --csv)")
     costs = [make_cost("latency", space, lut=lut) for lut in luts]
