@@ -61,9 +61,17 @@ def test_validate_with_real_backend_writes_plot(tmp_path, device):
     assert len(report.measured_ms) == 6 and all(m > 0 for m in report.measured_ms)
     archs = [Architecture.parse(a) for a in report.archs]
     assert report.predicted_raw_ms == pytest.approx([lut.raw_ms(a) for a in archs])
-    for block in (report.raw, report.raw_heldout, report.calibrated_heldout):
-        assert 0 <= block["within_5pct"] <= block["within_10pct"] <= 1
-        assert block["mape"] >= 0
+    # the figures are those of the report's own networks: all, held out raw, held out calibrated
+    from sgnas import metrics
+
+    pred, meas = np.array(report.predicted_raw_ms), np.array(report.measured_ms)
+    held = np.setdiff1d(np.arange(6), report.fit_index)
+    assert len(report.fit_index) == 3 and len(held) == 3
+    cal = np.array([lut.calibration.apply(float(p)) for p in pred[held]])
+    for block, p, m in ((report.raw, pred, meas), (report.raw_heldout, pred[held], meas[held]),
+                        (report.calibrated_heldout, cal, meas[held])):
+        assert block["mape"] == pytest.approx(metrics.mape(p, m))
+        assert block["within_10pct"] == pytest.approx(metrics.share_within(p, m, 10.0))
     assert report.raw_heldout["n"] == report.calibrated_heldout["n"] == 3
     assert lut.calibration is not None and lut.calibration.n_fit == 3
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

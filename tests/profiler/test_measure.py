@@ -23,17 +23,33 @@ def device():
                          min_iters_per_round=2, min_round_ms=1, canary_every=0)
 
 
-def test_measurer_measures_entries_and_networks_keeping_one_graph(device):
+def test_measurer_measures_entries_and_networks_keeping_one_graph(device, monkeypatch):
+    import profiler.measure as pm
+
+    timed = []  # (spec name, input shape, graph on disk while timed) of every runner opened
+    real = pm.make_runner
+
+    def spy(dev, spec, **kw):
+        timed.append((spec.name, spec.input_shape, spec.onnx_path.exists()))
+        return real(dev, spec, **kw)
+
+    monkeypatch.setattr(pm, "make_runner", spy)
     arch = SPACE.sample(np.random.default_rng(0))
     with Measurer(device, SPACE, verify=True) as m:
         a = m.entry_spec(SPACE.stem_key)
         assert m.entry_spec(SPACE.stem_key) is a
         res = m.entry(SPACE.head_key)
-        assert isinstance(res, Measurement) and res.median_ms > 0 and res.n >= 2
+        # the head's own graph was timed, with the device's protocol: 2 rounds pooled
+        head = m.entry_spec(SPACE.head_key)
+        assert timed == [(head.name, head.input_shape, True)] and SPACE.head_key in head.name
+        assert isinstance(res, Measurement) and len(res.round_medians) == device.protocol.rounds
+        assert res.median_ms == float(np.median(res.round_medians)) and res.n >= 2 * 2
         assert not a.onnx_path.exists()
         net = m.network_spec(arch, "net0")
         assert net.input_shape == (1, 3, SPACE.input_size, SPACE.input_size)
-        assert m.measure(net).median_ms > 0
+        whole = m.measure(net)
+        assert timed[-1] == ("net0", net.input_shape, True)
+        assert len(whole.round_medians) == device.protocol.rounds
         pinned = m.entry_spec(SPACE.stem_key, keep=True)
         m.entry_spec(SPACE.head_key)
         assert pinned.onnx_path.exists() and net.onnx_path.exists() is False

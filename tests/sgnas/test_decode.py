@@ -58,7 +58,22 @@ def test_second_constraint_is_met(seed):
     out = decode(logp, cons)
     assert b.of(out.choice) <= cap + 1e-9 and lo - 1e-9 <= a.of(out.choice) <= hi + 1e-9
     assert out.logprob <= best + 1e-9
-    assert out.logprob >= best - 1.0  # Lagrangian relaxation: near the optimum
+    # (an active second constraint goes through a Lagrangian relaxation: feasible, not always
+    # optimal; over 200 seeds of this problem the gap to enumeration reaches 4.3 nats)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_an_inactive_second_constraint_keeps_the_exact_optimum(seed):
+    """A second bound the single-constraint optimum already meets changes nothing: the answer is
+    the enumerated optimum under both."""
+    logp, a, b = problem(seed)
+    lo_c, hi_c = a.bounds()
+    lo, hi = window(lo_c + 0.6 * (hi_c - lo_c), 0.05)
+    free = decode(logp, [Constraint(a, hi, lo)])
+    cons = [Constraint(a, hi, lo), Constraint(b, b.of(free.choice) * 1.001)]
+    best, _ = brute(logp, cons)
+    out = decode(logp, cons)
+    assert out.logprob == pytest.approx(best, abs=1e-9) == free.logprob
 
 
 def test_infeasible_messages_give_the_region():
