@@ -38,14 +38,13 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence, cast
 import numpy as np
 
 from sgnas.errors import SgnasError
-from sgnas.fileio import json_safe
 from sgnas.lut import EntryStats, Lut, save_lut, utc_now
 from sgnas.nb201.space import OPS, Cell, NB201Space, all_cells
 
 from . import cell_graphs, graphs
 from .backends.base import ModelSpec
 from .calibration_set import check_split_size
-from .fidelity import FidelityReport, error_metrics, fit_calibration
+from .fidelity import FidelityReport, calibrate_and_report, measure_series
 from .measure import check_device_space, measure_spec_info
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -244,23 +243,13 @@ def spread_cells(table: np.ndarray, n: int) -> list[Cell]:
     return [Cell.from_code(int(order[p])) for p in pos]
 
 
-def interleaved_split(n: int, fit_fraction: float) -> tuple[np.ndarray, np.ndarray]:
-    """Fit / held-out positions of ``n`` networks sorted by prediction, interleaved so both span
-    the range."""
-    n_fit, _ = check_split_size(n, fit_fraction)
-    ranks = np.floor((np.arange(n) + 0.5) * n_fit / n).astype(int)
-    fit = np.r_[True, ranks[1:] != ranks[:-1]] if n else np.zeros(0, bool)
-    fit_idx = np.flatnonzero(fit)[:n_fit]
-    return fit_idx, np.setdiff1d(np.arange(n), fit_idx)
-
-
 def validate_cell_lut(lut: Lut, device: "DeviceDescriptor", space: Any, n: int = 30, *,
                       fit_fraction: float = 0.5, seed: int = 0, canary_every: int = 5,
                       drift_tolerance: float = 0.03,
                       on_network: Callback | None = None) -> FidelityReport:
-    """Measure ``n`` whole networks spread over ``lut``'s predicted range, fit the linear
-    calibration on ``fit_fraction`` of them (interleaved over the range) and set
-    ``lut.calibration``; the report's held-out figures describe that calibration."""
+    """Measure ``n`` whole networks spread over ``lut``'s predicted range and calibrate ``lut``
+    on them as every LUT is (:func:`profiler.fidelity.calibrate_and_report`: fit on
+    ``fit_fraction`` of them, both ends included, held-out figures on the rest)."""
     from sgnas.nb201.cost import lut_table
 
     sp = _check_space(space)
@@ -271,50 +260,21 @@ def validate_cell_lut(lut: Lut, device: "DeviceDescriptor", space: Any, n: int =
     cells = spread_cells(table, n)
     n = len(cells)
     raw = np.array([table[c.code] for c in cells])
-    measured = np.zeros(n)
-    factors = np.ones(n)
-    canary: list[float] = []
     base = (lut.drift.get("canary_medians_ms") or [None])[0] \
         if lut.drift.get("canary_key") == CANARY_PIECE else None
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="sgnas-cells-") as tmp:
         meas = CellMeasurer(device, sp, Path(tmp), seed=seed, verify=True)
-        factor = 1.0
-        for i, cell in enumerate(cells):
-            if canary_every > 0 and i % canary_every == 0:
-                canary.append(meas.piece(CANARY_PIECE).median_ms)
-                f = canary[-1] / (base or canary[0])
-                factor = f if abs(f - 1.0) > drift_tolerance else 1.0
-            measured[i] = meas.network(cell).median_ms
-            factors[i] = factor
-            if on_network is not None:
-                on_network(str(cell), i + 1, n)
-    normalized = measured / factors
-    fit_idx, test_idx = interleaved_split(n, fit_fraction)
-    calibration = fit_calibration(raw[fit_idx], normalized[fit_idx])
-    raw_all = error_metrics(raw, normalized)
-    raw_test = error_metrics(raw[test_idx], normalized[test_idx])
-    cal_test = error_metrics(calibration.apply(raw[test_idx]), normalized[test_idx])
-    calibration.metrics.update({
-        "n_validated": n, "heldout_n": int(len(test_idx)), "raw_mape": raw_all["mape"],
-        "raw_kendall_tau": raw_all["kendall_tau"], "heldout_raw_mape": raw_test["mape"],
-        "heldout_calibrated_mape": cal_test["mape"],
-        "heldout_calibrated_within_5pct": cal_test["within_5pct"],
-        "heldout_calibrated_within_10pct": cal_test["within_10pct"],
-        "heldout_calibrated_kendall_tau": cal_test["kendall_tau"],
-        "heldout_calibrated_spearman": cal_test["spearman"],
-        "networks": "whole NB201 networks spread over the predicted range"})
-    calibration.metrics = json_safe(calibration.metrics)
-    lut.calibration = calibration
-    return FidelityReport(
-        device=device.name, space=sp.name, lut_fingerprint=lut.fingerprint, n=n,
-        n_fit=len(fit_idx), raw=raw_all, raw_heldout=raw_test, calibrated_heldout=cal_test,
-        calibration=calibration.to_dict(), archs=[str(c) for c in cells],
-        predicted_raw_ms=raw.tolist(), measured_ms=normalized.tolist(),
-        fit_index=fit_idx.tolist(),
+        measured, factors, canary = measure_series(
+            cells, lambda cell, i: meas.network(cell).median_ms,
+            canary=lambda: meas.piece(CANARY_PIECE).median_ms, canary_every=canary_every,
+            drift_tolerance=drift_tolerance, baseline=base, on_item=on_network)
+    return calibrate_and_report(
+        lut, device.name, sp.name, [str(c) for c in cells], raw, measured,
+        fit_fraction=fit_fraction, rng=np.random.default_rng(seed), factors=factors,
         drift={"canary_key": CANARY_PIECE, "baseline_ms": base, "canary_medians_ms": canary,
-               "factors": sorted(set(factors.tolist())), "tolerance": drift_tolerance},
-        seconds=time.perf_counter() - started)
+               "tolerance": drift_tolerance},
+        started=started)
 
 
 # ------------------------------------------------------------------- quick mode
@@ -394,5 +354,5 @@ def default_cells(space: Any, n: int) -> list[Cell]:
 
 
 __all__ = ["CANARY_PIECE", "CellMeasurer", "build_cell_lut", "compose_table",
-           "default_cells", "interleaved_split", "is_cell_space", "measure_cells", "net_terms",
+           "default_cells", "is_cell_space", "measure_cells", "net_terms",
            "new_cell_lut", "read_cell_list", "spread_cells", "validate_cell_lut"]

@@ -25,14 +25,13 @@ import copy
 import hashlib
 import os
 import tempfile
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any, Sequence, TypeVar
 
 from sgnas.errors import MissingDependencyError, SgnasError, first_line
 from sgnas.lut import Lut
 from sgnas.space import Architecture, SearchSpace
-
-from dataclasses import dataclass
 
 from . import graphs
 from .backends.base import ModelSpec, make_runner
@@ -236,8 +235,39 @@ def measure_spec_info(
         return m, runner_provenance(runner.info)
 
 
+@dataclass(frozen=True)
+class MeasurerConfig:
+    """How a :class:`Measurer` measures (every field optional).
+
+    ``protocol`` overrides the device's timing protocol; ``seed`` draws graph weights and inputs;
+    ``verify`` checks each new graph against torch; ``cache_dir`` keeps engines between runs;
+    ``folder`` / ``prefix`` place the graphs (default: a temporary folder). With ``reference``
+    every model is timed interleaved with it and stated in ``state_ms`` (else in the running
+    median of ``state``, a fresh :class:`~profiler.interleave.ReferenceState` by default);
+    ``network_reference`` / ``network_state_ms`` do the same for whole networks and ONNX files.
+    ``entry_interleave`` / ``network_interleave`` default to :data:`ENTRY_INTERLEAVE` /
+    :data:`NETWORK_INTERLEAVE`.
+    """
+
+    protocol: ProtocolConfig | None = None
+    seed: int = 0
+    verify: bool = False
+    cache_dir: str | os.PathLike | None = None
+    folder: str | os.PathLike | None = None
+    prefix: str = "sgnas-measure-"
+    reference: "Reference | None" = None
+    state: ReferenceState | None = None
+    state_ms: float | None = None
+    entry_interleave: InterleaveConfig | None = None
+    network_interleave: InterleaveConfig | None = None
+    network_reference: "Reference | None" = None
+    network_state_ms: float | None = None
+
+
 class Measurer:
-    """Measures LUT entries, networks and ONNX files on ``device``, one live runner at a time.
+    """Measures LUT entries, networks and ONNX files on ``device``, one live runner at a time,
+    as ``config`` (a :class:`MeasurerConfig`) says; keywords override its fields
+    (``Measurer(device, space, seed=1, verify=True)``).
 
     Graphs go to ``folder`` (default: a temporary folder removed by :meth:`close`); only the last
     model's files are kept, so measuring it again reuses them. Use it as a context manager.
@@ -248,15 +278,23 @@ class Measurer:
     A reference that fails to build or run raises :class:`SgnasError` before anything is measured.
     """
 
-    def __init__(self, device: DeviceDescriptor, space: SearchSpace | None = None, *,
-                 protocol: ProtocolConfig | None = None, seed: int = 0, verify: bool = False,
-                 cache_dir: str | os.PathLike | None = None,
-                 folder: str | os.PathLike | None = None, prefix: str = "sgnas-measure-",
-                 reference: Reference | None = None, state: ReferenceState | None = None,
-                 state_ms: float | None = None, entry_interleave: InterleaveConfig | None = None,
-                 network_interleave: InterleaveConfig | None = None,
-                 network_reference: Reference | None = None,
-                 network_state_ms: float | None = None) -> None:
+    def __init__(self, device: DeviceDescriptor, space: SearchSpace | None = None,
+                 config: "MeasurerConfig | None" = None, **overrides: Any) -> None:
+        cfg = config if config is not None else MeasurerConfig()
+        if overrides:  # the keyword form: each keyword is a MeasurerConfig field
+            known = {f.name for f in fields(MeasurerConfig)}
+            unknown = sorted(set(overrides) - known)
+            if unknown:
+                raise TypeError(f"Measurer got unknown keyword(s) {', '.join(unknown)}; "
+                                f"known: {', '.join(sorted(known))}")
+            cfg = replace(cfg, **overrides)
+        #: How this measurer measures (:class:`MeasurerConfig`).
+        self.config = cfg
+        protocol, seed, verify, cache_dir = cfg.protocol, cfg.seed, cfg.verify, cfg.cache_dir
+        folder, prefix, reference, state = cfg.folder, cfg.prefix, cfg.reference, cfg.state
+        state_ms, entry_interleave = cfg.state_ms, cfg.entry_interleave
+        network_interleave, network_reference = cfg.network_interleave, cfg.network_reference
+        network_state_ms = cfg.network_state_ms
         self.device = device
         self.space = space
         self.protocol = protocol if protocol is not None else device.protocol

@@ -6,7 +6,8 @@ import pytest
 from profiler import fidelity, measure
 from profiler.build import new_lut, with_protocol
 from profiler.devices import load_device
-from profiler.fidelity import error_metrics, fit_calibration, validate_lut
+from profiler.fidelity import (calibrate_and_report, error_metrics, fit_calibration, measure_series,
+                               validate_lut)
 from profiler.protocol import Measurement
 from sgnas.errors import SgnasError
 from sgnas.lut import EntryStats
@@ -113,3 +114,36 @@ def test_validate_rejects_bad_requests(device):
         validate_lut(lut, device, SPACE, n=3)
     with pytest.raises(SgnasError, match="not 'cpu-2t'"):
         validate_lut(lut, load_device("cpu-2t"), SPACE, n=6)
+
+
+def test_measure_series_applies_the_canary_factor_beyond_the_tolerance():
+    canary = iter([1.0, 1.01, 1.2])  # medians at items 0, 2, 4
+    measured, factors, medians = measure_series(
+        list(range(6)), lambda item, i: 10.0 + i, canary=lambda: next(canary), canary_every=2,
+        drift_tolerance=0.03)
+    assert measured.tolist() == [10, 11, 12, 13, 14, 15] and medians == [1.0, 1.01, 1.2]
+    assert factors.tolist() == [1.0, 1.0, 1.0, 1.0, 1.2, 1.2]  # +1% is within the tolerance
+    _, factors, _ = measure_series([0, 1], lambda item, i: 1.0, canary=lambda: 2.0,
+                                   canary_every=5, baseline=1.0)
+    assert factors.tolist() == [2.0, 2.0]  # off the build's baseline from the start
+
+
+def test_calibrate_and_report_fits_on_the_ends_and_reports_the_rest():
+    raw = np.linspace(1.0, 10.0, 10)
+    measured = 2.0 * raw + 1.0
+    lut = flops_lut(load_device("cpu"))
+    report = calibrate_and_report(lut, "cpu", "tiny", [f"a{i}" for i in range(10)], raw,
+                                  measured, fit_fraction=0.5, rng=np.random.default_rng(0))
+    assert {0, 9} <= set(report.fit_index) and report.n_fit == 5
+    assert lut.calibration.slope == pytest.approx(2.0) and lut.calibration.intercept == pytest.approx(1.0)
+    assert report.calibrated_heldout["mape"] == pytest.approx(0.0, abs=1e-9)
+    assert report.raw["mape"] == pytest.approx(metrics_mape(raw, measured))
+    m = lut.calibration.metrics
+    assert m["n_validated"] == 10 and m["heldout_n"] == 5 and len(m["networks"]) == 10
+    assert [row[3] for row in m["networks"]] == [i in set(report.fit_index) for i in range(10)]
+
+
+def metrics_mape(p, m):
+    from sgnas import metrics
+
+    return metrics.mape(p, m)

@@ -7,7 +7,7 @@ import pytest
 
 from profiler.build import with_protocol
 from profiler.devices import load_device
-from profiler.measure import Measurer, check_device_space, measure_networks
+from profiler.measure import Measurer, MeasurerConfig, check_device_space, measure_networks
 from profiler.protocol import Measurement
 from sgnas.errors import SgnasError
 from sgnas.space import get_space
@@ -64,3 +64,14 @@ def test_measure_networks_checks_the_space(device):
         check_device_space(wrong, SPACE)
     out = measure_networks(device, SPACE, [SPACE.sample(np.random.default_rng(1))])
     assert len(out) == 1 and out[0].median_ms > 0
+
+
+def test_measurer_takes_a_config_and_its_fields_as_keywords(device, tmp_path):
+    cfg = MeasurerConfig(seed=3, verify=True, folder=tmp_path / "graphs")
+    with Measurer(device, SPACE, cfg) as m:
+        assert m.config is cfg and m.builder.seed == 3 and m.builder.verify
+        assert m.entry_spec(SPACE.stem_key).onnx_path.parent == tmp_path / "graphs"
+    with Measurer(device, SPACE, cfg, seed=5) as m:  # a keyword overrides the config's field
+        assert m.config.seed == 5 and m.config.verify and cfg.seed == 3
+    with pytest.raises(TypeError, match="unknown keyword.*colour"):
+        Measurer(device, SPACE, colour="red")
