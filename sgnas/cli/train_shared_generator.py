@@ -9,6 +9,8 @@ HELP = "train one generator over many devices' per-cell latency tables (cell spa
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from ..train.configs import SharedTrainConfig as D  # option defaults: the config's
+
     parser.add_argument("--supernet", required=True, metavar="CKPT", help="trained supernet checkpoint")
     parser.add_argument("--lut", action="append", default=[], metavar="LUT",
                         help="per-cell LUT of a training device (repeatable)")
@@ -21,11 +23,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cache-dir", default=None, metavar="DIR", help="decoded-image cache")
     parser.add_argument("--images", type=int, default=512, help="held-out images used (default 512)")
     parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--steps", type=int, default=400)
-    parser.add_argument("--references", type=int, default=50, help="reference cells (<= 50)")
+    parser.add_argument("--steps", type=int, default=D.steps, help="default %(default)s")
+    parser.add_argument("--references", type=int, default=D.num_refs,
+                        help="reference cells (<= 50, default %(default)s)")
     parser.add_argument("--no-device-input", action="store_true",
                         help="train without the device input (a baseline)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=D.seed)
     parser.add_argument("--out", required=True, metavar="PATH", help="checkpoint to write")
     parser.add_argument("--force", action="store_true", help="overwrite --out")
 
