@@ -172,9 +172,15 @@ class ModelBuilder:
         return ModelSpec(path, tuple(shape), name=name, torch_factory=lambda: copy.deepcopy(module),
                          onnx_path_fp16=path16, seed=self.seed)
 
+    def _cells(self, space: Any) -> bool:
+        return space.profiling_plan().kind == "cells"
+
     def entry(self, key: str) -> ModelSpec:
-        """The spec of LUT entry ``key``."""
+        """The spec of LUT entry ``key`` (of a cell space: a measured piece,
+        :func:`profiler.cell_graphs.piece_specs`)."""
         space = self._space(f"LUT entry {key}")
+        if self._cells(space):
+            return self._piece(space, key)
         if self._specs is None:
             self._specs = graphs.key_specs(space)
         if key not in self._specs:
@@ -187,9 +193,36 @@ class ModelBuilder:
             self._checked.add(shape_id)
         return self._save(f"entry:{key}", key, kg.model, kg.model_fp16, kg.input_shape, kg.module)
 
+    def _piece(self, space: Any, key: str) -> ModelSpec:
+        from . import cell_graphs
+
+        pieces = cell_graphs.piece_specs(space)
+        if key not in pieces:
+            raise SgnasError(f"{key} is not a measured piece of cell space {space.name!r}")
+        p = pieces[key]
+        module = cell_graphs.piece_module(space, p, self.seed)
+        model = cell_graphs.piece_graph(space, p, module)
+        if self.verify and key not in self._checked:
+            graphs.check_against_torch(module, model, p.input_shape, seed=self.seed)
+            self._checked.add(key)
+        return self._save(f"entry:{key}", key, model, None, p.input_shape, module)
+
+    def _cell_network(self, space: Any, arch: Any, name: str) -> ModelSpec:
+        from . import cell_graphs
+
+        net = cell_graphs.network_module(space, arch, self.seed)
+        model = cell_graphs.network_graph(space, net)
+        shape = (1, 3, space.input_size, space.input_size)
+        if self.verify and "network" not in self._checked:
+            graphs.check_against_torch(net, model, shape, seed=self.seed)
+            self._checked.add("network")
+        return self._save(f"network:{arch}", name, model, None, shape, net)
+
     def network(self, arch: Architecture, name: str = "network") -> ModelSpec:
         """The spec of the whole network of ``arch``."""
         space = self._space(f"network {name}")
+        if self._cells(space):
+            return self._cell_network(space, arch, name)
         batch = self.device.batch_size
         modules, model = graphs.network_graph(space, arch, batch, seed=self.seed)
         shape = (batch, 3, space.input_size, space.input_size)
