@@ -48,7 +48,7 @@ from sgnas.nb201.space import OPS, Cell, NB201Space, all_cells
 
 from . import cell_graphs
 from .calibration_set import check_split_size
-from .fidelity import FidelityReport, calibrate_and_report, measure_series
+from .fidelity import FidelityReport, calibrate_and_report, measure_series, reference_record
 from .measure import (Measurer, Reference, check_device_space, lut_measurer_args,
                       lut_reference)
 
@@ -293,12 +293,13 @@ def validate_cell_lut(lut: Lut, device: "DeviceDescriptor", space: Any, n: int =
             canary=None if reference is not None else (lambda: meas.entry(CANARY_PIECE).median_ms),
             canary_every=canary_every, drift_tolerance=drift_tolerance, baseline=base,
             on_item=on_network)
+        record = reference_record(meas)
     return calibrate_and_report(
         lut, device.name, sp.name, [str(c) for c in cells], raw, measured,
         fit_fraction=fit_fraction, rng=np.random.default_rng(seed), factors=factors,
         drift={"canary_key": CANARY_PIECE, "baseline_ms": base, "canary_medians_ms": canary,
                "tolerance": drift_tolerance},
-        started=started, normalized=reference is not None)
+        record=record, started=started, normalized=reference is not None)
 
 
 # ------------------------------------------------------------------- quick mode

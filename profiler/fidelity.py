@@ -153,6 +153,19 @@ class FidelityReport:
         )
 
 
+def reference_record(meas: Measurer) -> dict:
+    """The live reference's record over a validation (model, the state results are stated in,
+    its latency now, its drift); empty for a measurer without a reference."""
+    live = meas.network_state if meas.network_state is not None else meas.state
+    if live is None or not live.samples:
+        return {}
+    return {"reference": live.model,
+            "reference_state_ms": (meas.network_state_ms if meas.network_state is not None
+                                   else meas.state_ms),
+            "reference_now_ms": live.state_ms,
+            "reference_drift": live.drift()}
+
+
 def measure_series(items: Sequence[Any], measure_one: Callable[[Any, int], float], *,
                    canary: Callable[[], float] | None = None, canary_every: int = 5,
                    drift_tolerance: float = 0.03, baseline: float | None = None,
@@ -289,11 +302,10 @@ def validate_lut(
     raw = np.array([lut.raw_ms(a, space) for a in archs])
 
     started = time.perf_counter()
-    reference, state_ms = lut_reference(lut)
+    reference, _ = lut_reference(lut)
     normalized = reference is not None
     ckey = lut.drift.get("canary_key") or canary_key(space)
     baseline = (lut.drift.get("canary_medians_ms") or [None])[0]
-    record: dict = {}
     with Measurer(device, space, seed=int((lut.build or {}).get("seed", seed)), verify=True,
                   cache_dir=cache_dir, prefix="sgnas-fidelity-", **lut_measurer_args(lut)) as meas:
         bar = Progress(n, f"validating {device.name}", unit="net", enabled=progress)
@@ -303,13 +315,7 @@ def validate_lut(
             canary_every=canary_every, drift_tolerance=drift_tolerance, baseline=baseline,
             on_item=lambda *_: bar.update(1))
         bar.close()
-        live = meas.network_state if meas.network_state is not None else meas.state
-        if live is not None and live.samples:
-            record = {"reference": live.model,
-                      "reference_state_ms": (meas.network_state_ms if meas.network_state
-                                             is not None else state_ms),
-                      "reference_now_ms": live.state_ms,
-                      "reference_drift": live.drift()}
+        record = reference_record(meas)
     return calibrate_and_report(
         lut, device.name, space.name, [str(a) for a in archs], raw, measured,
         fit_fraction=fit_fraction, rng=rng, estimator=estimator, factors=factors,
