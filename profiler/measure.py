@@ -311,7 +311,7 @@ class Measurer:
     A reference that fails to build or run raises :class:`SgnasError` before anything is measured.
     """
 
-    def __init__(self, device: DeviceDescriptor, space: SearchSpace | None = None,
+    def __init__(self, device: DeviceDescriptor, space: Any = None,
                  config: "MeasurerConfig | None" = None, **overrides: Any) -> None:
         cfg = config if config is not None else MeasurerConfig()
         if overrides:  # the keyword form: each keyword is a MeasurerConfig field
@@ -412,7 +412,7 @@ class Measurer:
             return self.builder.entry(key)
         return self._cached(f"entry:{key}", lambda: self.builder.entry(key))
 
-    def network_spec(self, arch: Architecture, name: str = "network") -> ModelSpec:
+    def network_spec(self, arch: Any, name: str = "network") -> ModelSpec:
         """The spec of the whole network of ``arch``."""
         return self._cached(f"network:{name}:{arch}", lambda: self.builder.network(arch, name))
 
@@ -532,7 +532,7 @@ class Measurer:
         """Measure LUT entry ``key``."""
         return self.measure(self.entry_spec(key), "entry")
 
-    def network(self, arch: Architecture, name: str = "network") -> Measurement:
+    def network(self, arch: Any, name: str = "network") -> Measurement:
         """Measure the whole network of ``arch``."""
         return self.measure(self.network_spec(arch, name), "network")
 

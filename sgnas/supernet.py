@@ -215,8 +215,13 @@ def param_ratios(space: SearchSpace | None = None) -> dict:
 #: (:attr:`sgnas.space_protocol.Space.family`); a family registers its factory beside its space
 #: (:mod:`sgnas.spaces`, imported on the first lookup of an unknown family).
 SUPERNETS: Registry[Callable[[Any, bool], nn.Module]] = Registry("supernet", discover="sgnas.spaces")
-SUPERNETS.register("unified", lambda space, forced_sampling=True: UnifiedSupernet(
-    space, forced_sampling=forced_sampling))
+
+
+def _unified_supernet(space: Any, forced_sampling: bool = True) -> nn.Module:
+    return UnifiedSupernet(space, forced_sampling=forced_sampling)
+
+
+SUPERNETS.register("unified", _unified_supernet)
 
 
 def new_supernet(space: Any, forced_sampling: bool = True) -> nn.Module:
