@@ -17,7 +17,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--supernet", required=True, metavar="CKPT", help="trained supernet checkpoint")
     cost = parser.add_mutually_exclusive_group(required=True)
     cost.add_argument("--lut", metavar="LUT", help="latency LUT of the target device (latency cost)")
-    cost.add_argument("--cost", choices=("flops", "params"), help="analytic cost instead of latency")
+    cost.add_argument("--cost", metavar="NAME",
+                      help="a registered cost instead of latency (sgnas.costs.COSTS, e.g. flops, params)")
     add_data_arguments(parser, data_help="image data (ImageFolder root or CIFAR-10 folder); the "
                                          "held-out part of its training split trains the generator")
     parser.add_argument("--held-out", type=float, default=None, metavar="F",
@@ -75,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
     import torch
     from torch.utils.data import Subset
 
-    from ..costs import make_cost
+    from ..costs import COSTS, make_cost
     from ..errors import SgnasError
     from ..generator import GeneratorConfig, default_generator_name
     from ..lut import load_lut
@@ -89,6 +90,8 @@ def run(args: argparse.Namespace) -> int:
         train_generator,
     )
 
+    if args.cost is not None:
+        COSTS.get(args.cost)  # an unknown name fails before anything is loaded
     device = resolve_device(args.device)
     supernet, meta = load_supernet(args.supernet, map_location=device)
     space = supernet.space
