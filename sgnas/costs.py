@@ -25,6 +25,10 @@ expectation under independent per-edge op distributions is the exact einsum of
 :meth:`Cost.of_indices` (cost of one candidate-index vector) and :meth:`Cost.expected_probs`
 (exact expectation under per-decision candidate probabilities ``(..., D, K)``).
 
+Costs are looked up by name in :data:`COSTS` (the one list of cost names), each entry holding one
+factory per space family (:attr:`sgnas.space_protocol.Space.family`); :func:`make_cost` picks the
+factory of the space's family. Units are shared across families (MFLOPs, Mparams, ms).
+
 ``fingerprint`` names the cost model a generator is trained for: for FLOPs and params a hash of the
 space and the tables; for latency the LUT's fingerprint, which identifies the latency model (space
 and device settings) and not the measured numbers (see :mod:`sgnas.lut`).
