@@ -9,7 +9,6 @@ with other latency-shaping settings.
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 import os
 from dataclasses import dataclass, field
@@ -18,7 +17,7 @@ from collections.abc import Mapping
 from typing import Any, Sequence
 
 from sgnas.errors import SgnasError, require
-from sgnas.fileio import atomic_write_json, json_safe
+from sgnas.fileio import atomic_write_json, json_safe, read_json
 from sgnas.lut import utc_now
 
 from .devices import DeviceDescriptor
@@ -121,14 +120,7 @@ class Baseline:
 def load_baseline(path: str | os.PathLike) -> Baseline:
     """Load a baseline file; a missing, corrupt or foreign file raises :class:`SgnasError`."""
     path = Path(path)
-    if not path.exists():
-        raise SgnasError(f"baseline {path} not found; record it first with --update")
-    try:
-        data = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise SgnasError(f"baseline {path} is corrupt ({getattr(exc, 'msg', exc)})") from exc
-    except OSError as exc:
-        raise SgnasError(f"cannot read baseline {path}: {exc.strerror}") from exc
+    data = read_json(path, "baseline", missing=f"baseline {path} not found; record it first with --update")
     if not isinstance(data, dict) or data.get("kind") != "sgnas-latency-baseline":
         raise SgnasError(f"baseline {path} is corrupt or not an sgnas latency baseline")
     if data.get("schema_version") != BASELINE_SCHEMA:

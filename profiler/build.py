@@ -316,7 +316,7 @@ def build_lut(
         reference = (Reference.from_name(old["model"]) if old.get("model")
                      else Reference.block(cfg.space))
         state = (ReferenceState.from_dict(old) if old.get("samples")
-                 else ReferenceState(model=reference.name, protocol=_interleave_protocol()))
+                 else ReferenceState(model=reference.name, protocol=interleave_protocol()))
     with contextlib.ExitStack() as stack:
         if cfg.tmp_dir is not None:
             tmp = Path(cfg.tmp_dir)
@@ -376,7 +376,7 @@ def build_lut(
     return lut
 
 
-def _interleave_protocol() -> dict:
+def interleave_protocol() -> dict:
     from .measure import ENTRY_INTERLEAVE, NETWORK_INTERLEAVE
 
     return {"entry": dataclasses.asdict(ENTRY_INTERLEAVE),

@@ -20,16 +20,21 @@ is wiring and costs 0; ``none`` costs 0 on an edge. The result is the same per-c
 ``sgnas lut import`` writes (``build.granularity == "cell"``), with ``build.provenance ==
 "profiled"`` and the terms in ``build.decomposition``.
 
+Pieces are measured as layer-LUT entries are, through :class:`profiler.measure.Measurer` (whose
+builder emits a cell space's pieces and networks): state-normalized by default, each piece timed
+interleaved with the reference piece (:func:`cell_reference`) and stated in the build's reference
+state (``lut.reference``), and checkpointed after each piece so a stopped build resumes.
+
 :func:`validate_cell_lut` measures whole networks (one ONNX graph each, the first checked against
-torch) spread evenly over the table's predicted range, fits the linear calibration on part of them
-and reports fidelity on the rest. :func:`measure_cells` measures listed cells as whole networks and
+torch; a normalized LUT's against its reference, in its reference state) spread evenly over the
+table's predicted range and calibrates the LUT as :func:`profiler.fidelity.calibrate_and_report`
+does for every LUT. :func:`measure_cells` measures listed cells as whole networks and
 writes a partial per-cell LUT (``build.partial``, ``build.measured_cells``).
 """
 
 from __future__ import annotations
 
 import logging
-import tempfile
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -38,15 +43,14 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence, cast
 import numpy as np
 
 from sgnas.errors import SgnasError
-from sgnas.fileio import json_safe
-from sgnas.lut import EntryStats, Lut, save_lut, utc_now
+from sgnas.lut import EntryStats, Lut, load_lut, save_lut, utc_now
 from sgnas.nb201.space import OPS, Cell, NB201Space, all_cells
 
-from . import cell_graphs, graphs
-from .backends.base import ModelSpec
+from . import cell_graphs
 from .calibration_set import check_split_size
-from .fidelity import FidelityReport, error_metrics, fit_calibration
-from .measure import check_device_space, measure_spec_info
+from .fidelity import FidelityReport, calibrate_and_report, measure_series, reference_record
+from .measure import (Measurer, Reference, check_device_space, lut_measurer_args,
+                      lut_reference)
 
 if TYPE_CHECKING:  # pragma: no cover
     from .devices import DeviceDescriptor
@@ -63,7 +67,7 @@ Callback = Callable[[str, int, int], None]
 
 def is_cell_space(space: Any) -> bool:
     """Whether ``space`` is keyed per cell (NAS-Bench-201) rather than per layer."""
-    return hasattr(space, "cell_key")
+    return space.profiling_plan().kind == "cells"
 
 
 def _check_space(space: Any) -> NB201Space:
@@ -77,51 +81,17 @@ def _entry(m: "Measurement") -> EntryStats:
                       spread=m.spread, noisy=m.noisy)
 
 
-class CellMeasurer:
-    """Writes and measures graphs of NB201 pieces and networks on ``device`` (one runner at a
-    time, through :func:`profiler.measure.measure_spec_info`); graphs live in ``folder``."""
+def _check_device(device: "DeviceDescriptor") -> None:
+    if device.batch_size != 1:
+        raise SgnasError(f"device {device.name}: cell-space profiling runs at batch 1, "
+                         f"the device uses batch {device.batch_size}")
+    if device.precision != "fp32":
+        raise SgnasError(f"device {device.name}: cell-space profiling is fp32 only")
 
-    def __init__(self, device: "DeviceDescriptor", space: NB201Space, folder: Path,
-                 seed: int = 0, verify: bool = True) -> None:
-        if device.batch_size != 1:
-            raise SgnasError(f"device {device.name}: cell-space profiling runs at batch 1, "
-                             f"the device uses batch {device.batch_size}")
-        if device.precision != "fp32":
-            raise SgnasError(f"device {device.name}: cell-space profiling is fp32 only")
-        self.device, self.space, self.folder = device, space, Path(folder)
-        self.seed, self.verify = seed, verify
-        self.pieces = cell_graphs.piece_specs(space)
-        self.runner_info: dict = {}
-        self.verified: list[str] = []
 
-    def _measure(self, name: str, model: Any, shape: Sequence[int]) -> "Measurement":
-        path = graphs.save_model(model, self.folder / f"{name.replace('|', '_')[:80]}.onnx")
-        try:
-            m, self.runner_info = measure_spec_info(
-                self.device, ModelSpec(path, tuple(shape), name=name, seed=self.seed))
-        finally:
-            path.unlink(missing_ok=True)
-        return m
-
-    def piece(self, name: str) -> "Measurement":
-        """Measure piece ``name`` (checked against torch the first time when ``verify``)."""
-        p = self.pieces[name]
-        module = cell_graphs.piece_module(self.space, p, self.seed)
-        model = cell_graphs.piece_graph(self.space, p, module)
-        if self.verify and name not in self.verified:
-            graphs.check_against_torch(module, model, p.input_shape, seed=self.seed)
-            self.verified.append(name)
-        return self._measure(name, model, p.input_shape)
-
-    def network(self, cell: Cell) -> "Measurement":
-        """Measure the whole network of ``cell`` (the first network is checked against torch)."""
-        net = cell_graphs.network_module(self.space, cell, self.seed)
-        model = cell_graphs.network_graph(self.space, net)
-        shape = (1, 3, self.space.input_size, self.space.input_size)
-        if self.verify and "network" not in self.verified:
-            graphs.check_against_torch(net, model, shape, seed=self.seed)
-            self.verified.append("network")
-        return self._measure(str(cell), model, shape)
+def cell_reference(space: NB201Space) -> Reference:
+    """The reference a cell space's pieces and networks are timed against: the canary piece."""
+    return Reference(space.name, "block", CANARY_PIECE)
 
 
 # ------------------------------------------------------------------ composition
@@ -177,56 +147,106 @@ def _refuse_existing(out: Path, force: bool) -> None:
         raise SgnasError(f"{out} exists; use --force to overwrite")
 
 
-def build_cell_lut(device: "DeviceDescriptor", space: Any, out: str | Path, *, force: bool = False,
-                   seed: int = 0, verify: bool = True, on_piece: Callback | None = None) -> Lut:
-    """Measure every piece on ``device``, compose the per-cell table of all cells and write it to
-    ``out`` (complete, uncalibrated; see :func:`validate_cell_lut`)."""
+def _start(device: "DeviceDescriptor", sp: NB201Space, out: Path, force: bool,
+           resume: bool) -> Lut:
     from .environment import collect_environment
 
+    if out.exists() and not (force or resume):
+        raise SgnasError(f"{out} exists; use --resume to continue or --force to overwrite")
+    fresh = new_cell_lut(device, sp, collect_environment(device))
+    if not (resume and out.exists()):
+        return fresh
+    lut = load_lut(out, space=sp.name, device=device, allow_incomplete=True)
+    if lut.fingerprint != fresh.fingerprint or lut.build.get("granularity") != "cell":
+        raise SgnasError(f"{out} is not a per-cell LUT of these settings of device "
+                         f"{device.name}; use --force to start over")
+    return lut
+
+
+def build_cell_lut(device: "DeviceDescriptor", space: Any, out: str | Path, *, force: bool = False,
+                   resume: bool = False, normalize: bool = True, seed: int = 0,
+                   verify: bool = True, on_piece: Callback | None = None) -> Lut:
+    """Measure every piece on ``device``, compose the per-cell table of all cells and write it to
+    ``out`` (complete, uncalibrated; see :func:`validate_cell_lut`).
+
+    Measured as layer LUTs are (:class:`profiler.measure.Measurer`): with ``normalize`` (default)
+    every piece is timed interleaved with the reference piece (:func:`cell_reference`) and
+    stated in the build's reference state, recorded in ``lut.reference``; without it, absolute
+    medians with the canary piece measured at the start and the end (``lut.drift``). The pieces
+    measured so far are checkpointed in ``build.pieces`` after each one, so ``resume`` continues
+    a stopped build (pieces of the other protocol are measured again)."""
+    from .build import interleave_protocol, entry_stats
+    from .interleave import ReferenceState
+
     sp = _check_space(space)
+    _check_device(device)
     out = Path(out)
-    _refuse_existing(out, force)
     check_device_space(device, cast(Any, sp))
-    lut = new_cell_lut(device, sp, collect_environment(device))
+    lut = _start(device, sp, out, force, resume)
+    protocol = "normalized" if normalize else "absolute"
+    pieces: dict[str, dict] = dict(lut.build.get("pieces") or {})
+    if lut.build.get("protocol") != protocol:
+        pieces = {}
+    lut.build.update({"seed": lut.build.get("seed", seed), "verified_graphs": verify,
+                      "protocol": protocol})
+    reference = state = None
+    if normalize:
+        old = lut.reference if pieces else {}
+        reference = (Reference.from_name(old["model"]) if old.get("model") else cell_reference(sp))
+        state = (ReferenceState.from_dict(old) if old.get("samples")
+                 else ReferenceState(model=reference.name, protocol=interleave_protocol()))
+    names = list(cell_graphs.piece_specs(sp))
+    todo = [n for n in names if n not in pieces]
     started = time.perf_counter()
-    raw: dict[str, float] = {}
-    stats: dict[str, dict] = {}
-    with tempfile.TemporaryDirectory(prefix="sgnas-cells-") as tmp:
-        meas = CellMeasurer(device, sp, Path(tmp), seed=seed, verify=verify)
-        names = list(meas.pieces)
-        for i, name in enumerate(names):
-            m = meas.piece(name)
-            raw[name] = m.median_ms
-            stats[name] = _entry(m).to_dict()
+    canary: list[float] = []
+    with Measurer(device, sp, seed=int(lut.build["seed"]), verify=verify,
+                  prefix="sgnas-cells-", reference=reference, state=state) as meas:
+        meas.count = len(pieces)
+        if normalize and todo:
+            meas.open_reference()  # fails before anything is written
+        if not normalize:
+            canary.append(meas.entry(CANARY_PIECE).median_ms)
+        for name in todo:
+            pieces[name] = entry_stats(meas.entry(name)).to_dict()
+            lut.build["pieces"] = pieces
+            if state is not None:
+                lut.reference = state.to_dict()
+            lut.environment["runner"] = meas.runner_info
+            save_lut(lut, out)  # the checkpoint: complete stays False until the table is composed
             if on_piece is not None:
-                on_piece(name, i + 1, len(names))
-        canary_end = meas.piece(CANARY_PIECE).median_ms
+                on_piece(name, names.index(name) + 1, len(names))
+        if not normalize:
+            canary.append(meas.entry(CANARY_PIECE).median_ms)
+    if state is not None:  # every piece in the build's final reference state
+        lut.reference = state.to_dict()
+        raw = {n: float(pieces[n]["ratio"]) * state.state_ms for n in names}
+    else:
+        raw = {n: float(pieces[n]["median_ms"]) for n in names}
+        lut.drift = {"canary_key": CANARY_PIECE, "canary_medians_ms": canary,
+                     "drift": canary[-1] / canary[0] - 1.0, "normalized": False}
     terms = net_terms(sp, raw)
     table = compose_table(sp, terms)
     lut.entries = {str(c): EntryStats(median_ms=float(v), p10_ms=float(v), p90_ms=float(v), n=1,
                                       spread=0.0)
                    for c, v in zip(all_cells(), table)}
     lut.complete = True
-    lut.environment["runner"] = meas.runner_info
-    lut.drift = {"canary_key": CANARY_PIECE, "canary_medians_ms": [raw[CANARY_PIECE], canary_end],
-                 "drift": canary_end / raw[CANARY_PIECE] - 1.0, "normalized": False}
     seconds = time.perf_counter() - started
-    lut.build.update({
-        "seed": seed, "verified_graphs": verify, "seconds": round(seconds, 3),
-        "runs": [{"measured": len(raw), "seconds": round(seconds, 3), "finished": utc_now()}],
-        "decomposition": {
-            "method": "edge-additive",
-            "formula": "overhead + stem + reduce1 + reduce2 + head + cells_per_stage * sum_s "
-                       "[sum over conv edges e of op(s, o_e) + op(s, avg_pool_3x3) * #{source "
-                       "nodes with a pool edge} + add(s) * sum_j max(k_j - 1, 0) + op(s, none) * "
-                       "[any j: k_j = 0]]; skip_connect = 0, none on an edge = 0; identical "
-                       "parameter-free nodes are merged by the runtime (CSE)",
-            "cells_per_stage": sp.cells_per_stage,
-            "stages": [asdict(s) for s in cell_graphs.stages(sp)],
-            "terms_ms": terms,
-            "pieces": stats,
-        },
-    })
+    lut.build["seconds"] = round(float(lut.build.get("seconds", 0.0)) + seconds, 3)
+    lut.build.setdefault("runs", []).append(
+        {"measured": len(todo), "seconds": round(seconds, 3), "finished": utc_now()})
+    lut.build["decomposition"] = {
+        "method": "edge-additive",
+        "formula": "overhead + stem + reduce1 + reduce2 + head + cells_per_stage * sum_s "
+                   "[sum over conv edges e of op(s, o_e) + op(s, avg_pool_3x3) * #{source "
+                   "nodes with a pool edge} + add(s) * sum_j max(k_j - 1, 0) + op(s, none) * "
+                   "[any j: k_j = 0]]; skip_connect = 0, none on an edge = 0; identical "
+                   "parameter-free nodes are merged by the runtime (CSE)",
+        "cells_per_stage": sp.cells_per_stage,
+        "stages": [asdict(s) for s in cell_graphs.stages(sp)],
+        "terms_ms": terms,
+        "pieces": {n: pieces[n] for n in names},
+    }
+    lut.build.pop("pieces", None)
     out.parent.mkdir(parents=True, exist_ok=True)
     save_lut(lut, out)
     return lut
@@ -244,23 +264,13 @@ def spread_cells(table: np.ndarray, n: int) -> list[Cell]:
     return [Cell.from_code(int(order[p])) for p in pos]
 
 
-def interleaved_split(n: int, fit_fraction: float) -> tuple[np.ndarray, np.ndarray]:
-    """Fit / held-out positions of ``n`` networks sorted by prediction, interleaved so both span
-    the range."""
-    n_fit, _ = check_split_size(n, fit_fraction)
-    ranks = np.floor((np.arange(n) + 0.5) * n_fit / n).astype(int)
-    fit = np.r_[True, ranks[1:] != ranks[:-1]] if n else np.zeros(0, bool)
-    fit_idx = np.flatnonzero(fit)[:n_fit]
-    return fit_idx, np.setdiff1d(np.arange(n), fit_idx)
-
-
 def validate_cell_lut(lut: Lut, device: "DeviceDescriptor", space: Any, n: int = 30, *,
                       fit_fraction: float = 0.5, seed: int = 0, canary_every: int = 5,
                       drift_tolerance: float = 0.03,
                       on_network: Callback | None = None) -> FidelityReport:
-    """Measure ``n`` whole networks spread over ``lut``'s predicted range, fit the linear
-    calibration on ``fit_fraction`` of them (interleaved over the range) and set
-    ``lut.calibration``; the report's held-out figures describe that calibration."""
+    """Measure ``n`` whole networks spread over ``lut``'s predicted range and calibrate ``lut``
+    on them as every LUT is (:func:`profiler.fidelity.calibrate_and_report`: fit on
+    ``fit_fraction`` of them, both ends included, held-out figures on the rest)."""
     from sgnas.nb201.cost import lut_table
 
     sp = _check_space(space)
@@ -271,50 +281,25 @@ def validate_cell_lut(lut: Lut, device: "DeviceDescriptor", space: Any, n: int =
     cells = spread_cells(table, n)
     n = len(cells)
     raw = np.array([table[c.code] for c in cells])
-    measured = np.zeros(n)
-    factors = np.ones(n)
-    canary: list[float] = []
+    _check_device(device)
     base = (lut.drift.get("canary_medians_ms") or [None])[0] \
         if lut.drift.get("canary_key") == CANARY_PIECE else None
+    reference, _ = lut_reference(lut)
     started = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="sgnas-cells-") as tmp:
-        meas = CellMeasurer(device, sp, Path(tmp), seed=seed, verify=True)
-        factor = 1.0
-        for i, cell in enumerate(cells):
-            if canary_every > 0 and i % canary_every == 0:
-                canary.append(meas.piece(CANARY_PIECE).median_ms)
-                f = canary[-1] / (base or canary[0])
-                factor = f if abs(f - 1.0) > drift_tolerance else 1.0
-            measured[i] = meas.network(cell).median_ms
-            factors[i] = factor
-            if on_network is not None:
-                on_network(str(cell), i + 1, n)
-    normalized = measured / factors
-    fit_idx, test_idx = interleaved_split(n, fit_fraction)
-    calibration = fit_calibration(raw[fit_idx], normalized[fit_idx])
-    raw_all = error_metrics(raw, normalized)
-    raw_test = error_metrics(raw[test_idx], normalized[test_idx])
-    cal_test = error_metrics(calibration.apply(raw[test_idx]), normalized[test_idx])
-    calibration.metrics.update({
-        "n_validated": n, "heldout_n": int(len(test_idx)), "raw_mape": raw_all["mape"],
-        "raw_kendall_tau": raw_all["kendall_tau"], "heldout_raw_mape": raw_test["mape"],
-        "heldout_calibrated_mape": cal_test["mape"],
-        "heldout_calibrated_within_5pct": cal_test["within_5pct"],
-        "heldout_calibrated_within_10pct": cal_test["within_10pct"],
-        "heldout_calibrated_kendall_tau": cal_test["kendall_tau"],
-        "heldout_calibrated_spearman": cal_test["spearman"],
-        "networks": "whole NB201 networks spread over the predicted range"})
-    calibration.metrics = json_safe(calibration.metrics)
-    lut.calibration = calibration
-    return FidelityReport(
-        device=device.name, space=sp.name, lut_fingerprint=lut.fingerprint, n=n,
-        n_fit=len(fit_idx), raw=raw_all, raw_heldout=raw_test, calibrated_heldout=cal_test,
-        calibration=calibration.to_dict(), archs=[str(c) for c in cells],
-        predicted_raw_ms=raw.tolist(), measured_ms=normalized.tolist(),
-        fit_index=fit_idx.tolist(),
+    with Measurer(device, sp, seed=int((lut.build or {}).get("seed", seed)), verify=True,
+                  prefix="sgnas-cells-", **lut_measurer_args(lut)) as meas:
+        measured, factors, canary = measure_series(
+            cells, lambda cell, i: meas.network(cell, str(cell)).median_ms,
+            canary=None if reference is not None else (lambda: meas.entry(CANARY_PIECE).median_ms),
+            canary_every=canary_every, drift_tolerance=drift_tolerance, baseline=base,
+            on_item=on_network)
+        record = reference_record(meas)
+    return calibrate_and_report(
+        lut, device.name, sp.name, [str(c) for c in cells], raw, measured,
+        fit_fraction=fit_fraction, rng=np.random.default_rng(seed), factors=factors,
         drift={"canary_key": CANARY_PIECE, "baseline_ms": base, "canary_medians_ms": canary,
-               "factors": sorted(set(factors.tolist())), "tolerance": drift_tolerance},
-        seconds=time.perf_counter() - started)
+               "tolerance": drift_tolerance},
+        record=record, started=started, normalized=reference is not None)
 
 
 # ------------------------------------------------------------------- quick mode
@@ -334,13 +319,13 @@ def measure_cells(device: "DeviceDescriptor", space: Any, cells: Sequence[Cell],
     if dup:
         raise SgnasError(f"cell {dup[0]} is listed more than once")
     _refuse_existing(out, force)
+    _check_device(device)
     check_device_space(device, cast(Any, sp))
     lut = new_cell_lut(device, sp, collect_environment(device))
     started = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="sgnas-cells-") as tmp:
-        meas = CellMeasurer(device, sp, Path(tmp), seed=seed, verify=True)
+    with Measurer(device, sp, seed=seed, verify=True, prefix="sgnas-cells-") as meas:
         for i, cell in enumerate(cells):
-            lut.entries[str(cell)] = _entry(meas.network(cell))
+            lut.entries[str(cell)] = _entry(meas.network(cell, str(cell)))
             if on_network is not None:
                 on_network(str(cell), i + 1, len(cells))
     seconds = time.perf_counter() - started
@@ -393,6 +378,6 @@ def default_cells(space: Any, n: int) -> list[Cell]:
     return spread_cells(flops_table(_check_space(space)), n)
 
 
-__all__ = ["CANARY_PIECE", "CellMeasurer", "build_cell_lut", "compose_table",
-           "default_cells", "interleaved_split", "is_cell_space", "measure_cells", "net_terms",
+__all__ = ["CANARY_PIECE", "build_cell_lut", "cell_reference", "compose_table",
+           "default_cells", "is_cell_space", "measure_cells", "net_terms",
            "new_cell_lut", "read_cell_list", "spread_cells", "validate_cell_lut"]

@@ -14,9 +14,11 @@ import subprocess
 import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any, Callable, Sequence
 
 from sgnas.config import load_dataclass
-from sgnas.errors import SgnasError, require
+from sgnas.errors import SgnasError, first_line, require
+from sgnas.registry import Registry
 
 from .protocol import ProtocolConfig
 
@@ -24,16 +26,36 @@ from .protocol import ProtocolConfig
 DEVICES_DIR = Path(__file__).resolve().parent.parent / "devices"
 
 KINDS = ("cpu", "gpu")
-BACKENDS = ("onnxruntime", "openvino", "tensorrt", "torch")
 #: fp32 means TF32 off on GPUs; tf32 allows TF32 math (Ampere and newer).
 PRECISIONS = ("fp32", "fp16", "tf32")
-#: Backends usable per device kind.
-BACKEND_KINDS = {
-    "onnxruntime": ("cpu",),
-    "openvino": ("cpu",),
-    "tensorrt": ("gpu",),
-    "torch": ("cpu", "gpu"),
-}
+
+
+@dataclass(frozen=True)
+class Backend:
+    """A measuring backend: the runtime module it needs, the pip extra installing that, the
+    device kinds it runs on and the factory ``runner(device, model, cache_dir=...)`` of its
+    :class:`~profiler.backends.base.Runner`."""
+
+    name: str
+    runtime: str
+    extra: str
+    runner: Callable[..., Any]
+    kinds: tuple[str, ...] = ("cpu",)
+
+
+#: The one list of backends. Each module of :mod:`profiler.backends` registers itself with
+#: :func:`register_backend` (imported on the first lookup of an unknown name); the modules import
+#: without their runtimes, which are required only by :func:`profiler.backends.make_runner`.
+BACKENDS: Registry[Backend] = Registry("backend", discover="profiler.backends")
+
+
+def register_backend(name: str, runtime: str, extra: str, runner: Callable[..., Any],
+                     kinds: Sequence[str] = ("cpu",)) -> Backend:
+    """Register the backend ``name`` running on device ``kinds`` (a duplicate name is an error)."""
+    bad = [k for k in kinds if k not in KINDS]
+    if bad or not kinds:
+        raise ValueError(f"backend {name}: kinds must be among {', '.join(KINDS)}, got {list(kinds)}")
+    return BACKENDS.register(name, Backend(name, runtime, extra, runner, tuple(kinds)))
 
 
 @dataclass(frozen=True)
@@ -68,7 +90,7 @@ class DeviceDescriptor:
             raise SgnasError(
                 f"{where}: backend must be one of {', '.join(BACKENDS)}, not {self.backend!r}"
             )
-        if self.kind not in BACKEND_KINDS[self.backend]:
+        if self.kind not in BACKENDS.get(self.backend).kinds:
             raise SgnasError(f"{where}: backend {self.backend} does not run on kind {self.kind}")
         if self.precision not in PRECISIONS:
             raise SgnasError(
@@ -131,7 +153,7 @@ def load_device(name_or_path: str) -> DeviceDescriptor:
     try:
         data = yaml.safe_load(path.read_text())
     except (OSError, yaml.YAMLError) as exc:
-        raise SgnasError(f"cannot read device file {path}: {str(exc).splitlines()[0]}") from exc
+        raise SgnasError(f"cannot read device file {path}: {first_line(exc)}") from exc
     device = device_from_dict(data, where=str(path))
     if device.name != path.stem:
         raise SgnasError(f"{path}: field 'name' is {device.name!r} but the file is {path.name}")

@@ -25,7 +25,7 @@ import logging
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
 
@@ -153,6 +153,119 @@ class FidelityReport:
         )
 
 
+def reference_record(meas: Measurer) -> dict:
+    """The live reference's record over a validation (model, the state results are stated in,
+    its latency now, its drift); empty for a measurer without a reference."""
+    live = meas.network_state if meas.network_state is not None else meas.state
+    if live is None or not live.samples:
+        return {}
+    return {"reference": live.model,
+            "reference_state_ms": (meas.network_state_ms if meas.network_state is not None
+                                   else meas.state_ms),
+            "reference_now_ms": live.state_ms,
+            "reference_drift": live.drift()}
+
+
+def measure_series(items: Sequence[Any], measure_one: Callable[[Any, int], float], *,
+                   canary: Callable[[], float] | None = None, canary_every: int = 5,
+                   drift_tolerance: float = 0.03, baseline: float | None = None,
+                   on_item: Callable[[str, int, int], None] | None = None
+                   ) -> tuple[np.ndarray, np.ndarray, list[float]]:
+    """The one validation loop: ``measure_one(item, i)`` (ms) for each item, with the drift
+    canary of the older protocol. Every ``canary_every`` items ``canary()`` is re-measured; when
+    it is off ``baseline`` (default: its first median) by more than ``drift_tolerance`` the
+    following items get its factor. Returns ``(measured, factors, canary medians)``; divide
+    ``measured`` by ``factors`` for the drift-corrected latencies."""
+    n = len(items)
+    measured, factors = np.zeros(n), np.ones(n)
+    medians: list[float] = []
+    factor = 1.0
+    for i, item in enumerate(items):
+        if canary is not None and canary_every > 0 and i % canary_every == 0:
+            medians.append(float(canary()))
+            f = medians[-1] / (baseline or medians[0])
+            factor = f if abs(f - 1.0) > drift_tolerance else 1.0
+        measured[i] = measure_one(item, i)
+        factors[i] = factor
+        if on_item is not None:
+            on_item(str(item), i + 1, n)
+    return measured, factors, medians
+
+
+def calibrate_and_report(lut: Lut, device: str, space: str, archs: Sequence[str], raw: np.ndarray,
+                         measured: np.ndarray, *, fit_fraction: float, rng: np.random.Generator,
+                         estimator: str = "huber", factors: np.ndarray | None = None,
+                         drift: dict | None = None, record: dict | None = None,
+                         started: float | None = None, selection: str = "spread",
+                         normalized: bool = False, plot_path: str | Path | None = None
+                         ) -> FidelityReport:
+    """The one validation summary of either kind of LUT: split the networks into fit and held-out
+    parts (:func:`~profiler.calibration_set.split_fit_heldout`), fit the calibration on the first,
+    set it as ``lut.calibration`` with the one set of metric keys, and report raw figures over
+    all networks and raw and calibrated figures on the held-out ones (overall and per third)."""
+    factors = np.ones(len(raw)) if factors is None else factors
+    record = record or {}
+    normalized_ms = measured / factors
+    fit_idx, test_idx = split_fit_heldout(raw, fit_fraction, rng)
+    calibration = fit_calibration(raw[fit_idx], normalized_ms[fit_idx], estimator)
+    raw_all = error_metrics(raw, normalized_ms)
+    raw_test = error_metrics(raw[test_idx], normalized_ms[test_idx])
+    cal_pred = calibration.apply(raw[test_idx])
+    cal_test = error_metrics(cal_pred, normalized_ms[test_idx])
+    thirds = third_metrics(cal_pred, normalized_ms[test_idx], raw[test_idx], float(raw.min()),
+                           float(raw.max()))
+    fit_set = set(fit_idx.tolist())
+    calibration.metrics.update(
+        {
+            "n_validated": len(raw),
+            "heldout_n": int(len(test_idx)),
+            "selection": selection,
+            "normalized": normalized,
+            "raw_mape": raw_all["mape"],
+            "raw_within_10pct": raw_all["within_10pct"],
+            "raw_kendall_tau": raw_all["kendall_tau"],
+            "heldout_raw_mape": raw_test["mape"],
+            "heldout_calibrated_mape": cal_test["mape"],
+            "heldout_calibrated_within_5pct": cal_test["within_5pct"],
+            "heldout_calibrated_within_10pct": cal_test["within_10pct"],
+            "heldout_calibrated_max_abs_error": cal_test["max_abs_error"],
+            "heldout_spearman": cal_test["spearman"],
+            "heldout_kendall_tau": cal_test["kendall_tau"],
+            "heldout_thirds": thirds,
+            "range_ms": [float(raw.min()), float(raw.max())],
+            "networks": [[str(a), float(r), float(m), i in fit_set]
+                         for i, (a, r, m) in enumerate(zip(archs, raw, normalized_ms))],
+            **record,
+        }
+    )
+    calibration.metrics = json_safe(calibration.metrics)
+    lut.calibration = calibration
+    report = FidelityReport(
+        device=device,
+        space=space,
+        lut_fingerprint=lut.fingerprint,
+        n=len(raw),
+        n_fit=len(fit_idx),
+        raw=raw_all,
+        raw_heldout=raw_test,
+        calibrated_heldout=cal_test,
+        calibration=calibration.to_dict(),
+        archs=[str(a) for a in archs],
+        predicted_raw_ms=raw.tolist(),
+        measured_ms=normalized_ms.tolist(),
+        measured_unnormalized_ms=measured.tolist(),
+        fit_index=fit_idx.tolist(),
+        drift={**(drift or {}), "factors": sorted(set(factors.tolist())), **record},
+        seconds=time.perf_counter() - started if started is not None else 0.0,
+        heldout_thirds=thirds,
+        selection=selection,
+        normalized=normalized,
+    )
+    if plot_path is not None:
+        report.plot_path = str(plot_fidelity(report, plot_path))
+    return report
+
+
 def validate_lut(
     lut: Lut,
     device: "DeviceDescriptor",
@@ -189,103 +302,27 @@ def validate_lut(
     raw = np.array([lut.raw_ms(a, space) for a in archs])
 
     started = time.perf_counter()
-    reference, state_ms = lut_reference(lut)
+    reference, _ = lut_reference(lut)
     normalized = reference is not None
     ckey = lut.drift.get("canary_key") or canary_key(space)
     baseline = (lut.drift.get("canary_medians_ms") or [None])[0]
-    canary_ms: list[float] = []
-    factors = np.ones(n)
-    measured = np.zeros(n)
-    record: dict = {}
     with Measurer(device, space, seed=int((lut.build or {}).get("seed", seed)), verify=True,
                   cache_dir=cache_dir, prefix="sgnas-fidelity-", **lut_measurer_args(lut)) as meas:
         bar = Progress(n, f"validating {device.name}", unit="net", enabled=progress)
-        factor = 1.0
-        for i, arch in enumerate(archs):
-            if not normalized and canary_every > 0 and i % canary_every == 0:
-                canary_ms.append(meas.entry(ckey).median_ms)
-                base = baseline if baseline else canary_ms[0]
-                f = canary_ms[-1] / base
-                factor = f if abs(f - 1.0) > drift_tolerance else 1.0
-            measured[i] = meas.network(arch, f"net{i}").median_ms
-            factors[i] = factor
-            bar.update(1)
+        measured, factors, canary_ms = measure_series(
+            archs, lambda arch, i: meas.network(arch, f"net{i}").median_ms,
+            canary=None if normalized else (lambda: meas.entry(ckey).median_ms),
+            canary_every=canary_every, drift_tolerance=drift_tolerance, baseline=baseline,
+            on_item=lambda *_: bar.update(1))
         bar.close()
-        live = meas.network_state if meas.network_state is not None else meas.state
-        if live is not None and live.samples:
-            record = {"reference": live.model,
-                      "reference_state_ms": (meas.network_state_ms if meas.network_state
-                                             is not None else state_ms),
-                      "reference_now_ms": live.state_ms,
-                      "reference_drift": live.drift()}
-    normalized_ms = measured / factors
-
-    fit_idx, test_idx = split_fit_heldout(raw, fit_fraction, rng)
-    n_fit = len(fit_idx)
-    calibration = fit_calibration(raw[fit_idx], normalized_ms[fit_idx], estimator)
-    raw_all = error_metrics(raw, normalized_ms)
-    raw_test = error_metrics(raw[test_idx], normalized_ms[test_idx])
-    cal_pred = calibration.apply(raw[test_idx])
-    cal_test = error_metrics(cal_pred, normalized_ms[test_idx])
-    thirds = third_metrics(cal_pred, normalized_ms[test_idx], raw[test_idx], float(raw.min()),
-                           float(raw.max()))
-    calibration.metrics.update(
-        {
-            "n_validated": n,
-            "heldout_n": int(len(test_idx)),
-            "selection": selection,
-            "normalized": normalized,
-            "raw_mape": raw_all["mape"],
-            "raw_within_10pct": raw_all["within_10pct"],
-            "raw_kendall_tau": raw_all["kendall_tau"],
-            "heldout_raw_mape": raw_test["mape"],
-            "heldout_calibrated_mape": cal_test["mape"],
-            "heldout_calibrated_within_5pct": cal_test["within_5pct"],
-            "heldout_calibrated_within_10pct": cal_test["within_10pct"],
-            "heldout_calibrated_max_abs_error": cal_test["max_abs_error"],
-            "heldout_spearman": cal_test["spearman"],
-            "heldout_kendall_tau": cal_test["kendall_tau"],
-            "heldout_thirds": thirds,
-            "range_ms": [float(raw.min()), float(raw.max())],
-            "networks": [[str(a), float(r), float(m), bool(i in set(fit_idx.tolist()))]
-                         for i, (a, r, m) in enumerate(zip(archs, raw, normalized_ms))],
-            **record,
-        }
-    )
-    calibration.metrics = json_safe(calibration.metrics)
-    lut.calibration = calibration
-
-    report = FidelityReport(
-        device=device.name,
-        space=space.name,
-        lut_fingerprint=lut.fingerprint,
-        n=n,
-        n_fit=n_fit,
-        raw=raw_all,
-        raw_heldout=raw_test,
-        calibrated_heldout=cal_test,
-        calibration=calibration.to_dict(),
-        archs=[str(a) for a in archs],
-        predicted_raw_ms=raw.tolist(),
-        measured_ms=normalized_ms.tolist(),
-        measured_unnormalized_ms=measured.tolist(),
-        fit_index=fit_idx.tolist(),
-        drift={
-            "canary_key": ckey,
-            "baseline_ms": baseline,
-            "canary_medians_ms": canary_ms,
-            "factors": sorted(set(factors.tolist())),
-            "tolerance": drift_tolerance,
-            **record,
-        },
-        seconds=time.perf_counter() - started,
-        heldout_thirds=thirds,
-        selection=selection,
-        normalized=normalized,
-    )
-    if plot_path is not None:
-        report.plot_path = str(plot_fidelity(report, plot_path))
-    return report
+        record = reference_record(meas)
+    return calibrate_and_report(
+        lut, device.name, space.name, [str(a) for a in archs], raw, measured,
+        fit_fraction=fit_fraction, rng=rng, estimator=estimator, factors=factors,
+        drift={"canary_key": ckey, "baseline_ms": baseline, "canary_medians_ms": canary_ms,
+               "tolerance": drift_tolerance},
+        record=record, started=started, selection=selection, normalized=normalized,
+        plot_path=plot_path)
 
 
 def plot_fidelity(report: FidelityReport, path: str | Path) -> Path:

@@ -27,7 +27,7 @@ from sgnas.errors import SgnasError
 from sgnas.space import Architecture, SearchSpace
 
 if TYPE_CHECKING:  # pragma: no cover
-    from sgnas.lut import EntryStats, Lut
+    from sgnas.lut import Lut
 
 #: Upper bound on iterations of one chunk, so a timer reporting ~0 ms can't spin.
 MAX_CHUNK_ITERS = 100_000
@@ -333,57 +333,7 @@ def quiet(runner: R) -> R:
     return runner
 
 
-def normalized_entry(result: Interleaved, state_ms: float) -> "EntryStats":
-    """The LUT entry of an interleaved measurement, stated in the reference state ``state_ms``."""
-    from sgnas.lut import EntryStats
-
-    return EntryStats(
-        median_ms=result.ratio * state_ms,
-        p10_ms=result.ratio_p10 * state_ms,
-        p90_ms=result.ratio_p90 * state_ms,
-        n=result.n * result.entry_iters,
-        spread=result.ratio_spread,
-        noisy=result.noisy,
-        ratio=result.ratio,
-        ratio_spread=result.ratio_spread,
-        ratio_n=result.n,
-    )
-
-
 def record_reference(lut: "Lut", state: ReferenceState) -> None:
     """Store ``state`` as ``lut.reference`` and re-state every ratio entry in its reference state."""
     lut.reference = state.to_dict()
     lut.rescale_to_reference(state.state_ms)
-
-
-class ReferenceSession:
-    """The reference kept live over a build; each entry is timed against it and recorded.
-
-    ``with ReferenceSession(reference_runner, cfg, state) as ref:`` activates the reference (with
-    spinning off); ``ref.measure(entry_runner, done)`` times an active entry runner against it,
-    adds the reference's latency to ``state`` and returns the entry stated in the current
-    reference state with the raw :class:`Interleaved` result. When the build is complete (or at a
-    checkpoint), :func:`record_reference` re-states every entry in the final state.
-    """
-
-    def __init__(self, runner, cfg: InterleaveConfig | None = None,
-                 state: ReferenceState | None = None) -> None:
-        self.runner = quiet(runner)
-        self.cfg = cfg or InterleaveConfig()
-        name = getattr(getattr(runner, "model", None), "name", "reference")
-        self.state = state if state is not None else ReferenceState(
-            model=name, protocol=asdict(self.cfg))
-
-    def __enter__(self) -> "ReferenceSession":
-        if not self.runner.is_active:
-            self.runner.activate()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.runner.deactivate()
-
-    def measure(self, entry: Timer, done: int) -> tuple["EntryStats", Interleaved]:
-        """Time ``entry`` against the reference; the entry in the current reference state."""
-        result = interleave(entry, self.runner, self.cfg)
-        self.state.add(result, done)
-        return normalized_entry(result, self.state.state_ms), result

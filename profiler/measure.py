@@ -25,14 +25,13 @@ import copy
 import hashlib
 import os
 import tempfile
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any, Sequence, TypeVar
 
-from sgnas.errors import MissingDependencyError, SgnasError
+from sgnas.errors import MissingDependencyError, SgnasError, first_line
 from sgnas.lut import Lut
 from sgnas.space import Architecture, SearchSpace
-
-from dataclasses import dataclass
 
 from . import graphs
 from .backends.base import ModelSpec, make_runner
@@ -173,9 +172,15 @@ class ModelBuilder:
         return ModelSpec(path, tuple(shape), name=name, torch_factory=lambda: copy.deepcopy(module),
                          onnx_path_fp16=path16, seed=self.seed)
 
+    def _cells(self, space: Any) -> bool:
+        return space.profiling_plan().kind == "cells"
+
     def entry(self, key: str) -> ModelSpec:
-        """The spec of LUT entry ``key``."""
+        """The spec of LUT entry ``key`` (of a cell space: a measured piece,
+        :func:`profiler.cell_graphs.piece_specs`)."""
         space = self._space(f"LUT entry {key}")
+        if self._cells(space):
+            return self._piece(space, key)
         if self._specs is None:
             self._specs = graphs.key_specs(space)
         if key not in self._specs:
@@ -188,9 +193,36 @@ class ModelBuilder:
             self._checked.add(shape_id)
         return self._save(f"entry:{key}", key, kg.model, kg.model_fp16, kg.input_shape, kg.module)
 
+    def _piece(self, space: Any, key: str) -> ModelSpec:
+        from . import cell_graphs
+
+        pieces = cell_graphs.piece_specs(space)
+        if key not in pieces:
+            raise SgnasError(f"{key} is not a measured piece of cell space {space.name!r}")
+        p = pieces[key]
+        module = cell_graphs.piece_module(space, p, self.seed)
+        model = cell_graphs.piece_graph(space, p, module)
+        if self.verify and key not in self._checked:
+            graphs.check_against_torch(module, model, p.input_shape, seed=self.seed)
+            self._checked.add(key)
+        return self._save(f"entry:{key}", key, model, None, p.input_shape, module)
+
+    def _cell_network(self, space: Any, arch: Any, name: str) -> ModelSpec:
+        from . import cell_graphs
+
+        net = cell_graphs.network_module(space, arch, self.seed)
+        model = cell_graphs.network_graph(space, net)
+        shape = (1, 3, space.input_size, space.input_size)
+        if self.verify and "network" not in self._checked:
+            graphs.check_against_torch(net, model, shape, seed=self.seed)
+            self._checked.add("network")
+        return self._save(f"network:{arch}", name, model, None, shape, net)
+
     def network(self, arch: Architecture, name: str = "network") -> ModelSpec:
         """The spec of the whole network of ``arch``."""
         space = self._space(f"network {name}")
+        if self._cells(space):
+            return self._cell_network(space, arch, name)
         batch = self.device.batch_size
         modules, model = graphs.network_graph(space, arch, batch, seed=self.seed)
         shape = (batch, 3, space.input_size, space.input_size)
@@ -236,8 +268,39 @@ def measure_spec_info(
         return m, runner_provenance(runner.info)
 
 
+@dataclass(frozen=True)
+class MeasurerConfig:
+    """How a :class:`Measurer` measures (every field optional).
+
+    ``protocol`` overrides the device's timing protocol; ``seed`` draws graph weights and inputs;
+    ``verify`` checks each new graph against torch; ``cache_dir`` keeps engines between runs;
+    ``folder`` / ``prefix`` place the graphs (default: a temporary folder). With ``reference``
+    every model is timed interleaved with it and stated in ``state_ms`` (else in the running
+    median of ``state``, a fresh :class:`~profiler.interleave.ReferenceState` by default);
+    ``network_reference`` / ``network_state_ms`` do the same for whole networks and ONNX files.
+    ``entry_interleave`` / ``network_interleave`` default to :data:`ENTRY_INTERLEAVE` /
+    :data:`NETWORK_INTERLEAVE`.
+    """
+
+    protocol: ProtocolConfig | None = None
+    seed: int = 0
+    verify: bool = False
+    cache_dir: str | os.PathLike | None = None
+    folder: str | os.PathLike | None = None
+    prefix: str = "sgnas-measure-"
+    reference: "Reference | None" = None
+    state: ReferenceState | None = None
+    state_ms: float | None = None
+    entry_interleave: InterleaveConfig | None = None
+    network_interleave: InterleaveConfig | None = None
+    network_reference: "Reference | None" = None
+    network_state_ms: float | None = None
+
+
 class Measurer:
-    """Measures LUT entries, networks and ONNX files on ``device``, one live runner at a time.
+    """Measures LUT entries, networks and ONNX files on ``device``, one live runner at a time,
+    as ``config`` (a :class:`MeasurerConfig`) says; keywords override its fields
+    (``Measurer(device, space, seed=1, verify=True)``).
 
     Graphs go to ``folder`` (default: a temporary folder removed by :meth:`close`); only the last
     model's files are kept, so measuring it again reuses them. Use it as a context manager.
@@ -248,15 +311,23 @@ class Measurer:
     A reference that fails to build or run raises :class:`SgnasError` before anything is measured.
     """
 
-    def __init__(self, device: DeviceDescriptor, space: SearchSpace | None = None, *,
-                 protocol: ProtocolConfig | None = None, seed: int = 0, verify: bool = False,
-                 cache_dir: str | os.PathLike | None = None,
-                 folder: str | os.PathLike | None = None, prefix: str = "sgnas-measure-",
-                 reference: Reference | None = None, state: ReferenceState | None = None,
-                 state_ms: float | None = None, entry_interleave: InterleaveConfig | None = None,
-                 network_interleave: InterleaveConfig | None = None,
-                 network_reference: Reference | None = None,
-                 network_state_ms: float | None = None) -> None:
+    def __init__(self, device: DeviceDescriptor, space: Any = None,
+                 config: "MeasurerConfig | None" = None, **overrides: Any) -> None:
+        cfg = config if config is not None else MeasurerConfig()
+        if overrides:  # the keyword form: each keyword is a MeasurerConfig field
+            known = {f.name for f in fields(MeasurerConfig)}
+            unknown = sorted(set(overrides) - known)
+            if unknown:
+                raise TypeError(f"Measurer got unknown keyword(s) {', '.join(unknown)}; "
+                                f"known: {', '.join(sorted(known))}")
+            cfg = replace(cfg, **overrides)
+        #: How this measurer measures (:class:`MeasurerConfig`).
+        self.config = cfg
+        protocol, seed, verify, cache_dir = cfg.protocol, cfg.seed, cfg.verify, cfg.cache_dir
+        folder, prefix, reference, state = cfg.folder, cfg.prefix, cfg.reference, cfg.state
+        state_ms, entry_interleave = cfg.state_ms, cfg.entry_interleave
+        network_interleave, network_reference = cfg.network_interleave, cfg.network_reference
+        network_state_ms = cfg.network_state_ms
         self.device = device
         self.space = space
         self.protocol = protocol if protocol is not None else device.protocol
@@ -341,7 +412,7 @@ class Measurer:
             return self.builder.entry(key)
         return self._cached(f"entry:{key}", lambda: self.builder.entry(key))
 
-    def network_spec(self, arch: Architecture, name: str = "network") -> ModelSpec:
+    def network_spec(self, arch: Any, name: str = "network") -> ModelSpec:
         """The spec of the whole network of ``arch``."""
         return self._cached(f"network:{name}:{arch}", lambda: self.builder.network(arch, name))
 
@@ -389,9 +460,8 @@ class Measurer:
                 runner.deactivate()
             if isinstance(exc, MissingDependencyError):
                 raise
-            msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             raise SgnasError(f"reference model {ref.name} failed to build or run on device "
-                             f"{self.device.name}: {msg}") from exc
+                             f"{self.device.name}: {first_line(exc)}") from exc
         return runner
 
     def current_state_ms(self) -> float:
@@ -427,8 +497,7 @@ class Measurer:
         except SgnasError:
             raise
         except Exception as exc:
-            msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            raise SgnasError(f"the machine-speed probe failed to run{what}: {msg}") from exc
+            raise SgnasError(f"the machine-speed probe failed to run{what}: {first_line(exc)}") from exc
         return {"ms": result.entry_median_ms, "spread": result.ratio_spread, "size": timer.size,
                 "chain": timer.chain, "reference_ratio": 1.0 / result.ratio,
                 "reference_ms": result.reference_median_ms, "pairs": result.n}
@@ -463,7 +532,7 @@ class Measurer:
         """Measure LUT entry ``key``."""
         return self.measure(self.entry_spec(key), "entry")
 
-    def network(self, arch: Architecture, name: str = "network") -> Measurement:
+    def network(self, arch: Any, name: str = "network") -> Measurement:
         """Measure the whole network of ``arch``."""
         return self.measure(self.network_spec(arch, name), "network")
 

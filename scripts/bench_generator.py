@@ -143,9 +143,9 @@ def run(args: argparse.Namespace) -> dict:
     from sgnas.generator import load_generator, read_checkpoint
     from sgnas.search import EvolutionConfig, evolution_search, random_search
     from sgnas.search.evaluator import InheritedAccuracy, per_image_correct
-    from sgnas.train.checkpoint import load_supernet
-    from sgnas.train.data import build_datasets, supernet_data_config
-    from sgnas.train.distributed import resolve_device
+    from sgnas.evaluation.checkpoint import load_supernet
+    from sgnas.evaluation.data import build_datasets, supernet_data_config
+    from sgnas.evaluation.distributed import resolve_device
     from sgnas.metrics import kendall_tau
 
     if args.threads:

@@ -73,7 +73,7 @@ def resolve_bench_device(name: str):
     import torch
 
     from sgnas.errors import SgnasError
-    from sgnas.train.distributed import resolve_device
+    from sgnas.evaluation.distributed import resolve_device
 
     device = resolve_device(name)
     if device.type == "cuda" and not torch.cuda.is_available():

@@ -102,20 +102,20 @@ def main(argv=None) -> int:
     from sgnas.nb201.bench import GROUND_TRUTH, LATENCY, bench_file, default_dir, read_cell_table
     from sgnas.nb201.space import NB201Space
     from sgnas.shared_generator import choose_references, device_features
-    from sgnas.train.checkpoint import load_supernet
+    from sgnas.evaluation.checkpoint import load_supernet
     from sgnas.train.shared_generator import (
         SharedTrainConfig,
         held_out_batches,
         train_shared_generator,
     )
-    from sgnas.cli.train_shared_generator import csv_device_columns
+    from sgnas.nb201.groundtruth import latency_columns
 
     torch.set_num_threads(1)
     t_start = time.perf_counter()
     folder = args.bench or default_dir()
     space = NB201Space()
     lat_path = bench_file(LATENCY, folder)
-    columns = csv_device_columns(str(lat_path))
+    columns = latency_columns(lat_path)
     lat_table = read_cell_table(lat_path, columns)
     tables = {c: lat_table.by_code(c) for c in columns}
     acc = read_cell_table(bench_file(GROUND_TRUTH, folder), ["cifar10_test_acc"]).by_code(

@@ -30,8 +30,8 @@ def main(argv=None) -> int:
     from sgnas.nb201.bench import GROUND_TRUTH, bench_file, default_dir, read_cell_table
     from sgnas.nb201.supernet import sample_cells
     from sgnas.search.nb201_bench import load_nb201_supernet
-    from sgnas.train.data import calibration_loader
-    from sgnas.train.evaluate import evaluate_arch, recalibrate_bn
+    from sgnas.evaluation.data import calibration_loader
+    from sgnas.evaluation.evaluate import evaluate_arch, recalibrate_bn
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--checkpoint", required=True)

@@ -63,7 +63,7 @@ timeout 60 "$PY" - "$DATA" "$WORK/cache" "$WORKERS" "$BATCH" "$HELD_OUT" \
   > "$WORK/loader.json" 2> "$WORK/loader.err" <<'PY' || echo '{}' > "$WORK/loader.json"
 import json, sys
 from sgnas.space import get_space
-from sgnas.train.data import DataConfig, build_datasets, loader_images_per_s
+from sgnas.evaluation.data import DataConfig, build_datasets, loader_images_per_s
 data, cache, workers, batch, held = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5])
 out = {}
 for name, on_device in (("uint8", True), ("augmenting", False)):

@@ -17,7 +17,7 @@ OMP_NUM_THREADS=1 torchrun --standalone --nproc_per_node 2 -m sgnas train-supern
     --epochs 8 --max-steps-per-epoch 150 --batch-size 32 --paths-per-step 1 --lr 0.05 --grad-clip 5 --warmup-epochs 0.5 \
     --workers 1 --seed 0 --log-every 25 --resume
 python - <<'PY'
-from sgnas.train.checkpoint import slim_supernet
+from sgnas.evaluation.checkpoint import slim_supernet
 print(slim_supernet("runs/supernet-cifar10/supernet.pt", "supernets/cifar10-spos.pt"))
 PY
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from .errors import SgnasError, SpaceMismatchError
+from .errors import SgnasError, SpaceMismatchError, first_line
 from .fileio import atomic_torch_save
 from .space import SearchSpace, get_space
 
@@ -71,9 +71,8 @@ def load_checkpoint(
                              f"by a weights-only load ({detail})") from exc
         raise SgnasError(f"cannot read checkpoint {path}: truncated or not a checkpoint") from exc
     except Exception as exc:  # any failure to decode means the file is damaged or foreign
-        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise SgnasError(
-            f"cannot read checkpoint {path}: truncated or not a checkpoint ({msg[:120]})"
+            f"cannot read checkpoint {path}: truncated or not a checkpoint ({first_line(exc, 120)})"
         ) from exc
     if not isinstance(data, dict) or "kind" not in data:
         raise SgnasError(f"{path} is not an sgnas checkpoint (no 'kind' tag)")

@@ -25,6 +25,10 @@ expectation under independent per-edge op distributions is the exact einsum of
 :meth:`Cost.of_indices` (cost of one candidate-index vector) and :meth:`Cost.expected_probs`
 (exact expectation under per-decision candidate probabilities ``(..., D, K)``).
 
+Costs are looked up by name in :data:`COSTS` (the one list of cost names), each entry holding one
+factory per space family (:attr:`sgnas.space_protocol.Space.family`); :func:`make_cost` picks the
+factory of the space's family. Units are shared across families (MFLOPs, Mparams, ms).
+
 ``fingerprint`` names the cost model a generator is trained for: for FLOPs and params a hash of the
 space and the tables; for latency the LUT's fingerprint, which identifies the latency model (space
 and device settings) and not the measured numbers (see :mod:`sgnas.lut`).
@@ -34,15 +38,15 @@ from __future__ import annotations
 
 import hashlib
 import itertools
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
 
 from .errors import SgnasError
+from .registry import Registry
 from .space import CHOICES, SKIP_INDEX, Architecture, SearchSpace
-
-COST_NAMES = ("flops", "params", "latency")
+from .space_protocol import Space
 
 
 class ConfigDistribution:
@@ -402,6 +406,12 @@ class CellTableCost(Cost):
         return d
 
 
+def _lut_of(name: str, lut: Any) -> Any:
+    if lut is None:
+        raise SgnasError(f"the {name} cost needs a LUT (--lut lut/<device>.json)")
+    return lut
+
+
 def _cell_cost(name: str, space: Any, lut=None) -> CellTableCost:
     from .nb201 import cost as nb
 
@@ -413,17 +423,34 @@ def _cell_cost(name: str, space: Any, lut=None) -> CellTableCost:
                          fingerprint=getattr(lut, "fingerprint", None), lut=lut)
 
 
-def make_cost(name: str, space: SearchSpace, lut=None) -> Cost:
-    """Cost model by name: ``"flops"``, ``"params"`` or ``"latency"`` (needs ``lut``); a
-    :class:`CellTableCost` for a cell space (one with ``cell_key``), else a :class:`TableCost`."""
-    if name not in COST_NAMES:
-        raise SgnasError(f"unknown cost {name!r}; known: {', '.join(COST_NAMES)}")
-    if name == "latency" and lut is None:
-        raise SgnasError("the latency cost needs a LUT (--lut lut/<device>.json)")
-    if hasattr(space, "cell_key"):
-        return _cell_cost(name, space, lut)
-    if name == "flops":
-        return FlopsCost(space)
-    if name == "params":
-        return ParamsCost(space)
-    return LatencyCost(lut, space)
+#: A cost factory: ``(space, lut) -> Cost`` (``lut`` is ``None`` unless the user gave one).
+CostFactory = Callable[[Any, Any], Cost]
+
+#: Cost models by name; each entry maps a space family (:attr:`sgnas.space_protocol.Space.family`)
+#: to its factory. A new cost is one ``COSTS.register(name, {family: factory, ...})``; a new
+#: family adds its factory to each entry it supports. Units are shared across families (FLOPs in
+#: millions of multiply-adds, parameters in millions, latency in ms).
+COSTS: Registry[dict[str, CostFactory]] = Registry("cost")
+COSTS.register("flops", {"unified": lambda space, lut: FlopsCost(space),
+                         "nb201": lambda space, lut: _cell_cost("flops", space)})
+COSTS.register("params", {"unified": lambda space, lut: ParamsCost(space),
+                          "nb201": lambda space, lut: _cell_cost("params", space)})
+COSTS.register("latency", {"unified": lambda space, lut: LatencyCost(_lut_of("latency", lut), space),
+                           "nb201": lambda space, lut: _cell_cost("latency", space,
+                                                                  _lut_of("latency", lut))})
+
+
+def cost_names() -> list[str]:
+    """Names of the registered costs."""
+    return COSTS.names()
+
+
+def make_cost(name: str, space: Space, lut=None) -> Cost:
+    """Cost model ``name`` (a :data:`COSTS` entry: ``"flops"``, ``"params"``, ``"latency"`` with
+    ``lut``) of ``space``: a :class:`TableCost` for the unified family, a :class:`CellTableCost`
+    for a cell space."""
+    factories = COSTS.get(name)
+    if space.family not in factories:
+        raise SgnasError(f"cost {name!r} is not defined for space {space.name!r} (family "
+                         f"{space.family!r}; defined for {', '.join(factories)})")
+    return factories[space.family](space, lut)

@@ -24,6 +24,14 @@ class MissingDependencyError(SgnasError, ImportError):
     """An optional runtime is not installed; the message names the extra to install."""
 
 
+def first_line(exc: BaseException, limit: int | None = None) -> str:
+    """The first non-blank line of ``str(exc)`` (at most ``limit`` characters), or the exception's
+    type name when its message is empty: how an underlying failure is named in a one-line error."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    text = lines[0] if lines else type(exc).__name__
+    return text if limit is None else text[:limit]
+
+
 def require(module: str, extra: str):
     """Import ``module`` or raise :class:`MissingDependencyError` naming ``pip install 'sgnas[extra]'``."""
     import importlib

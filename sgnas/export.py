@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .errors import SgnasError, require
+from .errors import SgnasError, first_line, require
 from .fileio import atomic_write_bytes
 
 DEFAULT_OPSET = 18
@@ -176,8 +176,7 @@ def export_onnx(
     except SgnasError:
         raise
     except Exception as exc:  # exporter failures come in many types
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise SgnasError(f"ONNX export failed: {first}") from exc
+        raise SgnasError(f"ONNX export failed: {first_line(exc)}") from exc
     seconds = time.perf_counter() - start
     written_opset = _check_single_file(data)
 

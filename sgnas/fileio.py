@@ -1,4 +1,5 @@
-"""Atomic file writes: a file is either its old content or its complete new content, never half."""
+"""Atomic file writes (a file is either its old content or its complete new content, never half)
+and the one JSON reader whose errors name the file."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ import os
 import tempfile
 from pathlib import Path
 from typing import Any, Callable
+
+from .errors import SgnasError
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
@@ -62,3 +65,19 @@ def atomic_torch_save(path: str | os.PathLike, obj: Any) -> None:
     import torch
 
     atomic_write_with(path, lambda fh: torch.save(obj, fh))
+
+
+def read_json(path: str | os.PathLike, what: str, missing: str | None = None) -> Any:
+    """The JSON content of ``path``. A missing file raises :class:`SgnasError` ``missing`` (default
+    ``"<what> <path> not found"``); an unreadable, corrupt or truncated one a one-line error naming
+    ``what`` and the file."""
+    path = Path(path)
+    if not path.exists():
+        raise SgnasError(missing or f"{what} {path} not found")
+    try:
+        return json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        msg = getattr(exc, "msg", None) or str(exc)
+        raise SgnasError(f"{what} {path} is corrupt or truncated ({msg})") from exc
+    except OSError as exc:
+        raise SgnasError(f"cannot read {what} {path}: {exc.strerror}") from exc

@@ -42,8 +42,9 @@ from typing import Any, Protocol
 import numpy as np
 
 from .errors import SgnasError, SpaceMismatchError
-from .fileio import atomic_write_json
-from .space import Architecture, SearchSpace, get_space
+from .fileio import atomic_write_json, read_json
+from .space import SearchSpace, get_space
+from .space_protocol import Space
 
 SCHEMA_VERSION = 1
 
@@ -229,7 +230,7 @@ class Lut:
         space = space or get_space(self.space)
         return [k for k in space.all_keys() if k not in self.entries]
 
-    def _check_space(self, space: SearchSpace) -> None:
+    def _check_space(self, space: Space) -> None:
         if space.fingerprint != self.space_fingerprint:
             raise SpaceMismatchError(
                 f"{self._where()} was measured for space {self.space!r} "
@@ -250,21 +251,18 @@ class Lut:
         self._check_space(space)
         return self.latency_ms(space.stem_key) + self.latency_ms(space.head_key)
 
-    def raw_ms(self, arch: Architecture, space: SearchSpace | None = None) -> float:
-        """Uncalibrated prediction: fixed parts plus the sum of the layers' entries (for a cell
-        space, whose LUTs are keyed per cell, the cell's own entry)."""
+    def raw_ms(self, arch: Any, space: Space | None = None) -> float:
+        """Uncalibrated prediction: the sum of the entries of ``space.lut_keys(arch)`` (stem, head
+        and the layers' entries; for a cell space, whose LUTs are keyed per cell, its one entry)."""
         space = space or get_space(self.space)
         self._check_space(space)
-        if hasattr(space, "cell_key"):
-            return float(self.latency_ms(space.cell_key(arch)))
-        space.validate(arch)
-        total = self.fixed_ms(space)
-        for layer, config in zip(space.layers, arch.layers):
-            total += self.latency_ms(layer.key(config))
+        total = 0.0
+        for key in space.lut_keys(arch):
+            total += self.latency_ms(key)
         return float(total)
 
     def predict_ms(
-        self, arch: Architecture, calibrated: bool = True, space: SearchSpace | None = None
+        self, arch: Any, calibrated: bool = True, space: Space | None = None
     ) -> float:
         """Predicted latency of ``arch``: the raw LUT sum, calibrated when the LUT has a calibration."""
         raw = self.raw_ms(arch, space)
@@ -335,15 +333,7 @@ def load_lut(
     from its registered space's or ``space`` names another space.
     """
     path = Path(path)
-    if not path.exists():
-        raise SgnasError(f"LUT file not found: {path}")
-    try:
-        data = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        msg = getattr(exc, "msg", None) or str(exc)
-        raise SgnasError(f"LUT {path} is corrupt or truncated ({msg})") from exc
-    except OSError as exc:
-        raise SgnasError(f"cannot read LUT {path}: {exc.strerror}") from exc
+    data = read_json(path, "LUT", missing=f"LUT file not found: {path}")
     if not isinstance(data, dict) or "schema_version" not in data:
         raise SgnasError(f"LUT {path} is corrupt or truncated (no schema_version)")
     if data["schema_version"] != SCHEMA_VERSION:

@@ -13,7 +13,7 @@ Both decompose as ``fixed(space) + sum_l table[l, config_index]``, which is what
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
@@ -29,6 +29,7 @@ from .blocks import (
     init_weights,
     make_activation,
 )
+from .registry import Registry
 from .space import Architecture, LayerSpec, SearchSpace
 
 
@@ -62,6 +63,12 @@ class SubNetwork(nn.Module):
         for block in self.blocks:
             x = block(x)
         return self.head(x)
+
+
+def network_of(space: Any, arch: Any, **kwargs: Any) -> nn.Module:
+    """Standalone network of ``arch`` built by the factory registered for its space's family
+    (``kwargs`` go to it; the unified family's is :func:`build_network`)."""
+    return NETWORKS.get(space.family)(space, space.validate(arch), **kwargs)
 
 
 def build_network(
@@ -172,7 +179,7 @@ def layer_params_table(space: SearchSpace, se: bool = False) -> np.ndarray:
     ).reshape(space.num_layers, len(space.configs))
 
 
-def count_flops(space: SearchSpace, arch: Architecture, se: bool = False) -> int:
+def count_macs(space: SearchSpace, arch: Architecture, se: bool = False) -> int:
     """Multiply-adds of the network of ``arch`` (convs + linear; SE convs included when ``se``)."""
     space.validate(arch)
     return fixed_flops(space) + sum(
@@ -180,7 +187,7 @@ def count_flops(space: SearchSpace, arch: Architecture, se: bool = False) -> int
     )
 
 
-def count_params(
+def num_params(
     space: SearchSpace, arch: Architecture, se: bool = False, activation: str = "relu6"
 ) -> int:
     """Trainable parameters of the network of ``arch``, BN affine included.
@@ -192,3 +199,23 @@ def count_params(
     return fixed_params(space) + sum(
         block_params(layer, config, se) for layer, config in zip(space.layers, arch.layers)
     )
+
+
+def count_flops(space: SearchSpace, arch: Architecture, se: bool = False) -> float:
+    """FLOPs of the network of ``arch`` in millions of multiply-adds (the unit of every space's
+    ``count_flops`` and of the ``flops`` cost); :func:`count_macs` is the exact integer."""
+    return count_macs(space, arch, se) / 1e6
+
+
+def count_params(
+    space: SearchSpace, arch: Architecture, se: bool = False, activation: str = "relu6"
+) -> float:
+    """Parameters of the network of ``arch`` in millions (the unit of every space's
+    ``count_params`` and of the ``params`` cost); :func:`num_params` is the exact integer."""
+    return num_params(space, arch, se, activation) / 1e6
+
+
+#: Standalone-network factories ``(space, arch, **kwargs) -> nn.Module`` by space family
+#: (:attr:`sgnas.space_protocol.Space.family`), registered beside the space (:mod:`sgnas.spaces`).
+NETWORKS: Registry[Callable[..., nn.Module]] = Registry("network", discover="sgnas.spaces")
+NETWORKS.register("unified", build_network)

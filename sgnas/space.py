@@ -18,12 +18,13 @@ import itertools
 import json
 from dataclasses import asdict, dataclass, field
 from functools import cached_property
-from typing import Callable, Iterable, Sequence
+from typing import Callable, ClassVar, Iterable, Sequence
 
 import numpy as np
 
 from .errors import ArchitectureError, SgnasError
 from .registry import Registry
+from .space_protocol import ProfilingPlan
 
 KERNELS: tuple[int, ...] = (3, 5, 7)
 #: Per-sub-block choice order used by one-hot encodings and the generator: k3, k5, k7, skip.
@@ -61,7 +62,13 @@ class LayerSpec:
 
 @dataclass(frozen=True)
 class SearchSpace:
-    """A unified search space: fixed stem and head around ``len(layers)`` unified blocks."""
+    """A unified search space: fixed stem and head around ``len(layers)`` unified blocks.
+
+    Implements :class:`sgnas.space_protocol.Space`: one decision per layer over :attr:`configs`.
+    """
+
+    #: Registry key of its networks, supernets and costs (:mod:`sgnas.space_protocol`).
+    family: ClassVar[str] = "unified"
 
     name: str
     input_size: int
@@ -207,9 +214,52 @@ class SearchSpace:
         self.validate(arch)
         return arch
 
+    # ------------------------------------------------------ the Space protocol
+    def decisions(self) -> tuple[int, int]:
+        """``(L, len(configs))``: one decision per layer over its configurations."""
+        return self.num_layers, len(self.configs)
+
+    def candidate_mask(self) -> np.ndarray:
+        """Every configuration is allowed in every layer."""
+        return np.ones(self.decisions(), dtype=bool)
+
+    def arch_from_indices(self, indices: Sequence[int]) -> "Architecture":
+        """The architecture with configuration ``configs[indices[l]]`` in layer ``l``."""
+        configs = self.configs
+        idx = np.asarray(indices).reshape(-1)
+        if len(idx) != self.num_layers or not all(0 <= int(i) < len(configs) for i in idx):
+            raise ArchitectureError(f"space {self.name!r} needs {self.num_layers} configuration "
+                                    f"indices in 0..{len(configs) - 1}, got {idx.tolist()}")
+        return self.validate(Architecture(self.name, tuple(configs[int(i)] for i in idx)))
+
+    def indices_of(self, arch: "Architecture") -> np.ndarray:
+        """Configuration index of each layer (inverse of :meth:`arch_from_indices`)."""
+        self.validate(arch)
+        index = self.config_index
+        return np.array([index[c] for c in arch.layers], dtype=np.int64)
+
+    def parse(self, text: str) -> "Architecture":
+        """An architecture of this space from its string form ``space:357-33-...`` or JSON text."""
+        text = text.strip()
+        arch = Architecture.from_json(text) if text.startswith("{") else Architecture.parse(text)
+        return self.validate(arch)
+
+    def lut_keys(self, arch: "Architecture") -> list[str]:
+        """Stem, head and each layer's key: their entries sum to the LUT prediction of ``arch``."""
+        self.validate(arch)
+        return [self.stem_key, self.head_key] + [
+            layer.key(config) for layer, config in zip(self.layers, arch.layers)]
+
+    def profiling_plan(self) -> ProfilingPlan:
+        """Each distinct stem, layer-configuration and head key measured as its own graph."""
+        return ProfilingPlan("layers", tuple(self.all_keys()))
+
     # ------------------------------------------------------------ validation
     def validate(self, arch: "Architecture") -> "Architecture":
         """Raise :class:`ArchitectureError` naming the layer and the rule broken; return ``arch``."""
+        if not isinstance(arch, Architecture):
+            raise ArchitectureError(f"expected an architecture of space {self.name!r}, got "
+                                    f"{type(arch).__name__}")
         if arch.space != self.name:
             raise ArchitectureError(
                 f"architecture is for space {arch.space!r}, expected {self.name!r}"

@@ -211,14 +211,20 @@ def param_ratios(space: SearchSpace | None = None) -> dict:
     }
 
 
-#: Supernet factories ``(space, forced_sampling) -> nn.Module`` of spaces whose supernet is not the
-#: unified one, by space name; such a space registers its factory beside its space (:mod:`sgnas.spaces`).
-SUPERNETS: Registry[Callable[[Any, bool], nn.Module]] = Registry("supernet")
+#: Supernet factories ``(space, forced_sampling) -> nn.Module`` by space family
+#: (:attr:`sgnas.space_protocol.Space.family`); a family registers its factory beside its space
+#: (:mod:`sgnas.spaces`, imported on the first lookup of an unknown family).
+SUPERNETS: Registry[Callable[[Any, bool], nn.Module]] = Registry("supernet", discover="sgnas.spaces")
+
+
+def _unified_supernet(space: Any, forced_sampling: bool = True) -> nn.Module:
+    return UnifiedSupernet(space, forced_sampling=forced_sampling)
+
+
+SUPERNETS.register("unified", _unified_supernet)
 
 
 def new_supernet(space: Any, forced_sampling: bool = True) -> nn.Module:
-    """A freshly initialized supernet of ``space``: its registered factory, else a
-    :class:`UnifiedSupernet`."""
-    if space.name in SUPERNETS:
-        return SUPERNETS.get(space.name)(space, forced_sampling)
-    return UnifiedSupernet(space, forced_sampling=forced_sampling)
+    """A freshly initialized supernet of ``space``: the factory registered for its family (an
+    unknown family is an error, never a unified supernet built by default)."""
+    return SUPERNETS.get(space.family)(space, forced_sampling)

@@ -25,19 +25,25 @@ def test_import_contracts_kept():
     assert "broken" in proc.stdout and " 0 broken" in proc.stdout
 
 
-def test_contract_catches_an_upward_import(tmp_path):
-    """The contract is not vacuous: a core module importing the CLI breaks it."""
+@pytest.mark.parametrize("module, line, broken", [
+    ("sgnas/lut.py", "from .cli import main", "sgnas.lut -> sgnas.cli"),  # upward
+    ("sgnas/space.py", "from .network import build_network", "sgnas.space -> sgnas.network"),
+    ("profiler/lock.py", "from sgnas.train import run", "profiler.lock -> sgnas.train.run"),  # sibling
+    ("sgnas/search/result.py", "from ..train import run", "sgnas.search.result -> sgnas.train.run"),
+])
+def test_contract_catches_a_forbidden_import(tmp_path, module, line, broken):
+    """The contract is not vacuous: an upward import, or one between independent siblings, breaks it."""
     pytest.importorskip("importlinter")
     for pkg in ("sgnas", "profiler"):
         shutil.copytree(ROOT / pkg, tmp_path / pkg, ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(ROOT / "pyproject.toml", tmp_path / "pyproject.toml")
-    with open(tmp_path / "sgnas" / "lut.py", "a") as f:
-        f.write("\n\ndef _up():\n    from .cli import main  # noqa: F401\n")
+    with open(tmp_path / module, "a") as f:
+        f.write(f"\n\ndef _forbidden():\n    {line}  # noqa: F401\n")
     proc = subprocess.run([sys.executable, "-c", "from importlinter.cli import lint_imports_command as c; c()",
                            "--no-cache"], cwd=tmp_path, capture_output=True, text=True, timeout=300,
                           env={"PYTHONPATH": str(tmp_path), "PATH": "/usr/bin:/bin"})
     assert proc.returncode != 0
-    assert "sgnas.lut -> sgnas.cli" in proc.stdout
+    assert broken in proc.stdout
 
 
 @pytest.mark.skipif(not CYCLE_TOOL.is_file(), reason="import cycle tool not present")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from profiler.backends.base import BACKENDS
-from profiler.devices import BACKENDS as DEVICE_BACKENDS
+from profiler.devices import DeviceDescriptor, register_backend
 from sgnas.errors import SgnasError
 from sgnas.registry import Registry
 from sgnas.space import SPACES, SearchSpace, get_space
@@ -29,14 +29,30 @@ def test_every_registered_space_builds(name):
 
 
 @pytest.mark.parametrize("name", BACKENDS.names())
-def test_every_registered_backend_is_a_device_backend(name):
+def test_every_registered_backend_declares_its_kinds(name):
     backend = BACKENDS.get(name)
     assert backend.name == name and callable(backend.runner) and backend.extra
-    assert name in DEVICE_BACKENDS
+    assert backend.kinds and set(backend.kinds) <= {"cpu", "gpu"}
 
 
-def test_device_backends_are_all_registered():
-    assert sorted(DEVICE_BACKENDS) == sorted(BACKENDS.names())
+def test_descriptors_accept_exactly_the_registered_backends():
+    """One list of backends: registering one makes it a valid descriptor backend for its kinds."""
+    def make(backend, kind="cpu"):
+        return DeviceDescriptor(name="x", description="", kind=kind, backend=backend,
+                                precision="fp32", batch_size=1, threads=1)
+
+    assert make("onnxruntime").backend == "onnxruntime"
+    with pytest.raises(SgnasError, match="backend must be one of .*onnxruntime"):
+        make("fake_rt")
+    register_backend("fake_rt", "fake_rt", "fake", lambda *a, **k: None, kinds=("gpu",))
+    try:
+        with pytest.raises(SgnasError, match="does not run on kind cpu"):
+            make("fake_rt")
+        assert make("fake_rt", kind="gpu").backend == "fake_rt"
+    finally:
+        BACKENDS.unregister("fake_rt")
+    with pytest.raises(ValueError, match="kinds must be among"):
+        register_backend("bad_rt", "bad", "bad", lambda *a, **k: None, kinds=("tpu",))
 
 
 def test_registry_discovers_the_modules_of_its_package(tmp_path, monkeypatch):

@@ -18,10 +18,18 @@ from typing import TYPE_CHECKING, Any, Callable, TypeVar
 
 import numpy as np
 
-from sgnas.errors import SgnasError, require
-from sgnas.registry import Registry, UnknownNameError
+from sgnas.errors import SgnasError, first_line, require
+from sgnas.registry import UnknownNameError
 
-from ..devices import PIN_STACK, DeviceDescriptor, available_cpus, cpus_for  # noqa: F401 (re-exported)
+from ..devices import (  # noqa: F401 (re-exported)
+    BACKENDS,
+    PIN_STACK,
+    Backend,
+    DeviceDescriptor,
+    available_cpus,
+    cpus_for,
+    register_backend,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -142,27 +150,6 @@ class Runner(abc.ABC):
     def run_impl(self) -> np.ndarray: ...
 
 
-@dataclass(frozen=True)
-class Backend:
-    """A measuring backend: the runtime module it needs, the pip extra installing that, and the
-    factory ``runner(device, model, cache_dir=...)`` of its :class:`Runner`."""
-
-    name: str
-    runtime: str
-    extra: str
-    runner: Callable[..., Runner]
-
-
-#: Backends by name. Each backend module registers itself with :func:`register_backend`; the
-#: modules of this package import without their runtimes, which are required only by :func:`make_runner`.
-BACKENDS: Registry[Backend] = Registry("backend", discover=__package__)
-
-
-def register_backend(name: str, runtime: str, extra: str, runner: Callable[..., Runner]) -> Backend:
-    """Register the backend ``name`` (a duplicate name is an error)."""
-    return BACKENDS.register(name, Backend(name, runtime, extra, runner))
-
-
 def get_backend(device: "DeviceDescriptor") -> Backend:
     """The backend of ``device``, with its runtime imported (a missing one raises
     :class:`~sgnas.errors.MissingDependencyError` naming the extra to install)."""
@@ -227,6 +214,6 @@ def try_capture(capture: Callable[[], T], what: str = "CUDA graph") -> tuple[T |
     try:
         return capture(), None
     except Exception as exc:  # capture fails in backend-specific ways; plain launches still work
-        reason = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}".rstrip(": ")
+        reason = f"{type(exc).__name__}: {first_line(exc)}" if str(exc).strip() else type(exc).__name__
         log.warning("%s capture failed, timing plain launches instead (%s)", what, reason)
         return None, reason

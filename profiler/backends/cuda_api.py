@@ -22,7 +22,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from sgnas.errors import SgnasError
+from sgnas.errors import SgnasError, first_line
 
 
 class CudaError(RuntimeError):
@@ -456,7 +456,7 @@ def select_cuda_api() -> CudaApi:
         try:
             api = make()
         except Exception as exc:  # ImportError, no driver, no device: try the next one
-            reasons.append(f"{name}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}")
+            reasons.append(f"{name}: {first_line(exc)}")
             continue
         api.skipped = list(reasons)
         return api

@@ -122,4 +122,4 @@ class OnnxRuntimeRunner(Runner):
 
 
 RUNNER = OnnxRuntimeRunner
-register_backend("onnxruntime", "onnxruntime", "onnxruntime", RUNNER)
+register_backend("onnxruntime", "onnxruntime", "onnxruntime", RUNNER, kinds=("cpu",))

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sgnas.errors import SgnasError
+from sgnas.errors import SgnasError, first_line
 
 from .base import ModelSpec, Runner, cpus_for, refuse_fp16_on_cpu, register_backend
 
@@ -49,7 +49,7 @@ class OpenVinoRunner(Runner):
         try:
             compiled = core.compile_model(str(path), "CPU", self.compile_config())
         except Exception as exc:  # OpenVINO raises plain RuntimeError/Exception subclasses
-            raise SgnasError(f"OpenVINO cannot compile {path}: {str(exc).splitlines()[0]}") from exc
+            raise SgnasError(f"OpenVINO cannot compile {path}: {first_line(exc)}") from exc
         if len(compiled.inputs) != 1:
             raise SgnasError(f"model {self.model.name}: expected 1 input, the graph has "
                              f"{len(compiled.inputs)}")
@@ -81,4 +81,4 @@ class OpenVinoRunner(Runner):
 
 
 RUNNER = OpenVinoRunner
-register_backend("openvino", "openvino", "openvino", RUNNER)
+register_backend("openvino", "openvino", "openvino", RUNNER, kinds=("cpu",))

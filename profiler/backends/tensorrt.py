@@ -433,4 +433,4 @@ class TensorRTRunner(Runner):
 
 
 RUNNER = TensorRTRunner
-register_backend("tensorrt", "tensorrt", "trt", RUNNER)
+register_backend("tensorrt", "tensorrt", "trt", RUNNER, kinds=("gpu",))

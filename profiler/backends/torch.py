@@ -256,4 +256,4 @@ def runner_class(device) -> type[Runner]:
 def RUNNER(device, model: ModelSpec, cache_dir: Path | None = None) -> Runner:  # noqa: N802
     """Construct the torch runner matching ``device``."""
     return runner_class(device)(device, model, cache_dir=cache_dir)
-register_backend("torch", "torch", "cpu", RUNNER)
+register_backend("torch", "torch", "cpu", RUNNER, kinds=("cpu", "gpu"))

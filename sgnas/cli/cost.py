@@ -30,7 +30,7 @@ def cost_report(arch_source: str, lut_path: str | None = None, se: bool = False)
     """FLOPs (multiply-adds), params and, with ``lut_path``, raw and calibrated latency in ms."""
     from ..errors import SgnasError
     from ..lut import load_lut
-    from ..network import count_flops, count_params
+    from ..network import count_macs, num_params
     from ..space import get_space, load_architecture
 
     text = arch_source.strip()
@@ -46,8 +46,8 @@ def cost_report(arch_source: str, lut_path: str | None = None, se: bool = False)
         "arch": str(arch),
         "space": space.name,
         "se": se,
-        "flops": int(count_flops(space, arch, se=se)),
-        "params": int(count_params(space, arch, se=se)),
+        "flops": count_macs(space, arch, se=se),
+        "params": num_params(space, arch, se=se),
     }
     if lut_path is not None:
         if se:

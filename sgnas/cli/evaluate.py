@@ -36,10 +36,10 @@ def run(args: argparse.Namespace) -> int:
 
     from ..errors import SgnasError
     from ..space import load_architecture
-    from ..train.checkpoint import load_supernet
-    from ..train.data import build_datasets, calibration_loader, eval_loader, supernet_data_config
-    from ..train.distributed import resolve_device
-    from ..train.evaluate import sample_eval, summarize
+    from ..evaluation.checkpoint import load_supernet
+    from ..evaluation.data import build_datasets, calibration_loader, eval_loader, supernet_data_config
+    from ..evaluation.distributed import resolve_device
+    from ..evaluation.evaluate import sample_eval, summarize
 
     if args.random is not None and args.random < 1:
         raise SgnasError(f"--random needs at least 1 architecture, got {args.random}")

@@ -47,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
     space = get_space(arch.space)
     activation = "hswish" if args.hswish else "relu6"
     if args.checkpoint:
-        from ..train.checkpoint import load_supernet
+        from ..evaluation.checkpoint import load_supernet
 
         supernet, _ = load_supernet(args.checkpoint)
         if supernet.space.fingerprint != space.fingerprint:
@@ -72,8 +72,8 @@ def run(args: argparse.Namespace) -> int:
         half=args.half,
         generator=torch.Generator().manual_seed(args.seed),
     )
-    flops = count_flops(space, arch, se=args.se) / 1e6
-    params = count_params(space, arch, se=args.se) / 1e6
+    flops = count_flops(space, arch, se=args.se)
+    params = count_params(space, arch, se=args.se)
     check = (
         f"max abs diff vs torch {result.max_abs_diff:.2g}" if result.verified else "not verified"
     )

@@ -315,7 +315,7 @@ def _count(space, arch, what: str) -> float:
         return float(getattr(nb, f"count_{what}")(space, arch))
     from .. import network
 
-    return getattr(network, f"count_{what}")(space, arch) / 1e6
+    return float(getattr(network, f"count_{what}")(space, arch))
 
 
 def _indices(space, arch):

@@ -102,7 +102,7 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else default_out(device.name, space.name)
     progress = sys.stderr.isatty()
     with _device_lock(device.name, args, out):
-        if hasattr(space, "cell_key") or args.cells is not None:  # cell spaces: profiler.cells
+        if space.profiling_plan().kind == "cells" or args.cells is not None:  # cell spaces: profiler.cells
             from .profile_cells import run_cells
 
             return run_cells(args, device, space, out, progress)

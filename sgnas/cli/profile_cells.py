@@ -87,7 +87,7 @@ def run_cells(args: argparse.Namespace, device, space, out: Path, progress: bool
     result: dict = {}
     if build:
         lut = build_cell_lut(device, space, out, force=args.force, seed=args.seed,
-                             on_piece=_say(progress))
+                             resume=getattr(args, "resume", False), on_piece=_say(progress))
         lut_path = out
         result.update(lut=str(out), entries=len(lut.entries), complete=lut.complete,
                       build_seconds=lut.build["seconds"],

@@ -75,8 +75,8 @@ def run(args: argparse.Namespace) -> int:
     from ..search import EvolutionConfig, check_target, evolution_search
     from ..search.evaluator import evaluator_from_data
     from ..search import random_search
-    from ..train.checkpoint import load_supernet
-    from ..train.distributed import resolve_device
+    from ..evaluation.checkpoint import load_supernet
+    from ..evaluation.distributed import resolve_device
     from ..progress import Progress
 
     cost_name, target = _target(args)

@@ -46,8 +46,8 @@ def run(args: argparse.Namespace) -> int:
     import json
 
     from ..space import get_space, load_architecture
-    from ..train import distributed
-    from ..train.data import DataConfig
+    from ..evaluation import distributed
+    from ..evaluation.data import DataConfig
     from ..train.recipes import load_recipe
     from ..train.scratch import train_from_scratch
 

@@ -11,10 +11,14 @@ HELP = "train the architecture generator for a cost (FLOPs, params or a device L
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from ..train.configs import RELAXATIONS
+    from ..train.configs import GeneratorTrainConfig as D  # option defaults: the config's
+
     parser.add_argument("--supernet", required=True, metavar="CKPT", help="trained supernet checkpoint")
     cost = parser.add_mutually_exclusive_group(required=True)
     cost.add_argument("--lut", metavar="LUT", help="latency LUT of the target device (latency cost)")
-    cost.add_argument("--cost", choices=("flops", "params"), help="analytic cost instead of latency")
+    cost.add_argument("--cost", metavar="NAME",
+                      help="a registered cost instead of latency (sgnas.costs.COSTS, e.g. flops, params)")
     add_data_arguments(parser, data_help="image data (ImageFolder root or CIFAR-10 folder); the "
                                          "held-out part of its training split trains the generator")
     parser.add_argument("--held-out", type=float, default=None, metavar="F",
@@ -28,30 +32,32 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--val-images", type=int, default=512, metavar="N",
                         help="held-out images kept out of training for the best-checkpoint "
                              "criterion (default 512)")
-    parser.add_argument("--epochs", type=int, default=20)
+    parser.add_argument("--epochs", type=int, default=D.epochs, help="default %(default)s")
     parser.add_argument("--batches-per-epoch", type=int, default=None, metavar="K",
                         help="at most K batches per epoch (default: the whole held-out split)")
-    parser.add_argument("--lr", type=float, default=2e-3, help="Adam learning rate")
-    parser.add_argument("--lambda", dest="cost_weight", type=float, default=20.0,
-                        help="weight of the relative cost loss (default 20)")
-    parser.add_argument("--overshoot-weight", type=float, default=2.0,
-                        help="weight of cost above the target relative to below (default 2)")
-    parser.add_argument("--tau0", type=float, default=2.0, help="initial Gumbel-softmax temperature")
-    parser.add_argument("--tau-decay", type=float, default=0.9, help="temperature factor per epoch")
-    parser.add_argument("--cost-samples", type=int, default=16,
+    parser.add_argument("--lr", type=float, default=D.lr, help="Adam learning rate (default %(default)s)")
+    parser.add_argument("--lambda", dest="cost_weight", type=float, default=D.cost_weight,
+                        help="weight of the relative cost loss (default %(default)s)")
+    parser.add_argument("--overshoot-weight", type=float, default=D.overshoot_weight,
+                        help="weight of cost above the target relative to below (default %(default)s)")
+    parser.add_argument("--tau0", type=float, default=D.tau0,
+                        help="initial Gumbel-softmax temperature (default %(default)s)")
+    parser.add_argument("--tau-decay", type=float, default=D.tau_decay,
+                        help="temperature factor per epoch (default %(default)s)")
+    parser.add_argument("--cost-samples", type=int, default=D.cost_samples,
                         help="targets per step in the cost loss (the first also drives the supernet)")
-    parser.add_argument("--relaxation", choices=("path", "weighted"), default="path",
+    parser.add_argument("--relaxation", choices=RELAXATIONS, default=D.relaxation,
                         help="path: gate the sampled sub-network (default, cheap); weighted: the "
                              "supernet's weighted forward, every candidate gets a gradient")
     parser.add_argument("--num-priors", type=int, default=8, help="random priors in the pool")
     parser.add_argument("--interval", type=float, nargs=2, default=None, metavar=("C_L", "C_H"),
                         help="target interval in cost units (default: p1..p99 of the cost of "
                              "forced-sampling architectures)")
-    parser.add_argument("--eval-targets", type=int, default=5,
+    parser.add_argument("--eval-targets", type=int, default=D.eval_targets,
                         help="targets of the per-epoch held-out criterion and tracking sweep")
-    parser.add_argument("--eval-batches", type=int, default=2,
+    parser.add_argument("--eval-batches", type=int, default=D.eval_batches,
                         help="held-out batches per target in the criterion")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=D.seed)
     parser.add_argument("--out", default=None, metavar="DIR",
                         help="run directory: last.pt, best.pt, log.jsonl "
                              "(default runs/generator-<space>-<cost>-<fingerprint>)")
@@ -70,13 +76,13 @@ def run(args: argparse.Namespace) -> int:
     import torch
     from torch.utils.data import Subset
 
-    from ..costs import make_cost
+    from ..costs import COSTS, make_cost
     from ..errors import SgnasError
     from ..generator import GeneratorConfig, default_generator_name
     from ..lut import load_lut
-    from ..train.checkpoint import load_supernet
-    from ..train.data import build_datasets, supernet_data_config
-    from ..train.distributed import resolve_device
+    from ..evaluation.checkpoint import load_supernet
+    from ..evaluation.data import build_datasets, supernet_data_config
+    from ..evaluation.distributed import resolve_device
     from ..train.generator import (
         GeneratorLoaders,
         GeneratorTrainConfig,
@@ -84,6 +90,8 @@ def run(args: argparse.Namespace) -> int:
         train_generator,
     )
 
+    if args.cost is not None:
+        COSTS.get(args.cost)  # an unknown name fails before anything is loaded
     device = resolve_device(args.device)
     supernet, meta = load_supernet(args.supernet, map_location=device)
     space = supernet.space

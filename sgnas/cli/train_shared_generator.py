@@ -9,6 +9,8 @@ HELP = "train one generator over many devices' per-cell latency tables (cell spa
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from ..train.configs import SharedTrainConfig as D  # option defaults: the config's
+
     parser.add_argument("--supernet", required=True, metavar="CKPT", help="trained supernet checkpoint")
     parser.add_argument("--lut", action="append", default=[], metavar="LUT",
                         help="per-cell LUT of a training device (repeatable)")
@@ -21,22 +23,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cache-dir", default=None, metavar="DIR", help="decoded-image cache")
     parser.add_argument("--images", type=int, default=512, help="held-out images used (default 512)")
     parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--steps", type=int, default=400)
-    parser.add_argument("--references", type=int, default=50, help="reference cells (<= 50)")
+    parser.add_argument("--steps", type=int, default=D.steps, help="default %(default)s")
+    parser.add_argument("--references", type=int, default=D.num_refs,
+                        help="reference cells (<= 50, default %(default)s)")
     parser.add_argument("--no-device-input", action="store_true",
                         help="train without the device input (a baseline)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=D.seed)
     parser.add_argument("--out", required=True, metavar="PATH", help="checkpoint to write")
     parser.add_argument("--force", action="store_true", help="overwrite --out")
-
-
-def csv_device_columns(path: str, exclude=()) -> list[str]:
-    """The ``*_ms`` columns of a per-cell latency CSV, minus ``exclude``."""
-    import csv
-
-    with open(path, newline="") as fh:
-        header = next(csv.reader(fh), [])
-    return [h.strip() for h in header if h.strip().endswith("_ms") and h.strip() not in exclude]
 
 
 def run(args: argparse.Namespace) -> int:
@@ -44,9 +38,10 @@ def run(args: argparse.Namespace) -> int:
 
     from ..costs import make_cost
     from ..errors import SgnasError
+    from ..evaluation.checkpoint import load_supernet
     from ..lut import load_lut
     from ..lut_import import import_cell_lut
-    from ..train.checkpoint import load_supernet
+    from ..nb201.groundtruth import latency_columns
     from ..train.generator import supernet_identity
     from ..train.shared_generator import (
         SharedTrainConfig,
@@ -58,13 +53,13 @@ def run(args: argparse.Namespace) -> int:
     refuse_overwrite([args.out], args.force)
     supernet, meta = load_supernet(args.supernet, map_location="cpu")
     space = supernet.space
-    if not hasattr(space, "cell_key"):
+    if not space.profiling_plan().per_architecture:
         raise SgnasError(f"a shared generator needs a cell space with per-cell tables; the "
                          f"supernet is for {space.name!r}")
     luts = [load_lut(p, space=space) for p in args.lut]
     if args.csv:
         luts += [import_cell_lut(args.csv, col, space.name, col.removesuffix("_ms"))
-                 for col in csv_device_columns(args.csv, args.exclude)]
+                 for col in latency_columns(args.csv, args.exclude)]
     if len(luts) < 2:
         raise SgnasError("give at least two training devices (--lut, --csv)")
     costs = [make_cost("latency", space, lut=lut) for lut in luts]

@@ -23,17 +23,21 @@ def number(text: str) -> float:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--space", default="cifar10", help="search space (default cifar10)")
+    from ..train.configs import SupernetTrainConfig as D  # option defaults: the config's
+
+    parser.add_argument("--space", default=D.space, help="search space (default %(default)s)")
     add_data_arguments(parser)
     parser.add_argument("--out", required=True, metavar="DIR",
                         help="output folder: supernet.pt, last.pt while running, train_log.jsonl")
-    parser.add_argument("--epochs", type=int, default=50, help="training epochs (default 50)")
+    parser.add_argument("--epochs", type=int, default=D.epochs,
+                        help="training epochs (default %(default)s)")
     parser.add_argument("--batch-size", type=int, default=128,
                         help="images per step and process (default 128)")
     parser.add_argument("--max-steps-per-epoch", type=int, default=None, metavar="K",
                         help="cap each epoch at K steps (budgeted runs)")
-    parser.add_argument("--paths-per-step", type=int, default=4,
-                        help="sampled paths whose gradients each step accumulates (default 4)")
+    parser.add_argument("--paths-per-step", type=int, default=D.paths_per_step,
+                        help="sampled paths whose gradients each step accumulates "
+                             "(default %(default)s)")
     parser.add_argument("--held-out", type=number, default=0.1, metavar="N",
                         help="training images held out for the generator: fraction < 1 or count "
                              "(default 0.1)")
@@ -45,24 +49,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--gpu-augment", action="store_true",
                         help="with --cache-dir: load uint8 batches and pad, crop, flip and "
                              "normalize them on the training device (relieves the loader)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of paths, data order, split")
+    parser.add_argument("--seed", type=int, default=D.seed, help="seed of paths, data order, split")
     parser.add_argument("--lr", type=float, default=None,
                         help="initial learning rate (default 0.1 x batch/128 for small images, "
                              "0.045 x batch/256 for ImageNet-size ones; batch over all processes)")
     parser.add_argument("--weight-decay", type=float, default=None,
                         help="default 5e-4 for small images, 4e-5 for ImageNet-size ones")
-    parser.add_argument("--momentum", type=float, default=0.9)
+    parser.add_argument("--momentum", type=float, default=D.momentum)
     parser.add_argument("--no-nesterov", action="store_true", help="plain momentum")
-    parser.add_argument("--label-smoothing", type=float, default=0.1)
-    parser.add_argument("--grad-clip", type=float, default=0.0, metavar="NORM",
+    parser.add_argument("--label-smoothing", type=float, default=D.label_smoothing)
+    parser.add_argument("--grad-clip", type=float, default=D.grad_clip, metavar="NORM",
                         help="clip the global gradient norm of each step to NORM (0: off)")
-    parser.add_argument("--warmup-epochs", type=float, default=0.0)
+    parser.add_argument("--warmup-epochs", type=float, default=D.warmup_epochs)
     parser.add_argument("--no-forced-sampling", action="store_true",
                         help="place skips anywhere instead of at the highest sub-block indices")
     parser.add_argument("--image-size", type=int, default=None, help="default: the space's input")
     parser.add_argument("--amp", action="store_true", help="bfloat16 autocast")
     parser.add_argument("--channels-last", action="store_true")
-    parser.add_argument("--log-every", type=int, default=50, help="steps between log lines")
+    parser.add_argument("--log-every", type=int, default=D.log_every, help="steps between log lines")
     parser.add_argument("--save-every-steps", type=int, default=None,
                         help="also checkpoint every N steps inside an epoch")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -70,8 +74,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..train import distributed
-    from ..train.data import DataConfig
+    from ..evaluation import distributed
+    from ..evaluation.data import DataConfig
     from ..train.supernet import SupernetTrainConfig, train_supernet
 
     cfg = SupernetTrainConfig(

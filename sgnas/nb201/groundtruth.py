@@ -45,16 +45,19 @@ def connected_mask() -> np.ndarray:
     return np.array([c.is_connected() for c in all_cells()], dtype=bool).reshape(TABLE_SHAPE)
 
 
-def latency_devices(folder: str | os.PathLike | None = None) -> list[str]:
-    """Device names of ``latency.csv`` (its ``<device>_ms`` columns), in file order."""
-    path = bench_file(LATENCY, folder)
+def latency_columns(path: str | os.PathLike, exclude: Sequence[str] = ()) -> list[str]:
+    """The ``<device>_ms`` columns of a per-cell latency CSV, in file order, minus ``exclude``."""
     with open(path, newline="") as fh:
         header = next(csv.reader(fh), None) or []
-    devices = [h.strip()[: -len(LATENCY_SUFFIX)] for h in header
-               if h.strip().endswith(LATENCY_SUFFIX)]
-    if not devices:
+    columns = [h.strip() for h in header if h.strip().endswith(LATENCY_SUFFIX)]
+    if not columns:
         raise SgnasError(f"{path} has no <device>{LATENCY_SUFFIX} latency columns")
-    return devices
+    return [c for c in columns if c not in exclude]
+
+
+def latency_devices(folder: str | os.PathLike | None = None) -> list[str]:
+    """Device names of ``latency.csv`` (its ``<device>_ms`` columns), in file order."""
+    return [c[: -len(LATENCY_SUFFIX)] for c in latency_columns(bench_file(LATENCY, folder))]
 
 
 @dataclass
@@ -137,5 +140,5 @@ def spread_targets(table: np.ndarray, quantiles: Sequence[float] = DEFAULT_QUANT
 
 
 __all__ = ["ACCURACY_COLUMNS", "CIFAR100_TEST", "CIFAR10_TEST", "CIFAR10_VALID", "DEFAULT_QUANTILES",
-           "FLOPS", "GroundTruth", "IMAGENET16_TEST", "REPORTED", "connected_mask", "latency_devices",
+           "FLOPS", "GroundTruth", "IMAGENET16_TEST", "REPORTED", "connected_mask", "latency_columns", "latency_devices",
            "spread_targets"]

@@ -18,11 +18,12 @@ import itertools
 import json
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Iterator, Sequence
+from typing import ClassVar, Iterator, Sequence
 
 import numpy as np
 
 from ..errors import ArchitectureError
+from ..space_protocol import ProfilingPlan
 
 OPS: tuple[str, ...] = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
 #: ``(to_node, from_node)`` of each edge, in the order of the arch string.
@@ -159,7 +160,13 @@ def all_cells() -> Iterator[Cell]:
 
 @dataclass(frozen=True)
 class NB201Space:
-    """NAS-Bench-201's topology space with its fixed network (TinyNetwork C=16, N=5)."""
+    """NAS-Bench-201's topology space with its fixed network (TinyNetwork C=16, N=5).
+
+    Implements :class:`sgnas.space_protocol.Space`: one decision per edge over the five ops.
+    """
+
+    #: Registry key of its network, supernet and costs (:mod:`sgnas.space_protocol`).
+    family: ClassVar[str] = "nb201"
 
     name: str = SPACE_NAME
     input_size: int = 32
@@ -249,12 +256,26 @@ class NB201Space:
         return Cell(tuple(values))
 
     def validate(self, arch: Cell) -> Cell:
+        """``arch`` if it is a cell (a :class:`Cell` is valid by construction)."""
         if not isinstance(arch, Cell):
             raise ArchitectureError(f"expected an NB201 cell, got {type(arch).__name__}")
         return arch
 
     def parse(self, text: str) -> Cell:
-        return Cell.parse(text)
+        """A cell from its standard string (``nb201:`` prefix allowed) or ``{"arch": ...}`` JSON."""
+        body = text.strip()
+        if body.startswith("{"):
+            try:
+                data = json.loads(body)
+            except json.JSONDecodeError as exc:
+                raise ArchitectureError(f"NB201 cell is not valid JSON ({exc.msg})") from None
+            if not isinstance(data, dict) or not isinstance(data.get("arch"), str):
+                raise ArchitectureError('NB201 cell JSON needs the key "arch" (the cell string)')
+            if data.get("space", self.name) != self.name:
+                raise ArchitectureError(f"architecture is for space {data['space']!r}, "
+                                        f"expected {self.name!r}")
+            body = data["arch"]
+        return Cell.parse(body)
 
     # ---------------------------------------------------- generator decision view
     def decisions(self) -> tuple[int, int]:
@@ -295,6 +316,14 @@ class NB201Space:
     def all_keys(self) -> list[str]:
         """Every LUT key of a per-cell table (all cells, in :attr:`Cell.code` order)."""
         return [str(c) for c in all_cells()]
+
+    def lut_keys(self, arch: "Cell | str | Sequence[int]") -> list[str]:
+        """The one key of a per-cell table that predicts ``arch``: its cell's entry."""
+        return [self.cell_key(arch)]
+
+    def profiling_plan(self) -> ProfilingPlan:
+        """A per-cell table composed from measured pieces (:mod:`profiler.cells`)."""
+        return ProfilingPlan("cells", tuple(self.all_keys()))
 
 
 @functools.lru_cache(maxsize=1)

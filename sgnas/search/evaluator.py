@@ -12,7 +12,7 @@ from ..space import Architecture
 class InheritedAccuracy:
     """Score an architecture with the supernet's weights: BN recalibration, then top-1 (fraction).
 
-    Wraps :func:`sgnas.train.evaluate.inherited_accuracy` with fixed loaders and batch counts.
+    Wraps :func:`sgnas.evaluation.evaluate.inherited_accuracy` with fixed loaders and batch counts.
     Scores are kept in an LRU cache keyed by the architecture (``cache_size`` entries, 0 disables it), so a
     revisited candidate costs nothing. ``calls``, ``evaluations`` (cache misses), ``cache_hits`` and
     ``time_s`` (time spent evaluating) count the work done. ``score`` replaces the scoring function
@@ -65,7 +65,7 @@ class InheritedAccuracy:
     def _evaluate(self, arch: Architecture) -> float:
         if self._score is not None:
             return self._score(arch)
-        from ..train.evaluate import inherited_accuracy
+        from ..evaluation.evaluate import inherited_accuracy
 
         return inherited_accuracy(
             self.model,
@@ -123,7 +123,7 @@ def build_evaluator(
     import numpy as np
     from torch.utils.data import Subset
 
-    from ..train.data import calibration_loader, eval_loader
+    from ..evaluation.data import calibration_loader, eval_loader
 
     if eval_batches is not None and eval_batches * batch_size < len(eval_set):
         pick = np.random.default_rng(seed).permutation(len(eval_set))
@@ -156,7 +156,7 @@ def evaluator_from_data(
     """The evaluator ``sgnas search`` uses, from a supernet's data: BN recalibrated on the training
     split, top-1 on ``split`` (``held-out`` or ``test``). Returns ``(evaluator, datasets)``."""
     from ..errors import SgnasError
-    from ..train.data import build_datasets, supernet_data_config
+    from ..evaluation.data import build_datasets, supernet_data_config
 
     data_cfg = supernet_data_config(meta, data, format=data_format, batch_size=batch_size,
                                     workers=workers, download=download)
@@ -178,7 +178,7 @@ def per_image_correct(model: Any, arch: Architecture, calib_loader: Iterable, ev
     import numpy as np
     import torch
 
-    from ..train.evaluate import recalibrate_bn
+    from ..evaluation.evaluate import recalibrate_bn
 
     recalibrate_bn(model, arch, calib_loader, batches=calib_batches, seed=seed)
     device = next(model.parameters()).device

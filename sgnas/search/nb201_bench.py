@@ -154,8 +154,8 @@ def load_nb201_supernet(checkpoint: str, data_root: str, batch_size: int = 64,
                         cache_dir: str | None = None):
     """An NB201 supernet checkpoint and the data split it was trained with (its held-out half is
     the cifar10-valid protocol's validation half): ``(model, meta, datasets)``."""
-    from ..train.checkpoint import load_supernet
-    from ..train.data import build_datasets, supernet_data_config
+    from ..evaluation.checkpoint import load_supernet
+    from ..evaluation.data import build_datasets, supernet_data_config
 
     model, meta = load_supernet(checkpoint)
     if meta.get("space") != "nb201":

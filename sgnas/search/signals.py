@@ -2,7 +2,7 @@
 code): a proxy's minibatch from images on disk, and the ``supernet`` signal's evaluator.
 
 :func:`load_minibatch` takes ``batch_size`` training images (class-balanced, drawn from ``seed``,
-evaluation transforms: no augmentation) through :mod:`sgnas.train.data`, so the same folder,
+evaluation transforms: no augmentation) through :mod:`sgnas.evaluation.data`, so the same folder,
 size and seed give the same minibatch, hence the same cache key. :func:`make_signal` is
 :func:`sgnas.signals.get_signal` with ``data`` allowed to be a folder and ``checkpoint`` building the
 supernet evaluator.
@@ -23,7 +23,7 @@ def load_minibatch(root: str | os.PathLike, batch_size: int = 64, seed: int = 0,
                    format: str = "auto") -> tuple[torch.Tensor, torch.Tensor]:
     """``(images, labels)``: ``batch_size`` class-balanced training images of ``root`` (an
     ImageFolder tree or CIFAR-10 pickles), drawn from ``seed``, with evaluation transforms."""
-    from ..train.data import DataConfig, build_datasets
+    from ..evaluation.data import DataConfig, build_datasets
 
     if batch_size < 1:
         raise SgnasError(f"batch size must be at least 1, got {batch_size}")
@@ -42,7 +42,7 @@ def supernet_evaluator(checkpoint: str | os.PathLike, data: str | os.PathLike, *
                        split: str = "held-out") -> Any:
     """The :class:`~sgnas.search.evaluator.InheritedAccuracy` of a supernet checkpoint on the
     split it was trained with (as ``sgnas search`` scores)."""
-    from ..train.checkpoint import load_supernet
+    from ..evaluation.checkpoint import load_supernet
     from .evaluator import evaluator_from_data
 
     model, meta = load_supernet(str(checkpoint))

@@ -53,8 +53,8 @@ from ..generator import (
     save_generator,
     target_interval,
 )
-from ..config import load_dataclass
 from ..metrics import kendall_tau
+from .configs import RELAXATIONS, GeneratorTrainConfig  # noqa: F401 (re-exported)
 from .run import RunDir
 
 #: The files of a generator run directory.
@@ -77,53 +77,6 @@ __all__ = [
 
 #: ``path``: the sampled sub-network only, gated (cheap, CPU); ``weighted``: the supernet's
 #: weighted forward of the straight-through one-hot (every candidate gets a gradient; ~3x the cost).
-RELAXATIONS = ("path", "weighted")
-
-
-@dataclass
-class GeneratorTrainConfig:
-    """Hyper-parameters of generator training; ``interval`` in cost units (``None``: p1..p99 of
-    forced-sampling architectures)."""
-
-    epochs: int = 20
-    lr: float = 2e-3
-    weight_decay: float = 0.0
-    tau0: float = 2.0
-    tau_decay: float = 0.9
-    tau_min: float = 0.3
-    cost_weight: float = 20.0
-    overshoot_weight: float = 2.0
-    cost_samples: int = 16
-    relaxation: str = "path"
-    batches_per_epoch: int | None = None
-    interval: tuple[float, float] | None = None
-    eval_targets: int = 5
-    eval_batches: int = 2
-    eps: float = 0.01
-    prior_search_steps: int = 400
-    seed: int = 0
-    device: str = "auto"
-    progress: bool = True
-
-    def __post_init__(self) -> None:
-        if self.interval is not None:
-            lo, hi = (float(x) for x in self.interval)
-            if not lo < hi:
-                raise SgnasError(f"target interval must be increasing, got {lo:g} {hi:g}")
-            self.interval = (lo, hi)
-        if self.relaxation not in RELAXATIONS:
-            raise SgnasError(f"relaxation must be one of {', '.join(RELAXATIONS)}")
-        if self.overshoot_weight <= 0 or self.cost_weight < 0:
-            raise SgnasError("overshoot weight must be > 0 and the cost weight >= 0")
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "GeneratorTrainConfig":
-        """Strict: an unknown key is an error naming it and the known ones."""
-        return load_dataclass(cls, d, where="generator training config")
-
-    def tau(self, epoch: int) -> float:
-        """Gumbel-softmax temperature of ``epoch`` (0-based)."""
-        return max(self.tau_min, self.tau0 * self.tau_decay**epoch)
 
 
 @dataclass
@@ -275,7 +228,7 @@ class GeneratorTrainer:
                  cfg: GeneratorTrainConfig, run_dir: str | os.PathLike,
                  gen_cfg: GeneratorConfig | None = None, supernet_info: dict | None = None,
                  resume: bool = False, force: bool = False) -> None:
-        from .distributed import resolve_device
+        from ..evaluation.distributed import resolve_device
 
         if supernet.space.fingerprint != cost.space.fingerprint:
             raise SpaceMismatchError(

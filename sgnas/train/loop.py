@@ -9,9 +9,9 @@ import torch
 from torch import nn
 
 from ..errors import SgnasError
-from .data import batches_per_epoch
-from .distributed import DistInfo
-from .seeds import mix_seed
+from ..evaluation.data import batches_per_epoch
+from ..evaluation.distributed import DistInfo
+from ..evaluation.seeds import mix_seed
 
 __all__ = ["mix_seed", "param_groups", "steps_per_epoch", "to_cpu", "wrap_ddp"]
 

@@ -8,7 +8,7 @@ evaluated beside the raw weights. ``recipe.batch_size`` is the global batch: und
 of the N processes takes ``batch_size / N`` images per step (DDP), and the test split is sharded.
 
 The pieces live by purpose: :class:`~sgnas.train.ema.ModelEma`, :func:`~sgnas.train.optim.make_optimizer`,
-:func:`~sgnas.train.augment.cutout`, :func:`~sgnas.train.evaluate.evaluate_network` and the run
+:func:`~sgnas.train.augment.cutout`, :func:`~sgnas.evaluation.evaluate.evaluate_network` and the run
 folder rules of :mod:`sgnas.train.run` (their names stay importable from here).
 
 Files in ``out_dir`` (rank 0, atomic): ``last.pt`` after every epoch (model, optimizer, EMA,
@@ -32,11 +32,11 @@ from ..checkpoint import check_space, load_checkpoint, save_checkpoint
 from ..errors import SgnasError
 from ..progress import Progress, note
 from ..space import Architecture, SearchSpace
-from . import distributed
+from ..evaluation import distributed
 from .augment import cutout
-from .data import DataConfig, build_datasets, describe, train_loader
+from ..evaluation.data import DataConfig, build_datasets, describe, train_loader
 from .ema import ModelEma
-from .evaluate import evaluate_network
+from ..evaluation.evaluate import evaluate_network
 from .loop import mix_seed, steps_per_epoch, to_cpu, wrap_ddp
 from .optim import make_optimizer
 from .recipes import TrainRecipe
@@ -98,7 +98,7 @@ class ScratchTrainer:
         amp: bool = False,
         progress: bool = True,
     ):
-        from ..network import build_network, count_flops, count_params
+        from ..network import build_network, count_macs, num_params
 
         space.validate(arch)
         self.space, self.arch, self.recipe = space, arch, recipe.validate()
@@ -128,8 +128,8 @@ class ScratchTrainer:
             self.model = build_network(space, arch, se=se, activation=activation,
                                        dropout=recipe.dropout)
         self.model.to(self.device)
-        self.params = count_params(space, arch, se=se, activation=activation)
-        self.flops = count_flops(space, arch, se=se)
+        self.params = num_params(space, arch, se=se, activation=activation)
+        self.flops = count_macs(space, arch, se=se)
         self.optimizer = make_optimizer(self.model, recipe)
         self.criterion = nn.CrossEntropyLoss(label_smoothing=recipe.label_smoothing)
         self.ema = ModelEma(self.model, recipe.ema_decay) if recipe.ema_decay > 0 else None

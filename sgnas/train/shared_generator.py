@@ -17,7 +17,7 @@ from __future__ import annotations
 import itertools
 import os
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from typing import Iterable, Sequence
 
 import numpy as np
@@ -33,29 +33,8 @@ from ..shared_generator import (
     device_features,
     save_shared,
 )
+from .configs import SharedTrainConfig  # noqa: F401 (re-exported)
 from .generator import accuracy_forward, cost_loss, st_gumbel
-
-
-@dataclass
-class SharedTrainConfig:
-    """Hyper-parameters of shared-generator training."""
-
-    steps: int = 400
-    lr: float = 2e-3
-    tau0: float = 2.0
-    tau_min: float = 0.3
-    cost_weight: float = 20.0
-    ce_weight: float = 1.0
-    overshoot_weight: float = 2.0
-    cost_samples: int = 16
-    num_refs: int = 50
-    device_input: bool = True
-    seed: int = 0
-
-    def tau(self, step: int) -> float:
-        """Temperature: geometric from ``tau0`` to ``tau_min`` over the run."""
-        frac = step / max(self.steps - 1, 1)
-        return float(self.tau0 * (self.tau_min / self.tau0) ** frac)
 
 
 def _device_entry(cost) -> dict:
@@ -154,7 +133,7 @@ def held_out_batches(meta: dict, data: str, batch_size: int = 16, images: int = 
                      cache_dir: str | None = None, seed: int = 0) -> list:
     """``images`` images of the supernet's held-out split (its checkpoint metadata reproduces the
     split), as a list of ``(x, y)`` batches of ``batch_size``."""
-    from .data import build_datasets, supernet_data_config
+    from ..evaluation.data import build_datasets, supernet_data_config
 
     from ..space import get_space
 

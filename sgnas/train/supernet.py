@@ -30,7 +30,7 @@ import hashlib
 import math
 import time
 from contextlib import nullcontext
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -41,9 +41,10 @@ from torch import nn
 from ..errors import SgnasError
 from ..progress import Progress
 from ..space import SearchSpace, get_space
-from . import distributed
-from .checkpoint import SUPERNET_KIND, save_checkpoint
-from .data import DataConfig, Datasets, build_datasets, describe, train_loader
+from ..evaluation import distributed
+from ..evaluation.checkpoint import SUPERNET_KIND, save_checkpoint
+from ..evaluation.data import DataConfig, Datasets, build_datasets, describe, train_loader
+from .configs import SupernetTrainConfig  # noqa: F401 (re-exported)
 from .loop import mix_seed, param_groups, steps_per_epoch, to_cpu, wrap_ddp
 from .run import RunDir, autocast, check_resume
 from .trainlog import format_eta
@@ -58,59 +59,6 @@ RESUME_FIELDS = ("space", "epochs", "lr", "momentum", "weight_decay", "nesterov"
                  "paths_per_step", "forced_sampling", "warmup_epochs", "seed",
                  "max_steps_per_epoch")
 RESUME_DATA_FIELDS = ("batch_size", "held_out", "seed", "image_size", "style", "balanced")
-
-
-@dataclass
-class SupernetTrainConfig:
-    """Settings of SPOS supernet training.
-
-    ``lr`` and ``weight_decay`` default by image size: for small images (<= 64 px, CIFAR)
-    0.1 x total batch / 128 and 5e-4, for large ones (ImageNet) 0.045 x total batch / 256 (the
-    paper: 0.045 at batch 256) and 4e-5. ``max_steps_per_epoch`` caps an epoch for budgeted runs.
-    """
-
-    space: str = "cifar10"
-    epochs: int = 50
-    lr: float | None = None
-    momentum: float = 0.9
-    weight_decay: float | None = None
-    nesterov: bool = True
-    label_smoothing: float = 0.1
-    grad_clip: float = 0.0  # max global gradient norm per step; 0 disables clipping
-    paths_per_step: int = 4
-    forced_sampling: bool = True
-    warmup_epochs: float = 0.0
-    seed: int = 0
-    max_steps_per_epoch: int | None = None
-    amp: bool = False
-    channels_last: bool = False
-    device: str = "auto"
-    log_every: int = 50
-    save_every_steps: int | None = None
-    progress: bool = True
-
-    def __post_init__(self) -> None:
-        if self.epochs < 1:
-            raise SgnasError(f"epochs must be at least 1, got {self.epochs}")
-        if self.paths_per_step < 1:
-            raise SgnasError(f"paths per step must be at least 1, got {self.paths_per_step}")
-        if self.max_steps_per_epoch is not None and self.max_steps_per_epoch < 1:
-            raise SgnasError(f"max steps per epoch must be at least 1, got {self.max_steps_per_epoch}")
-        if self.lr is not None and not self.lr > 0:
-            raise SgnasError(f"learning rate must be positive, got {self.lr}")
-        if self.warmup_epochs < 0:
-            raise SgnasError(f"warm-up epochs must be 0 or more, got {self.warmup_epochs}")
-
-    def resolved(self, space: SearchSpace, total_batch: int) -> "SupernetTrainConfig":
-        """A copy with ``lr`` and ``weight_decay`` filled in for ``space`` and the total batch."""
-        small = space.input_size <= 64
-        lr = self.lr
-        if lr is None:
-            lr = 0.1 * total_batch / 128 if small else 0.045 * total_batch / 256
-        wd = self.weight_decay
-        if wd is None:
-            wd = 5e-4 if small else 4e-5
-        return replace(self, lr=float(lr), weight_decay=float(wd))
 
 
 def cosine_lr(step: int, total_steps: int, base_lr: float, warmup_steps: int = 0) -> float:

@@ -76,15 +76,10 @@ def test_net_terms_subtract_identity_of_the_same_shape():
     assert t["s0_op_skip_connect"] == 0.0
 
 
-def test_spread_cells_and_interleaved_split():
+def test_spread_cells():
     table = np.arange(15625.0)[::-1]
     picked = cells.spread_cells(table, 5)
     assert [table[c.code] for c in picked] == [0.0, 3906.0, 7812.0, 11718.0, 15624.0]
-    fit, test = cells.interleaved_split(10, 0.5)
-    assert len(fit) == 5 and len(test) == 5 and 0 in fit and 9 in test
-    assert not set(fit) & set(test)
-    with pytest.raises(SgnasError, match="too small"):
-        cells.interleaved_split(3, 0.5)
 
 
 def test_read_cell_list_formats_and_errors():
@@ -147,3 +142,46 @@ def test_validate_sets_calibration(tmp_path, device):
     assert lut.calibration is not None and lut.calibration.n_fit == 2
     assert report.predicted_raw_ms == sorted(report.predicted_raw_ms)
     assert {"mape", "within_5pct", "within_10pct", "kendall_tau", "spearman"} <= set(report.raw)
+    # the one set of metric keys, as a layer LUT's validation writes them
+    assert {"heldout_calibrated_mape", "heldout_kendall_tau", "heldout_thirds", "networks",
+            "range_ms"} <= set(lut.calibration.metrics)
+
+
+def test_build_is_state_normalized_and_resumable(tmp_path, device):
+    """Pieces are timed against the reference piece (each keeps its ratio; the table is stated in
+    the build's reference state), checkpointed one by one, and a stopped build resumes where it
+    stopped: the pieces already measured are not measured again."""
+    out = tmp_path / "cpu-nb201.json"
+    names = list(cell_graphs.piece_specs(SPACE))
+    seen = []
+
+    def stop_after_three(name, done, total):
+        seen.append(name)
+        if len(seen) == 3:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        cells.build_cell_lut(device, SPACE, out, verify=False, on_piece=stop_after_three)
+    partial = load_lut(out, space="nb201", allow_incomplete=True)
+    assert not partial.complete and list(partial.build["pieces"]) == names[:3]
+    assert partial.reference["model"] == cells.cell_reference(SPACE).name
+    with pytest.raises(SgnasError, match="--resume"):
+        cells.build_cell_lut(device, SPACE, out, verify=False)
+    rest = []
+    lut = cells.build_cell_lut(device, SPACE, out, resume=True, verify=False,
+                               on_piece=lambda name, done, total: rest.append(name))
+    assert rest == names[3:]
+    assert lut.complete and len(lut.entries) == SPACE.num_cells and lut.normalized
+    pieces = lut.build["decomposition"]["pieces"]
+    assert set(pieces) == set(names) and all(p["ratio"] > 0 for p in pieces.values())
+    # every piece stated in the one final reference state: median = ratio x state
+    state = lut.reference["state_ms"]
+    raw = {n: pieces[n]["ratio"] * state for n in names}
+    assert lut.build["decomposition"]["terms_ms"] == pytest.approx(cells.net_terms(SPACE, raw))
+    assert len(lut.build["runs"]) == 1 and "pieces" not in lut.build
+
+
+def test_absolute_build_records_the_canary(tmp_path, device):
+    lut = cells.build_cell_lut(device, SPACE, tmp_path / "abs.json", verify=False, normalize=False)
+    assert not lut.normalized and lut.build["protocol"] == "absolute"
+    assert lut.drift["canary_key"] == cells.CANARY_PIECE and len(lut.drift["canary_medians_ms"]) == 2

@@ -6,7 +6,8 @@ import pytest
 from profiler import fidelity, measure
 from profiler.build import new_lut, with_protocol
 from profiler.devices import load_device
-from profiler.fidelity import error_metrics, fit_calibration, validate_lut
+from profiler.fidelity import (calibrate_and_report, error_metrics, fit_calibration, measure_series,
+                               validate_lut)
 from profiler.protocol import Measurement
 from sgnas.errors import SgnasError
 from sgnas.lut import EntryStats
@@ -61,9 +62,17 @@ def test_validate_with_real_backend_writes_plot(tmp_path, device):
     assert len(report.measured_ms) == 6 and all(m > 0 for m in report.measured_ms)
     archs = [Architecture.parse(a) for a in report.archs]
     assert report.predicted_raw_ms == pytest.approx([lut.raw_ms(a) for a in archs])
-    for block in (report.raw, report.raw_heldout, report.calibrated_heldout):
-        assert 0 <= block["within_5pct"] <= block["within_10pct"] <= 1
-        assert block["mape"] >= 0
+    # the figures are those of the report's own networks: all, held out raw, held out calibrated
+    from sgnas import metrics
+
+    pred, meas = np.array(report.predicted_raw_ms), np.array(report.measured_ms)
+    held = np.setdiff1d(np.arange(6), report.fit_index)
+    assert len(report.fit_index) == 3 and len(held) == 3
+    cal = np.array([lut.calibration.apply(float(p)) for p in pred[held]])
+    for block, p, m in ((report.raw, pred, meas), (report.raw_heldout, pred[held], meas[held]),
+                        (report.calibrated_heldout, cal, meas[held])):
+        assert block["mape"] == pytest.approx(metrics.mape(p, m))
+        assert block["within_10pct"] == pytest.approx(metrics.share_within(p, m, 10.0))
     assert report.raw_heldout["n"] == report.calibrated_heldout["n"] == 3
     assert lut.calibration is not None and lut.calibration.n_fit == 3
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -105,3 +114,36 @@ def test_validate_rejects_bad_requests(device):
         validate_lut(lut, device, SPACE, n=3)
     with pytest.raises(SgnasError, match="not 'cpu-2t'"):
         validate_lut(lut, load_device("cpu-2t"), SPACE, n=6)
+
+
+def test_measure_series_applies_the_canary_factor_beyond_the_tolerance():
+    canary = iter([1.0, 1.01, 1.2])  # medians at items 0, 2, 4
+    measured, factors, medians = measure_series(
+        list(range(6)), lambda item, i: 10.0 + i, canary=lambda: next(canary), canary_every=2,
+        drift_tolerance=0.03)
+    assert measured.tolist() == [10, 11, 12, 13, 14, 15] and medians == [1.0, 1.01, 1.2]
+    assert factors.tolist() == [1.0, 1.0, 1.0, 1.0, 1.2, 1.2]  # +1% is within the tolerance
+    _, factors, _ = measure_series([0, 1], lambda item, i: 1.0, canary=lambda: 2.0,
+                                   canary_every=5, baseline=1.0)
+    assert factors.tolist() == [2.0, 2.0]  # off the build's baseline from the start
+
+
+def test_calibrate_and_report_fits_on_the_ends_and_reports_the_rest():
+    raw = np.linspace(1.0, 10.0, 10)
+    measured = 2.0 * raw + 1.0
+    lut = flops_lut(load_device("cpu"))
+    report = calibrate_and_report(lut, "cpu", "tiny", [f"a{i}" for i in range(10)], raw,
+                                  measured, fit_fraction=0.5, rng=np.random.default_rng(0))
+    assert {0, 9} <= set(report.fit_index) and report.n_fit == 5
+    assert lut.calibration.slope == pytest.approx(2.0) and lut.calibration.intercept == pytest.approx(1.0)
+    assert report.calibrated_heldout["mape"] == pytest.approx(0.0, abs=1e-9)
+    assert report.raw["mape"] == pytest.approx(metrics_mape(raw, measured))
+    m = lut.calibration.metrics
+    assert m["n_validated"] == 10 and m["heldout_n"] == 5 and len(m["networks"]) == 10
+    assert [row[3] for row in m["networks"]] == [i in set(report.fit_index) for i in range(10)]
+
+
+def metrics_mape(p, m):
+    from sgnas import metrics
+
+    return metrics.mape(p, m)

@@ -6,8 +6,10 @@ import numpy as np
 import pytest
 
 from profiler.interleave import (InterleaveConfig, ReferenceState, chunk_iters, interleave,
-                                 median_settled, normalized_entry, quiet, record_reference, reference_architecture,
+                                 median_settled, quiet, record_reference, reference_architecture,
                                  reference_key, time_chunks, window_drift)
+from profiler.build import entry_stats
+from profiler.measure import normalized_measurement
 from sgnas.errors import SgnasError
 from sgnas.lut import EntryStats, Lut, load_lut, save_lut
 from sgnas.space import get_space
@@ -189,7 +191,7 @@ def test_reference_record_in_the_lut_round_trips(tmp_path):
         r = interleave(FakeTimer(2.0, machine), FakeTimer(1.0, machine),
                        InterleaveConfig(pairs=3, max_pairs=3, warmup_ms=0.0))
         state.add(r, done)
-        lut.entries[key] = normalized_entry(r, r.reference_median_ms)
+        lut.entries[key] = entry_stats(normalized_measurement(r, r.reference_median_ms))
     record_reference(lut, state)
     assert lut.normalized
     key = space.all_keys()[0]
@@ -232,23 +234,24 @@ class FakeRunner(FakeTimer):
         self.is_active = False
 
 
-def test_reference_session_states_a_build_in_one_reference_state():
-    from profiler.interleave import ReferenceSession
-
+def test_a_build_is_stated_in_one_reference_state():
+    """What the Measurer does per entry (interleave against the live reference, add the
+    reference's latency to the state, state the entry in it), then the final re-statement."""
     space = get_space("tiny")
     lut = _lut(space)
     machine = Machine([1.0] * 10 + [1.5] * 100)  # the machine turns 50% slower mid-build
     keys = space.all_keys()[:4]
-    ref_runner = FakeRunner(1.0, machine)
+    ref_runner = quiet(FakeRunner(1.0, machine))
     cfg = InterleaveConfig(pairs=2, max_pairs=2, warmup_ms=0.0)
-    with ReferenceSession(ref_runner, cfg) as ref:
-        assert ref_runner.is_active and not ref_runner.allow_spinning
-        for done, key in enumerate(keys):
-            stats, result = ref.measure(FakeTimer(0.5 * (done + 1), machine), done)
-            lut.entries[key] = stats
-    assert not ref_runner.is_active
-    record_reference(lut, ref.state)
-    state = lut.reference["state_ms"]
+    state = ReferenceState(model="reference")
+    ref_runner.activate()
+    for done, key in enumerate(keys):
+        result = interleave(FakeTimer(0.5 * (done + 1), machine), ref_runner, cfg)
+        state.add(result, done)
+        lut.entries[key] = entry_stats(normalized_measurement(result, state.state_ms))
+    assert not ref_runner.allow_spinning
+    record_reference(lut, state)
+    final = lut.reference["state_ms"]
     assert lut.reference["drift"]["range"] > 0.3  # the record saw the state change
     for done, key in enumerate(keys):  # ...the entries did not
-        assert lut.entries[key].median_ms == pytest.approx(0.5 * (done + 1) * state)
+        assert lut.entries[key].median_ms == pytest.approx(0.5 * (done + 1) * final)

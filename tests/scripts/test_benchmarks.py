@@ -73,8 +73,8 @@ def artifacts(image_folder, tmp_path_factory):
     from sgnas.costs import LatencyCost
     from sgnas.generator import GeneratorConfig
     from sgnas.space import get_space
-    from sgnas.train.checkpoint import load_supernet
-    from sgnas.train.data import DataConfig
+    from sgnas.evaluation.checkpoint import load_supernet
+    from sgnas.evaluation.data import DataConfig
     from sgnas.train.generator import GeneratorLoaders, GeneratorTrainConfig, train_generator
     from sgnas.train.supernet import SupernetTrainConfig, train_supernet
 

@@ -61,6 +61,20 @@ def test_second_constraint_is_met(seed):
     assert out.gap == 0.0
 
 
+@pytest.mark.parametrize("seed", range(6))
+def test_an_inactive_second_constraint_keeps_the_exact_optimum(seed):
+    """A second bound the single-constraint optimum already meets changes nothing: the answer is
+    the enumerated optimum under both."""
+    logp, a, b = problem(seed)
+    lo_c, hi_c = a.bounds()
+    lo, hi = window(lo_c + 0.6 * (hi_c - lo_c), 0.05)
+    free = decode(logp, [Constraint(a, hi, lo)])
+    cons = [Constraint(a, hi, lo), Constraint(b, b.of(free.choice) * 1.001)]
+    best, _ = brute(logp, cons)
+    out = decode(logp, cons)
+    assert out.logprob == pytest.approx(best, abs=1e-9) == free.logprob
+
+
 def test_infeasible_messages_give_the_region():
     logp, a, b = problem(0)
     lo_c, hi_c = a.bounds()

@@ -11,8 +11,8 @@ from sgnas.errors import ArchitectureError, SgnasError
 from sgnas.network import (
     SubNetwork,
     build_network,
-    count_flops,
-    count_params,
+    count_macs,
+    num_params,
     fixed_flops,
     fixed_params,
     layer_flops_table,
@@ -58,16 +58,16 @@ def test_counts_match_independent_count_tiny(se):
     for _ in range(4):
         arch = space.sample(rng)
         net = build_network(space, arch, se=se, activation="hswish" if se else "relu6")
-        assert count_flops(space, arch, se=se) == hooked_flops(net, space.input_size)
-        assert count_params(space, arch, se=se) == numel(net)
+        assert count_macs(space, arch, se=se) == hooked_flops(net, space.input_size)
+        assert num_params(space, arch, se=se) == numel(net)
 
 
 def test_counts_match_independent_count_imagenet():
     space = get_space("imagenet")
     arch = space.sample(np.random.default_rng(1))
     net = build_network(space, arch, se=True)
-    assert count_flops(space, arch, se=True) == hooked_flops(net, space.input_size)
-    assert count_params(space, arch, se=True) == numel(net)
+    assert count_macs(space, arch, se=True) == hooked_flops(net, space.input_size)
+    assert num_params(space, arch, se=True) == numel(net)
 
 
 @pytest.mark.parametrize("name", ["tiny", "imagenet"])
@@ -82,8 +82,8 @@ def test_tables_decompose_counts(name, se):
     for _ in range(5):
         arch = space.sample(rng)
         idx = [space.config_index[c] for c in arch.layers]
-        assert count_flops(space, arch, se) == fixed_flops(space) + flops[rows, idx].sum()
-        assert count_params(space, arch, se) == fixed_params(space) + params[rows, idx].sum()
+        assert count_macs(space, arch, se) == fixed_flops(space) + flops[rows, idx].sum()
+        assert num_params(space, arch, se) == fixed_params(space) + params[rows, idx].sum()
 
 
 def test_imagenet_reference_values():
@@ -96,7 +96,7 @@ def test_imagenet_reference_values():
     # layer 0: 16 -> 32, stride 2, 112 -> 56, e = 6 with k3
     l0 = 16 * 96 * 112**2 + 6 * 16 * 9 * 56**2 + 96 * 32 * 56**2
     assert layer_flops_table(space)[0, space.config_index[(3,) * 6]] == l0
-    assert 400e6 < count_flops(space, mbv2_like) < 500e6
+    assert 400e6 < count_macs(space, mbv2_like) < 500e6
 
 
 def test_build_network():
@@ -118,6 +118,6 @@ def test_build_network_rejects_bad_input():
     with pytest.raises(ArchitectureError):
         build_network(space, Architecture("tiny", ((3,),) * 4))
     with pytest.raises(ArchitectureError):
-        count_flops(space, Architecture("tiny", ((3, 3),) * 3))
+        count_macs(space, Architecture("tiny", ((3, 3),) * 3))
     with pytest.raises(SgnasError, match="activation"):
         build_network(space, space.sample(np.random.default_rng(0)), activation="gelu")

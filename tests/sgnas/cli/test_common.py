@@ -46,3 +46,34 @@ def test_refuse_overwrite_names_the_first_existing_file(tmp_path):
     refuse_overwrite([present], force=True)
     with pytest.raises(SgnasError, match="b.json exists; pass --force"):
         refuse_overwrite([tmp_path / "a.json", present], force=False)
+
+
+@pytest.mark.parametrize("argv, config, fields", [
+    (["train-generator", "--supernet", "s.pt", "--data", "d", "--cost", "flops"], "GeneratorTrainConfig",
+     {"epochs": "epochs", "lr": "lr", "cost_weight": "cost_weight", "tau0": "tau0",
+      "tau_decay": "tau_decay", "cost_samples": "cost_samples", "relaxation": "relaxation",
+      "eval_targets": "eval_targets", "eval_batches": "eval_batches", "seed": "seed",
+      "overshoot_weight": "overshoot_weight"}),
+    (["train-shared-generator", "--supernet", "s.pt", "--data", "d", "--out", "o.pt"],
+     "SharedTrainConfig", {"steps": "steps", "references": "num_refs", "seed": "seed"}),
+    (["train-supernet", "--data", "d", "--out", "o"], "SupernetTrainConfig",
+     {"space": "space", "epochs": "epochs", "paths_per_step": "paths_per_step", "seed": "seed",
+      "momentum": "momentum", "label_smoothing": "label_smoothing", "grad_clip": "grad_clip",
+      "warmup_epochs": "warmup_epochs", "log_every": "log_every"}),
+])
+def test_training_option_defaults_are_the_configs(argv, config, fields, monkeypatch):
+    """An option's default is read from its training config, not written twice: change the
+    config's default and the option follows."""
+    import dataclasses
+
+    from sgnas.cli.main import build_parser
+    from sgnas.train import configs
+
+    cls = getattr(configs, config)
+    args = build_parser().parse_args(argv)
+    for dest, field in fields.items():
+        assert getattr(args, dest) == getattr(cls(), field), dest
+    changed = dataclasses.make_dataclass(config, [(f.name, f.type, dataclasses.field(
+        default=(f.default + 1 if f.name == "seed" else f.default))) for f in dataclasses.fields(cls)])
+    monkeypatch.setattr(configs, config, changed)
+    assert build_parser().parse_args(argv).seed == cls().seed + 1

@@ -5,7 +5,7 @@ import pytest
 
 from sgnas.cli.main import main
 from sgnas.lut import Calibration, EntryStats, Lut, save_lut
-from sgnas.network import count_flops, count_params
+from sgnas.network import count_macs, num_params
 from sgnas.space import get_space
 
 SPACE = get_space("tiny")
@@ -33,7 +33,7 @@ def test_cost_json_with_lut(capsys, arch_file, lut_file):
     lut, lut_path = lut_file
     assert main(["cost", "--arch", str(path), "--lut", str(lut_path), "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
-    assert out["flops"] == count_flops(SPACE, arch) and out["params"] == count_params(SPACE, arch)
+    assert out["flops"] == count_macs(SPACE, arch) and out["params"] == num_params(SPACE, arch)
     assert out["latency_ms_raw"] == pytest.approx(0.5 * (SPACE.num_layers + 2))
     assert out["latency_ms_calibrated"] is None and out["device"] == "cpu"
 
@@ -48,7 +48,7 @@ def test_cost_without_lut_and_with_se(capsys, arch_file):
     arch, path = arch_file
     assert main(["cost", "--arch", str(path), "--se", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
-    assert out["flops"] == count_flops(SPACE, arch, se=True) > count_flops(SPACE, arch)
+    assert out["flops"] == count_macs(SPACE, arch, se=True) > count_macs(SPACE, arch)
     assert "latency_ms_raw" not in out
 
 

@@ -55,7 +55,7 @@ def test_bad_arch_exits_2(tmp_path, capsys, arch):
 
 def test_export_from_supernet_checkpoint(tmp_path, capsys):
     from sgnas.supernet import UnifiedSupernet
-    from sgnas.train.checkpoint import SUPERNET_KIND, save_checkpoint
+    from sgnas.evaluation.checkpoint import SUPERNET_KIND, save_checkpoint
 
     space = get_space("tiny")
     supernet = UnifiedSupernet(space, generator=torch.Generator().manual_seed(0))

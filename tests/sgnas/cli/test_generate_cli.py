@@ -67,7 +67,7 @@ def test_generate_flops_text_and_json(flops_gen, capsys):
     assert [r["target"] for r in report["results"]] == targets
     for r in report["results"]:
         arch = load_architecture(r["arch"])
-        assert r["predicted"]["flops_m"] == pytest.approx(count_flops(SPACE, arch) / 1e6)
+        assert r["predicted"]["flops_m"] == pytest.approx(count_flops(SPACE, arch))
         assert r["cost"] == pytest.approx(cost.exact(arch))
     assert report["cost"]["fingerprint"] == cost.fingerprint
 
@@ -184,10 +184,27 @@ def test_measure_times_each_network_on_the_lut_device(tmp_path, monkeypatch, cap
     save_lut(lut, tmp_path / "lut.json")
     cost = LatencyCost(lut, SPACE)
     path = write_generator(tmp_path / "lat.pt", cost)
+    import profiler.measure as pm
+
+    calls = []
+    real = pm.measure_lut_networks
+
+    def spy(space, lut_, archs, **kw):
+        out = real(space, lut_, archs, **kw)
+        calls.append(([str(a) for a in archs], lut_.device_name, out))
+        return out
+
+    monkeypatch.setattr(pm, "measure_lut_networks", spy)
     assert main(["generate", "--latency-ms", str(mid(cost)), "--lut", str(tmp_path / "lut.json"),
                  "--generator", str(path), "--measure", "--json"]) == 0
-    r = json.loads(capsys.readouterr().out)["results"][0]
-    assert r["measured_ms"] > 0
+    results = json.loads(capsys.readouterr().out)["results"]
+    # the generated architectures themselves were timed, on the LUT's device, and each result
+    # carries its own architecture's measurement
+    assert len(calls) == 1
+    archs, device, measured = calls[0]
+    assert device == "test-cpu" and archs == [r["arch"] for r in results]
+    assert [r["measured_ms"] for r in results] == pytest.approx(measured)
+    assert all(np.isfinite(m) and m > 0 for m in measured)
 
 
 @pytest.mark.slow
@@ -261,7 +278,7 @@ def test_bad_eps_is_exit_2(flops_gen, capsys, eps):
 
 
 def test_old_format_generator_is_refused_with_what_to_do(flops_gen, capsys, tmp_path):
-    from sgnas.train.checkpoint import load_checkpoint, save_checkpoint
+    from sgnas.evaluation.checkpoint import load_checkpoint, save_checkpoint
 
     cost, path = flops_gen
     ckpt = load_checkpoint(path)

@@ -12,7 +12,7 @@ from sgnas.costs import FlopsCost
 from sgnas.search import SearchResult
 from sgnas.space import get_space
 from sgnas.supernet import UnifiedSupernet
-from sgnas.train.checkpoint import SUPERNET_KIND, save_checkpoint
+from sgnas.evaluation.checkpoint import SUPERNET_KIND, save_checkpoint
 
 
 @pytest.fixture(scope="module")

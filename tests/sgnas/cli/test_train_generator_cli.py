@@ -9,7 +9,7 @@ from sgnas.generator import default_generator_name, load_generator
 from sgnas.lut import EntryStats, Lut, save_lut
 from sgnas.space import get_space, load_architecture
 from sgnas.supernet import UnifiedSupernet
-from sgnas.train.checkpoint import SUPERNET_KIND, save_checkpoint
+from sgnas.evaluation.checkpoint import SUPERNET_KIND, save_checkpoint
 
 SPACE = get_space("tiny")
 
@@ -69,3 +69,13 @@ def test_latency_cost_and_interval_checks(supernet_ckpt, image_folder, tmp_path,
     assert not out.exists()
     with pytest.raises(SystemExit):
         main(args(supernet_ckpt, image_folder))  # --lut or --cost is required
+
+
+def test_cost_names_come_from_the_registry(tmp_path, capsys):
+    """--cost takes any registered cost; an unknown one fails naming the known ones, before the
+    supernet is read (the checkpoint path here does not even exist)."""
+    rc = main(["train-generator", "--supernet", str(tmp_path / "missing.pt"), "--data",
+               str(tmp_path), "--cost", "energy"])
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert "unknown cost 'energy'" in err and "flops, params, latency" in err

@@ -12,12 +12,35 @@ from sgnas.nb201.space import Cell, NB201Space, all_cells
 SP = NB201Space()
 
 
-def test_tables_match_counts():
+def _hooked_macs(net: torch.nn.Module) -> int:
+    macs = []
+
+    def hook(m, inp, out):
+        if isinstance(m, torch.nn.Conv2d):
+            macs.append(out.numel() * m.in_channels // m.groups * m.kernel_size[0] * m.kernel_size[1])
+        else:
+            macs.append(m.in_features * m.out_features + m.out_features)
+    for m in net.modules():
+        if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear)):
+            m.register_forward_hook(hook)
+    with torch.no_grad():
+        net(torch.randn(1, 3, 32, 32))
+    return sum(macs)
+
+
+def test_tables_match_the_built_networks():
+    """Each table entry is the cost of the network actually built for that cell (counted on the
+    module: parameters by numel, multiply-adds by forward hooks), at the cell's own position."""
+    from sgnas.nb201.network import NB201Network
+
     f, p = flops_table(SP), params_table(SP)
-    assert f.shape == (5,) * 6
+    assert f.shape == p.shape == (5,) * 6
     rng = np.random.default_rng(0)
-    for code in rng.integers(0, 15625, 40):
+    for code in rng.integers(0, 15625, 6):
         c = Cell.from_code(int(code))
+        net = NB201Network(SP, c)
+        assert cell_cost(p, c) * 1e6 == pytest.approx(sum(x.numel() for x in net.parameters()), abs=0.5)
+        assert cell_cost(f, c) * 1e6 == pytest.approx(_hooked_macs(net), abs=0.5)
         assert cell_cost(f, c) == pytest.approx(count_flops(SP, c))
         assert cell_cost(p, c) == pytest.approx(count_params(SP, c))
     assert f.min() == pytest.approx(7.78305) and f.max() == pytest.approx(220.11969)

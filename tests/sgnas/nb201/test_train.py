@@ -9,8 +9,8 @@ import torch
 
 from sgnas.cli.main import main
 from sgnas.nb201.supernet import NB201Supernet
-from sgnas.train.checkpoint import load_supernet
-from sgnas.train.data import DataConfig, build_datasets, split_indices
+from sgnas.evaluation.checkpoint import load_supernet
+from sgnas.evaluation.data import DataConfig, build_datasets, split_indices
 from sgnas.space import get_space
 
 TRAIN = ["train-supernet", "--space", "nb201", "--epochs", "2", "--batch-size", "4",

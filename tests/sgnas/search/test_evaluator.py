@@ -34,7 +34,7 @@ def test_build_evaluator_scores_a_fixed_subset(tiny, image_folder):
 
     from sgnas.search import build_evaluator
     from sgnas.supernet import UnifiedSupernet
-    from sgnas.train.data import DataConfig, build_datasets
+    from sgnas.evaluation.data import DataConfig, build_datasets
 
     ds = build_datasets(DataConfig(root=str(image_folder), batch_size=2, workers=0, held_out=4), tiny)
     model = UnifiedSupernet(tiny, generator=torch.Generator().manual_seed(0)).eval()

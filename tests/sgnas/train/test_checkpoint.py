@@ -7,7 +7,7 @@ import torch
 from sgnas.errors import SgnasError, SpaceMismatchError
 from sgnas.space import get_space
 from sgnas.supernet import UnifiedSupernet
-from sgnas.train.checkpoint import (
+from sgnas.evaluation.checkpoint import (
     SUPERNET_KIND,
     check_plain,
     load_checkpoint,
@@ -102,7 +102,7 @@ def test_state_that_does_not_fit(tmp_path, tiny_model):
 
 
 def test_slim_supernet_keeps_weights_in_half_precision(tmp_path, tiny_model):
-    from sgnas.train.checkpoint import slim_supernet
+    from sgnas.evaluation.checkpoint import slim_supernet
 
     space = get_space("tiny")
     full = save_checkpoint(tmp_path / "s.pt", _supernet_payload(space, tiny_model), SUPERNET_KIND)

@@ -8,7 +8,7 @@ import torch
 
 from sgnas.errors import SgnasError
 from sgnas.space import get_space
-from sgnas.train.data import (
+from sgnas.evaluation.data import (
     DataConfig,
     SkipSampler,
     batches_per_epoch,

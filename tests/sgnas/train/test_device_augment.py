@@ -8,9 +8,9 @@ import torch
 
 from sgnas.errors import SgnasError
 from sgnas.space import get_space
-from sgnas.train.data import (CIFAR_MEAN, CIFAR_STD, DataConfig, DeviceCifarAugment,
+from sgnas.evaluation.data import (CIFAR_MEAN, CIFAR_STD, DataConfig, DeviceCifarAugment,
                               build_datasets, describe, loader_images_per_s)
-from sgnas.train.decoded import TensorCifarTrain, TensorNormalize
+from sgnas.evaluation.decoded import TensorCifarTrain, TensorNormalize
 from sgnas.train.supernet import SupernetTrainConfig, SupernetTrainer
 from sgnas.train.trainlog import read_jsonl
 

@@ -10,7 +10,7 @@ import sys
 import pytest
 import torch
 
-from sgnas.train.distributed import DistInfo, all_gather_object, current, init_from_env, resolve_device
+from sgnas.evaluation.distributed import DistInfo, all_gather_object, current, init_from_env, resolve_device
 
 
 def test_single_process_defaults(monkeypatch):

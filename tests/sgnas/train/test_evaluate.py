@@ -6,8 +6,8 @@ import torch
 
 from sgnas.space import get_space
 from sgnas.supernet import UnifiedSupernet
-from sgnas.train.data import DataConfig, build_datasets, calibration_loader, eval_loader
-from sgnas.train.evaluate import (
+from sgnas.evaluation.data import DataConfig, build_datasets, calibration_loader, eval_loader
+from sgnas.evaluation.evaluate import (
     batch_norms,
     evaluate_arch,
     inherited_accuracy,

@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from sgnas.errors import SgnasError
-from sgnas.train.distributed import DistInfo
+from sgnas.evaluation.distributed import DistInfo
 from sgnas.train.loop import mix_seed, param_groups, steps_per_epoch, to_cpu, wrap_ddp
 
 

@@ -6,7 +6,7 @@ import torch
 
 from sgnas.errors import SgnasError
 from sgnas.space import get_space
-from sgnas.train.data import DataConfig
+from sgnas.evaluation.data import DataConfig
 from sgnas.train.recipes import cifar_recipe, imagenet_recipe
 from sgnas.train.scratch import (
     ScratchTrainer,

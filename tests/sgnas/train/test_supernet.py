@@ -6,8 +6,8 @@ import torch
 
 from sgnas.errors import SgnasError
 from sgnas.space import get_space
-from sgnas.train.checkpoint import SUPERNET_KIND, load_supernet
-from sgnas.train.data import DataConfig
+from sgnas.evaluation.checkpoint import SUPERNET_KIND, load_supernet
+from sgnas.evaluation.data import DataConfig
 from sgnas.train.supernet import (
     SupernetTrainConfig,
     SupernetTrainer,

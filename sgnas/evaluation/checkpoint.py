@@ -21,7 +21,7 @@ from ..checkpoint import (  # noqa: F401 (re-exported)
     load_checkpoint,
     save_checkpoint,
 )
-from ..errors import SgnasError
+from ..errors import SgnasError, first_line
 from ..supernet import new_supernet
 
 SUPERNET_KIND = "sgnas-supernet"
@@ -36,9 +36,8 @@ def load_supernet(path: str | os.PathLike, map_location: Any = "cpu"):
     try:
         model.load_state_dict(data["model"])
     except (KeyError, RuntimeError) as exc:
-        first = str(exc).strip().splitlines()[0]
         raise SgnasError(f"checkpoint {path} does not fit the supernet of {space.name!r}: "
-                         f"{first[:160]}") from exc
+                         f"{first_line(exc, 160)}") from exc
     model.to(map_location if isinstance(map_location, (str, torch.device)) else "cpu")
     return model.eval(), checkpoint_meta(data)
 

@@ -51,7 +51,7 @@ class DataConfig:
     ``held_out`` below 1 is a fraction of the training split, 1 or more a number of images;
     with ``balanced`` each class contributes to the held-out part in proportion to its size.
     ``cache_dir`` decodes the images once into uint8 tensors kept there and augments tensors
-    (CIFAR style only; see :mod:`sgnas.train.decoded`); ``device_augment`` then leaves the
+    (CIFAR style only; see :mod:`sgnas.evaluation.decoded`); ``device_augment`` then leaves the
     training images uint8 and augments each batch on the training device
     (:class:`DeviceCifarAugment`). ``batch_size`` is per process (per GPU under ``torchrun``). ``image_size`` defaults to the
     space's input size; ``style`` ``"auto"`` picks CIFAR augmentation for images of 64 px or less.
@@ -95,7 +95,7 @@ def supernet_data_config(meta: dict[str, Any], root: str, *, format: str = "auto
                          held_out: float | None = None, seed: int | None = None,
                          cache_dir: str | None = None) -> DataConfig:
     """The :class:`DataConfig` of the split a supernet was trained with (``meta`` as returned by
-    :func:`~sgnas.train.checkpoint.load_supernet`): its image size, augmentation style, held-out
+    :func:`~sgnas.evaluation.checkpoint.load_supernet`): its image size, augmentation style, held-out
     size, class balance and split seed; ``held_out`` and ``seed`` override two of them."""
     trained = meta.get("data") if isinstance(meta.get("data"), dict) else {}
     return DataConfig(
@@ -462,7 +462,7 @@ def calibration_loader(dataset: Dataset, batch_size: int, batches: int, *, seed:
 
     Used for BN recalibration: the images are the same on every pass; with training transforms the
     augmentation draws come from the global torch RNG (or worker seeds drawn from it), which
-    :func:`sgnas.train.evaluate.recalibrate_bn` seeds, so each pass is reproducible.
+    :func:`sgnas.evaluation.evaluate.recalibrate_bn` seeds, so each pass is reproducible.
     """
     n = len(dataset)  # type: ignore[arg-type]
     count = min(n, batches * batch_size)
