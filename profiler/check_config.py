@@ -75,6 +75,12 @@ class CheckConfig:
     input_shape: tuple[int, ...] | None = None
     probe: bool = True
     runtime_tolerance: float = 0.15
+    allow_host_change: bool = False
+    max_neighbour: float = 0.25
+    confirm: int = 2
+    state_limit: float = 0.25
+    remeasure_gap_s: float = 1.0
+    baseline_runs: int = 3
 
     def __post_init__(self) -> None:
         if not 0 < self.runtime_tolerance < MAX_TOLERANCE:
@@ -93,6 +99,16 @@ class CheckConfig:
             raise SgnasError(f"--networks must be >= 0, got {self.networks}")
         if self.remeasure < 0:
             raise SgnasError(f"--remeasure must be >= 0, got {self.remeasure}")
+        if not 0 <= self.max_neighbour < 1000:
+            raise SgnasError(f"--max-neighbour-load must be >= 0 cores, got {self.max_neighbour}")
+        if self.confirm < 1:
+            raise SgnasError(f"--confirm must be >= 1, got {self.confirm}")
+        if not 0 < self.state_limit < MAX_TOLERANCE:
+            raise SgnasError(f"--state-limit {self.state_limit!r} out of range (0, {MAX_TOLERANCE})")
+        if self.remeasure_gap_s < 0:
+            raise SgnasError(f"--remeasure-gap must be >= 0 s, got {self.remeasure_gap_s}")
+        if self.baseline_runs < 1:
+            raise SgnasError(f"--baseline-runs must be >= 1, got {self.baseline_runs}")
         if self.reduce not in ("min", "median"):
             raise SgnasError(f"re-measurement reduction must be 'min' or 'median', not {self.reduce!r}")
 
