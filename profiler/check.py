@@ -132,59 +132,68 @@ class _Item:
         self.taken.append(_Taken(float(m.median_ms), _spread(m), _error(m), neighbour))
 
     def tol(self, t: _Taken) -> float:
-        """The item's tolerance for measurement ``t``: widened by its own error only when quiet
-        (a contended measurement's spread says nothing about the model)."""
-        now_error = t.error if _quiet(t.neighbour, self.cfg) else 0.0
-        return self.cfg.item_tolerance(self.baseline_error, now_error, self.target.tolerance_floor)
+        return self.cfg.item_tolerance(self.baseline_error, t.error, self.target.tolerance_floor)
 
     def within(self, t: _Taken) -> bool:
         return t.ms / self.target.baseline_ms <= 1.0 + self.tol(t)
 
     @property
+    def quiet(self) -> list[_Taken]:
+        """The measurements taken while the rest of the machine was quiet (the only ones judged)."""
+        return [t for t in self.taken if _quiet(t.neighbour, self.cfg)]
+
+    @property
     def suspect(self) -> bool:
-        return not self.within(self.taken[0])
+        """Slower than tolerance in its first quiet measurement."""
+        quiet = self.quiet
+        return bool(quiet) and not self.within(quiet[0])
 
     @property
-    def quiet_again(self) -> list[_Taken]:
-        return [t for t in self.taken[1:] if _quiet(t.neighbour, self.cfg)]
-
-    @property
-    def settled(self) -> bool:
-        """No more re-measurements needed (``min``: a quiet re-measurement within tolerance)."""
-        return self.cfg.reduce == "min" and any(self.within(t) for t in self.quiet_again)
+    def pending(self) -> bool:
+        """Needs another measurement: none quiet yet, or a suspect not yet cleared (``min``) or
+        not yet measured ``remeasure`` times (``median``)."""
+        quiet = self.quiet
+        if not quiet:
+            return True
+        if not self.suspect:
+            return False
+        return self.cfg.reduce == "median" or not any(self.within(t) for t in quiet[1:])
 
     def result(self) -> ItemResult:
         cfg, target = self.cfg, self.target
         first = self.taken[0]
-        quiet = [t for t in self.taken if _quiet(t.neighbour, cfg)]
-        again, quiet_again = self.taken[1:], self.quiet_again
+        quiet = self.quiet
+        again = self.taken[1:]
         need = min(cfg.confirm, 1 + cfg.remeasure)
         note = ""
-        if not self.suspect:
-            final = first
+        if not quiet:
+            final = min(self.taken, key=lambda t: t.ms)
+            status = INCONCLUSIVE
+        elif not self.suspect:
+            final = quiet[0]
             ratio = final.ms / target.baseline_ms
             status = IMPROVED if ratio < 1.0 / (1.0 + self.tol(final)) else OK
-        elif cfg.reduce == "median" and quiet_again:
-            med = float(np.median([t.ms for t in quiet_again]))
-            final = _Taken(med, float(np.median([t.spread for t in quiet_again])),
-                           float(np.median([t.error for t in quiet_again])), None)
+        elif cfg.reduce == "median" and quiet[1:]:
+            rest = quiet[1:]
+            final = _Taken(float(np.median([t.ms for t in rest])),
+                           float(np.median([t.spread for t in rest])),
+                           float(np.median([t.error for t in rest])), None)
             if self.within(final):
                 status = NOISY
             else:
                 status = REGRESSED if len(quiet) >= need else INCONCLUSIVE
         else:
-            cleared = [t for t in quiet_again if self.within(t)]
-            pool = cleared or quiet_again or quiet or self.taken
-            final = min(pool, key=lambda t: t.ms)
+            cleared = [t for t in quiet[1:] if self.within(t)]
+            final = min(cleared or quiet[1:] or quiet, key=lambda t: t.ms)
             if cleared:
                 status = NOISY
-            elif len(quiet) >= need and all(not self.within(t) for t in quiet):
+            elif len(quiet) >= need:
                 status = REGRESSED
             else:
                 status = INCONCLUSIVE
         ratio = final.ms / target.baseline_ms
         if status in (REGRESSED, INCONCLUSIVE) and target.informational:
-            status = MISMATCH
+            status = OK if self.within(final) else MISMATCH
         busy = [t.neighbour for t in self.taken if not _quiet(t.neighbour, cfg)]
         if status == MISMATCH:
             note = ("slower than the LUT predicts, but the LUT records no end-to-end error to judge it "
@@ -195,11 +204,11 @@ class _Item:
         elif status == REGRESSED and again:
             note = f"confirmed by {len(again)} re-measurement(s) ({cfg.reduce})"
         elif status == INCONCLUSIVE:
-            beyond = sum(not self.within(t) for t in self.taken)
-            note = (f"{beyond} of {len(self.taken)} measurement(s) beyond tolerance, {len(busy)} "
-                    f"taken while other processes used up to {max(busy, default=0.0):.2f} cores "
-                    f"(limit {cfg.max_neighbour:.2f}); {len(quiet)} quiet, {need} needed to "
-                    "confirm a regression")
+            note = (f"{len(busy)} of {len(self.taken)} measurement(s) taken while other "
+                    f"processes used up to {max(busy, default=0.0):.2f} cores (limit "
+                    f"{cfg.max_neighbour:.2f}) do not count; "
+                    + ("none was quiet" if not quiet else
+                       f"{len(quiet)} quiet, slower, {need} needed to confirm a regression"))
         elif status == IMPROVED:
             note = ("faster than the LUT predicts" if target.kind == "network"
                     else "faster than the baseline beyond tolerance: consider refreshing it")
@@ -226,9 +235,8 @@ def judge(targets: Sequence[Target], cfg: CheckConfig, measure_fn: MeasureFn,
     items = [_Item(t, cfg) for t in targets]
     for item in items:
         item.take(measure_fn, gauge)
-    suspects = [i for i in items if i.suspect and not i.target.informational]
     for _ in range(cfg.remeasure):
-        pending = [i for i in suspects if not i.settled]
+        pending = [i for i in items if i.pending and not i.target.informational]
         if not pending:
             break
         if gap > 0:
