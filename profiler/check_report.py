@@ -138,7 +138,7 @@ class CheckReport:
         undecided = [r for r in self.items if r.status == INCONCLUSIVE]
         if not undecided or not self.passed:
             return ""
-        return (f"{len(undecided)} suspect(s) could not be told from the machine's state "
+        return (f"{len(undecided)} item(s) could not be decided on this machine's state "
                 f"({undecided[0].name}: {undecided[0].note}); re-run when the runner is quiet")
 
     def counts(self) -> dict[str, int]:
