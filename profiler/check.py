@@ -224,8 +224,11 @@ class _Item:
 
 def judge(targets: Sequence[Target], cfg: CheckConfig, measure_fn: MeasureFn,
           gauge: Any = None, gap_s: float | None = None) -> list[ItemResult]:
-    """Measure every target once, then re-measure the suspects in rounds spaced by ``gap_s``
-    (default ``cfg.remeasure_gap_s``), and judge each (module docstring).
+    """Measure every target once, then re-measure the suspects (and the items with no quiet
+    measurement yet) in up to ``cfg.remeasure`` rounds spaced by ``gap_s`` (default
+    ``cfg.remeasure_gap_s``), and judge each (module docstring). The gauge also reads the
+    neighbours during each gap: a round that starts while they are busy is skipped (its
+    measurements would not count).
 
     ``gauge`` (:class:`~profiler.check_measure.NeighbourGauge`, default none) measures the other
     processes' CPU use around every measurement.
@@ -240,7 +243,10 @@ def judge(targets: Sequence[Target], cfg: CheckConfig, measure_fn: MeasureFn,
         if not pending:
             break
         if gap > 0:
+            token = gauge.start()
             time.sleep(gap)
+            if not _quiet(gauge.stop(token), cfg):
+                continue  # the neighbours are busy right now: a measurement would not count
         for item in pending:
             item.take(measure_fn, gauge)
     return [i.result() for i in items]

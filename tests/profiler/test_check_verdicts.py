@@ -191,6 +191,13 @@ def test_suspects_are_remeasured_in_spaced_rounds(monkeypatch):
     assert fake.order == ["a", "b", "c", "a", "b", "a", "b"]
     assert sleeps == [0.5, 0.5]
     assert [r.status for r in results] == [REGRESSED, REGRESSED, OK]
+    # a round whose gap finds the neighbours busy is skipped: nothing measured that would not count
+    fake, sleeps[:] = Fake({"a": 1.5}), []
+    loads = Gauge(0.0, 0.0, 1.0, 0.0, 0.0)  # a, b; gap 1 busy; gap 2 quiet; a again
+    [a, b] = judge([Target(n, "entry", 1.0) for n in "ab"], CheckConfig(remeasure=2), fake, loads,
+                   gap_s=0.5)
+    assert fake.order == ["a", "b", "a"] and len(sleeps) == 2
+    assert a.status == REGRESSED and b.status == OK
 
 
 def test_contended_lut_check_exits_3_with_skipped_junit_cases(device):
