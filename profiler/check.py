@@ -14,12 +14,24 @@ uncertainties of the baseline's median and of the median measured now
 the square root of the pair count for state-normalized measurements, the spread itself otherwise):
 a noisy entry or a noisy machine widens its own tolerance, up to ``max_tolerance`` (50% by
 default, never below the floor), so that a measurement too noisy to judge cannot hide a large
-slowdown. An item slower than ``1 + tolerance`` is a *suspect* and is re-measured up to
-``remeasure`` times; it fails (``regressed``) only if the re-measurements (their minimum, or their
-median) stay beyond tolerance, and passes as ``noisy`` otherwise. Items faster than
-``1 / (1 + tolerance)`` are reported as ``improved``, a note, not a failure. Finally the median ratio
-over all sampled LUT entries is a test of its own (``global-shift``): a slowdown of the whole
-device or runtime fails it even when each entry alone stays within its tolerance.
+slowdown.
+
+Telling the machine from the model (:func:`judge`): every measurement is taken with a gauge of the
+CPU other processes use (:class:`~profiler.check_measure.NeighbourGauge`); one taken while they
+use more than ``cfg.max_neighbour`` cores is *contended* and counts for nothing. An item whose first
+quiet measurement is slower than ``1 + tolerance`` is a *suspect*; suspects and items without a
+quiet measurement are re-measured in up to ``remeasure`` rounds spaced ``remeasure_gap_s`` apart
+(a round is skipped while the neighbours are busy). A suspect passes as ``noisy`` when a quiet
+re-measurement is within tolerance (``reduce="min"``; with ``"median"`` the median of the quiet
+re-measurements decides), fails as ``regressed`` when ``confirm`` quiet measurements all are beyond
+it, and is ``inconclusive`` otherwise, as is an item never measured quiet. Items faster than
+``1 / (1 + tolerance)`` are reported as ``improved``, a note, not a failure. The median ratio over
+all sampled LUT entries is a test of its own (``global-shift``): a slowdown of the whole device or
+runtime fails it even when each entry alone stays within its tolerance. A machine probe more than
+``state_limit`` off the baseline's speed turns regressions into ``inconclusive``
+(:func:`abstain_far_state`), and a baseline or LUT made on another host (:func:`host_verdict`)
+makes the whole check inconclusive without measuring. Exit codes: 0 pass, 1 regression, 3
+inconclusive (:mod:`profiler.check_report`); bad input raises :class:`SgnasError` (exit 2).
 
 Measuring is injectable: ``measure_fn(target) -> Measurement`` (anything with ``median_ms`` and
 ``spread``); the default, :class:`~profiler.check_measure.DeviceMeasurer`, builds each target's ONNX
