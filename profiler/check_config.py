@@ -55,6 +55,19 @@ class CheckConfig:
     machine-state change cancels out; with ``probe`` the machine-speed probe is timed against the
     reference too, and the ``runtime`` test fails when the reference got slower relative to the
     probe by more than ``runtime_tolerance`` (a slower runtime, not a slower machine).
+
+    Telling the machine from the model: a baseline or LUT recorded on another host (its recorded
+    environment differs: machine id, CPU, core count, runtime versions) makes the check
+    ``inconclusive`` without measuring, unless ``allow_host_change``. While measuring, the CPU time
+    other processes use (``/proc/stat``, in cores; stolen time included) is gauged around every
+    measurement: a measurement during which it exceeds ``max_neighbour`` is *contended* and counts
+    for nothing (it neither passes nor fails an item). A suspect passes as noisy when a quiet
+    re-measurement clears it and fails only when ``confirm`` quiet measurements confirm it; else,
+    and for an item never measured quiet, it is ``inconclusive``. So is a confirmed regression
+    when the machine probe runs more than ``state_limit`` off the baseline's speed. Re-measurement
+    rounds are spaced by ``remeasure_gap_s`` seconds (a round is skipped while the neighbours are
+    busy), so a regression must persist over time. ``baseline_runs`` measurements spaced by
+    ``remeasure_gap_s`` make a baseline (the run of median latency).
     """
 
     tolerance: float = 0.05

@@ -27,7 +27,9 @@ reference (a slower machine cancels out) and a machine-speed probe runs before a
 machine-state change is reported as noise; the reference slowing down beyond what the probe
 explains fails the "runtime" test (--runtime-tolerance).
 tolerance of an item = max(--tolerance, min(K x spread, --max-tolerance)), where spread is the
-IQR/median recorded with the baseline or measured now, whichever is larger.
+IQR/median recorded with the baseline or measured now, whichever is larger. Measurements taken
+while other processes use more than --max-neighbour-load cores do not count; a regression needs
+--confirm quiet measurements beyond tolerance, spaced --remeasure-gap seconds apart.
 """
 
 
@@ -65,7 +67,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "(by default: inconclusive, exit 3)")
     parser.add_argument("--max-neighbour-load", type=float, default=0.25, metavar="CORES",
                         help="a measurement during which other processes use more CPU than this "
-                             "(cores, /proc/stat) cannot clear or confirm a suspect (default 0.25)")
+                             "(cores, /proc/stat) counts for nothing: it neither passes nor fails "
+                             "an item (default 0.25)")
     parser.add_argument("--confirm", type=int, default=2, metavar="N",
                         help="quiet measurements beyond tolerance needed to fail an item (default 2)")
     parser.add_argument("--state-limit", default="25%", metavar="PCT",
