@@ -178,7 +178,7 @@ class CheckReport:
                          f"(median {n['neighbour_median']:.2f}; contended above "
                          f"{self.config.max_neighbour:.2f})")
         if n.get("remeasured"):
-            parts.append(f"{n['remeasured']} suspect(s) re-measured")
+            parts.append(f"{n['remeasured']} item(s) re-measured")
         return "noise: " + (", ".join(parts) if parts else "not measured")
 
     def table(self) -> str:
