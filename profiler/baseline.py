@@ -54,6 +54,37 @@ def check_same_device(recorded: dict, now: dict, what: str, allow_change: bool =
         )
 
 
+#: Recorded environment fields that identify the host (``profiler.environment``).
+HOST_FIELDS = ("machine_id", "hostname", "cpu_model", "cpu_count", "cpus_available", "machine")
+#: Runtime packages whose version shapes latency, per backend (numpy: the machine probe).
+RUNTIME_PACKAGES = {"onnxruntime": ("onnxruntime",), "openvino": ("openvino",),
+                    "tensorrt": ("tensorrt", "cuda-python"), "torch": ("torch",)}
+
+
+def host_changes(recorded: Mapping[str, Any] | None, now: Mapping[str, Any],
+                 backend: str | None = None) -> list[str]:
+    """How this host (``now``, :func:`profiler.environment.collect_environment`) differs from the
+    one ``recorded`` was made on: host fields, GPU model and runtime versions, as ``"field a -> b"``.
+
+    A record without a machine id (made before it was recorded) cannot be tied to this host and
+    counts as a difference. An empty list: the same host, the same runtime.
+    """
+    recorded = dict(recorded or {})
+    if not recorded.get("machine_id"):
+        return ["it does not record which machine it was made on"]
+    out = [f"{k} {recorded[k]!r} -> {now.get(k)!r}" for k in HOST_FIELDS
+           if recorded.get(k) is not None and recorded.get(k) != now.get(k)]
+    gpu_then = (recorded.get("gpu") or {}).get("name")
+    gpu_now = (now.get("gpu") or {}).get("name")
+    if gpu_then and gpu_then != gpu_now:
+        out.append(f"GPU {gpu_then!r} -> {gpu_now!r}")
+    then_pk, now_pk = recorded.get("packages") or {}, now.get("packages") or {}
+    for name in ("numpy", *RUNTIME_PACKAGES.get(str(backend), ())):
+        if then_pk.get(name) and then_pk.get(name) != now_pk.get(name):
+            out.append(f"{name} {then_pk[name]} -> {now_pk.get(name) or 'not installed'}")
+    return out
+
+
 @dataclass
 class Baseline:
     """The recorded latency of one ONNX model on one device (``sgnas check --onnx ... --update``)."""

@@ -14,12 +14,24 @@ uncertainties of the baseline's median and of the median measured now
 the square root of the pair count for state-normalized measurements, the spread itself otherwise):
 a noisy entry or a noisy machine widens its own tolerance, up to ``max_tolerance`` (50% by
 default, never below the floor), so that a measurement too noisy to judge cannot hide a large
-slowdown. An item slower than ``1 + tolerance`` is a *suspect* and is re-measured up to
-``remeasure`` times; it fails (``regressed``) only if the re-measurements (their minimum, or their
-median) stay beyond tolerance, and passes as ``noisy`` otherwise. Items faster than
-``1 / (1 + tolerance)`` are reported as ``improved``, a note, not a failure. Finally the median ratio
-over all sampled LUT entries is a test of its own (``global-shift``): a slowdown of the whole
-device or runtime fails it even when each entry alone stays within its tolerance.
+slowdown.
+
+Telling the machine from the model (:func:`judge`): every measurement is taken with a gauge of the
+CPU other processes use (:class:`~profiler.check_measure.NeighbourGauge`); one taken while they
+use more than ``cfg.max_neighbour`` cores is *contended* and counts for nothing. An item whose first
+quiet measurement is slower than ``1 + tolerance`` is a *suspect*; suspects and items without a
+quiet measurement are re-measured in up to ``remeasure`` rounds spaced ``remeasure_gap_s`` apart
+(a round is skipped while the neighbours are busy). A suspect passes as ``noisy`` when a quiet
+re-measurement is within tolerance (``reduce="min"``; with ``"median"`` the median of the quiet
+re-measurements decides), fails as ``regressed`` when ``confirm`` quiet measurements all are beyond
+it, and is ``inconclusive`` otherwise, as is an item never measured quiet. Items faster than
+``1 / (1 + tolerance)`` are reported as ``improved``, a note, not a failure. The median ratio over
+all sampled LUT entries is a test of its own (``global-shift``): a slowdown of the whole device or
+runtime fails it even when each entry alone stays within its tolerance. A machine probe more than
+``state_limit`` off the baseline's speed turns regressions into ``inconclusive``
+(:func:`abstain_far_state`), and a baseline or LUT made on another host (:func:`host_verdict`)
+makes the whole check inconclusive without measuring. Exit codes: 0 pass, 1 regression, 3
+inconclusive (:mod:`profiler.check_report`); bad input raises :class:`SgnasError` (exit 2).
 
 Measuring is injectable: ``measure_fn(target) -> Measurement`` (anything with ``median_ms`` and
 ``spread``); the default, :class:`~profiler.check_measure.DeviceMeasurer`, builds each target's ONNX
@@ -30,9 +42,11 @@ importable from here too.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -44,6 +58,7 @@ from sgnas.space import SearchSpace, get_space
 
 from .baseline import (
     BASELINE_SCHEMA,
+    host_changes,
     LATENCY_FIELDS,
     Baseline,
     check_same_device,
@@ -56,11 +71,14 @@ from .baseline import (
 )
 from .devices import DeviceDescriptor, load_device
 from .check_config import MAX_TOLERANCE, CheckConfig, MeasureFn, Target, median_error, parse_tolerance
-from .check_measure import DeviceMeasurer, lut_canary, preflight, provenance, reference_now_ms
+from .check_measure import (DeviceMeasurer, NeighbourGauge, NoGauge, lut_canary, preflight,
+                            provenance, reference_now_ms)
 from .measure import Reference, for_onnx, lut_measurer_args, lut_reference
 from .probe import PROBE_KEY, machine_factor
 from .check_report import (
+    EXIT_INCONCLUSIVE,
     IMPROVED,
+    INCONCLUSIVE,
     MISMATCH,
     NOISY,
     OK,
@@ -73,7 +91,8 @@ from .check_report import (
 )
 
 __all__ = [
-    "BASELINE_SCHEMA", "IMPROVED", "LATENCY_FIELDS", "MAX_TOLERANCE", "MISMATCH", "NOISY", "OK",
+    "BASELINE_SCHEMA", "EXIT_INCONCLUSIVE", "INCONCLUSIVE", "abstain_far_state", "host_changes",
+    "host_verdict", "judge", "IMPROVED", "LATENCY_FIELDS", "MAX_TOLERANCE", "MISMATCH", "NOISY", "OK",
     "REGRESSED", "REPORT_SCHEMA", "Baseline", "CheckConfig", "CheckReport", "DeviceMeasurer",
     "ItemResult", "MeasureFn", "Target", "check_lut", "machine_noise", "runtime_target", "check_onnx", "check_same_device", "compare",
     "device_dict", "file_sha256", "global_shift", "load_baseline", "lut_model_error", "lut_targets",
@@ -91,90 +110,181 @@ def _error(m: Any) -> float:
     return median_error(_spread(m), int(getattr(m, "pairs", 0) or 0))
 
 
-def compare(target: Target, cfg: CheckConfig, measure_fn: MeasureFn) -> ItemResult:
-    """Measure ``target``, re-measure it if it is a suspect, and judge it (see the module docstring)."""
-    if not (target.baseline_ms > 0 and math.isfinite(target.baseline_ms)):
-        raise SgnasError(f"{target.name}: baseline latency {target.baseline_ms!r} ms is not positive")
-    floor = target.tolerance_floor
-    start = time.perf_counter()
-    baseline_error = median_error(target.baseline_spread, target.baseline_pairs)
+def _quiet(neighbour: float | None, cfg: CheckConfig) -> bool:
+    return neighbour is None or neighbour <= cfg.max_neighbour
 
-    def tol_of(m: Any) -> float:
-        return cfg.item_tolerance(baseline_error, _error(m), floor)
 
-    def within(m: Any) -> bool:
-        return float(m.median_ms) / target.baseline_ms <= 1.0 + tol_of(m)
+@dataclass
+class _Taken:
+    """One measurement of an item: its median, spread, error and the neighbours' load then."""
 
-    first = measure_fn(target)
-    taken = [first]
-    final_ms, final_spread, final_error = float(first.median_ms), _spread(first), _error(first)
-    status = None
-    if not within(first) and cfg.remeasure > 0 and not target.informational:
-        again = []
-        for _ in range(cfg.remeasure):
-            m = measure_fn(target)
-            again.append(m)
-            if cfg.reduce == "min" and within(m):
-                break
-        taken.extend(again)
-        if cfg.reduce == "min":
-            best = min(again, key=lambda m: float(m.median_ms))
-            final_ms, final_spread, final_error = float(best.median_ms), _spread(best), _error(best)
+    ms: float
+    spread: float
+    error: float
+    neighbour: float | None
+
+
+class _Item:
+    """The measurements of one target and the rule that judges them (module docstring)."""
+
+    def __init__(self, target: Target, cfg: CheckConfig) -> None:
+        if not (target.baseline_ms > 0 and math.isfinite(target.baseline_ms)):
+            raise SgnasError(f"{target.name}: baseline latency {target.baseline_ms!r} ms is not positive")
+        self.target, self.cfg = target, cfg
+        self.baseline_error = median_error(target.baseline_spread, target.baseline_pairs)
+        self.taken: list[_Taken] = []
+        self.time_s = 0.0
+
+    def take(self, measure_fn: MeasureFn, gauge: Any) -> None:
+        start = time.perf_counter()
+        token = gauge.start()
+        m = measure_fn(self.target)
+        neighbour = gauge.stop(token)
+        self.time_s += time.perf_counter() - start
+        self.taken.append(_Taken(float(m.median_ms), _spread(m), _error(m), neighbour))
+
+    def tol(self, t: _Taken) -> float:
+        return self.cfg.item_tolerance(self.baseline_error, t.error, self.target.tolerance_floor)
+
+    def within(self, t: _Taken) -> bool:
+        return t.ms / self.target.baseline_ms <= 1.0 + self.tol(t)
+
+    @property
+    def quiet(self) -> list[_Taken]:
+        """The measurements taken while the rest of the machine was quiet (the only ones judged)."""
+        return [t for t in self.taken if _quiet(t.neighbour, self.cfg)]
+
+    @property
+    def suspect(self) -> bool:
+        """Slower than tolerance in its first quiet measurement."""
+        quiet = self.quiet
+        return bool(quiet) and not self.within(quiet[0])
+
+    @property
+    def pending(self) -> bool:
+        """Needs another measurement: none quiet yet, or a suspect not yet cleared (``min``) or
+        not yet measured ``remeasure`` times (``median``)."""
+        quiet = self.quiet
+        if not quiet:
+            return True
+        if not self.suspect:
+            return False
+        return self.cfg.reduce == "median" or not any(self.within(t) for t in quiet[1:])
+
+    def result(self) -> ItemResult:
+        cfg, target = self.cfg, self.target
+        first = self.taken[0]
+        quiet = self.quiet
+        again = self.taken[1:]
+        need = min(cfg.confirm, 1 + cfg.remeasure)
+        note = ""
+        if not quiet:
+            final = min(self.taken, key=lambda t: t.ms)
+            status = INCONCLUSIVE
+        elif not self.suspect:
+            final = quiet[0]
+            ratio = final.ms / target.baseline_ms
+            status = IMPROVED if ratio < 1.0 / (1.0 + self.tol(final)) else OK
+        elif cfg.reduce == "median" and quiet[1:]:
+            rest = quiet[1:]
+            final = _Taken(float(np.median([t.ms for t in rest])),
+                           float(np.median([t.spread for t in rest])),
+                           float(np.median([t.error for t in rest])), None)
+            if self.within(final):
+                status = NOISY
+            else:
+                status = REGRESSED if len(quiet) >= need else INCONCLUSIVE
         else:
-            final_ms = float(np.median([float(m.median_ms) for m in again]))
-            final_spread = float(np.median([_spread(m) for m in again]))
-            final_error = float(np.median([_error(m) for m in again]))
-        tol = cfg.item_tolerance(baseline_error, final_error, floor)
-        status = NOISY if final_ms / target.baseline_ms <= 1.0 + tol else REGRESSED
-    tol = cfg.item_tolerance(baseline_error, final_error, floor)
-    ratio = final_ms / target.baseline_ms
-    if status is None:
-        if ratio > 1.0 + tol:
-            status = REGRESSED
-        elif ratio < 1.0 / (1.0 + tol):
-            status = IMPROVED
-        else:
-            status = OK
-    if status == REGRESSED and target.informational:
-        status = MISMATCH
-    note = ""
-    if status == MISMATCH:
-        note = ("slower than the LUT predicts, but the LUT records no end-to-end error to judge it "
-                "by (calibrate it with sgnas-profile --validate); not failed")
-    elif status == NOISY:
-        note = (f"first run {float(first.median_ms):.4f} ms ({float(first.median_ms) / target.baseline_ms:.2f}x) "
-                f"was not confirmed by {len(taken) - 1} re-measurement(s)")
-    elif status == REGRESSED and len(taken) > 1:
-        note = f"confirmed by {len(taken) - 1} re-measurement(s) ({cfg.reduce})"
-    elif status == IMPROVED:
-        note = ("faster than the LUT predicts" if target.kind == "network"
-                else "faster than the baseline beyond tolerance: consider refreshing it")
-    return ItemResult(
-        name=target.name,
-        kind=target.kind,
-        baseline_ms=float(target.baseline_ms),
-        now_ms=final_ms,
-        ratio=float(ratio),
-        tolerance=tol,
-        status=status,
-        spread_now=final_spread,
-        baseline_spread=float(target.baseline_spread),
-        measurements_ms=[float(m.median_ms) for m in taken],
-        time_s=time.perf_counter() - start,
-        note=note,
-        arch=None if target.arch is None else str(target.arch),
-    )
+            cleared = [t for t in quiet[1:] if self.within(t)]
+            final = min(cleared or quiet[1:] or quiet, key=lambda t: t.ms)
+            if cleared:
+                status = NOISY
+            elif len(quiet) >= need:
+                status = REGRESSED
+            else:
+                status = INCONCLUSIVE
+        ratio = final.ms / target.baseline_ms
+        if status in (REGRESSED, INCONCLUSIVE) and target.informational:
+            status = OK if self.within(final) else MISMATCH
+        busy = [t.neighbour for t in self.taken if not _quiet(t.neighbour, cfg)]
+        if status == MISMATCH:
+            note = ("slower than the LUT predicts, but the LUT records no end-to-end error to judge it "
+                    "by (calibrate it with sgnas-profile --validate); not failed")
+        elif status == NOISY:
+            note = (f"first run {first.ms:.4f} ms ({first.ms / target.baseline_ms:.2f}x) "
+                    f"was not confirmed by {len(again)} re-measurement(s)")
+        elif status == REGRESSED and again:
+            note = f"confirmed by {len(again)} re-measurement(s) ({cfg.reduce})"
+        elif status == INCONCLUSIVE:
+            note = (f"{len(busy)} of {len(self.taken)} measurement(s) taken while other "
+                    f"processes used up to {max(busy, default=0.0):.2f} cores (limit "
+                    f"{cfg.max_neighbour:.2f}) do not count; "
+                    + ("none was quiet" if not quiet else
+                       f"{len(quiet)} quiet, slower, {need} needed to confirm a regression"))
+        elif status == IMPROVED:
+            note = ("faster than the LUT predicts" if target.kind == "network"
+                    else "faster than the baseline beyond tolerance: consider refreshing it")
+        return ItemResult(
+            name=target.name, kind=target.kind, baseline_ms=float(target.baseline_ms),
+            now_ms=final.ms, ratio=float(ratio), tolerance=self.tol(final), status=status,
+            spread_now=final.spread, baseline_spread=float(target.baseline_spread),
+            measurements_ms=[t.ms for t in self.taken], time_s=self.time_s, note=note,
+            arch=None if target.arch is None else str(target.arch),
+            neighbour=[t.neighbour for t in self.taken],
+        )
+
+
+def judge(targets: Sequence[Target], cfg: CheckConfig, measure_fn: MeasureFn,
+          gauge: Any = None, gap_s: float | None = None) -> list[ItemResult]:
+    """Measure every target once, then re-measure the suspects (and the items with no quiet
+    measurement yet) in up to ``cfg.remeasure`` rounds spaced by ``gap_s`` (default
+    ``cfg.remeasure_gap_s``), and judge each (module docstring). The gauge also reads the
+    neighbours during each gap: a round that starts while they are busy is skipped (its
+    measurements would not count).
+
+    ``gauge`` (:class:`~profiler.check_measure.NeighbourGauge`, default none) measures the other
+    processes' CPU use around every measurement.
+    """
+    gauge = gauge if gauge is not None else NoGauge()
+    gap = cfg.remeasure_gap_s if gap_s is None else gap_s
+    items = [_Item(t, cfg) for t in targets]
+    for item in items:
+        item.take(measure_fn, gauge)
+    for _ in range(cfg.remeasure):
+        pending = [i for i in items if i.pending and not i.target.informational]
+        if not pending:
+            break
+        if gap > 0:
+            token = gauge.start()
+            time.sleep(gap)
+            if not _quiet(gauge.stop(token), cfg):
+                continue  # the neighbours are busy right now: a measurement would not count
+        for item in pending:
+            item.take(measure_fn, gauge)
+    return [i.result() for i in items]
+
+
+def compare(target: Target, cfg: CheckConfig, measure_fn: MeasureFn, gauge: Any = None) -> ItemResult:
+    """Measure ``target``, re-measure it if it is a suspect, and judge it (see :func:`judge`)."""
+    return judge([target], cfg, measure_fn, gauge, gap_s=0.0)[0]
 
 
 def global_shift(results: Sequence[ItemResult], cfg: CheckConfig) -> ItemResult | None:
-    """The global-shift test over the LUT entries among ``results`` (``None`` if too few)."""
+    """The global-shift test over the LUT entries among ``results`` (``None`` if too few).
+
+    A shift measured while other processes kept the machine busy (over half of the entries'
+    first measurements contended) is ``inconclusive`` rather than a regression."""
     entries = [r for r in results if r.kind == "entry"]
     if len(entries) < max(cfg.global_min_entries, 1):
         return None
     ratios = [r.ratio for r in entries]
     ratio = float(np.median(ratios))
     tol = cfg.tolerance
-    if ratio > 1.0 + tol:
+    busy = sum(1 for r in entries if r.neighbour and not _quiet(r.neighbour[0], cfg))
+    if ratio > 1.0 + tol and busy * 2 > len(entries):
+        status, note = INCONCLUSIVE, (f"{busy} of {len(entries)} entries were measured while "
+                                      "other processes kept the machine busy")
+    elif ratio > 1.0 + tol:
         status, note = REGRESSED, "the whole device or runtime is slower than when the LUT was recorded"
     elif ratio < 1.0 / (1.0 + tol):
         status, note = IMPROVED, "the whole device or runtime is faster: consider re-profiling the LUT"
@@ -184,6 +294,35 @@ def global_shift(results: Sequence[ItemResult], cfg: CheckConfig) -> ItemResult 
         name="global-shift", kind="global", baseline_ms=1.0, now_ms=ratio, ratio=ratio,
         tolerance=tol, status=status, measurements_ms=[float(r) for r in ratios], note=note,
     )
+
+
+def abstain_far_state(items: Sequence[ItemResult | None], noise: dict, cfg: CheckConfig) -> None:
+    """Turn regressions into ``inconclusive`` when the machine probe ran more than
+    ``cfg.state_limit`` off the baseline's speed (the machine, not the model, may have changed)."""
+    factor = noise.get("machine_factor")
+    if factor is None or not math.isfinite(factor) or factor <= 0:
+        return
+    if abs(math.log(factor)) <= math.log1p(cfg.state_limit):
+        return
+    for r in items:
+        if r is not None and r.status == REGRESSED:
+            r.status = INCONCLUSIVE
+            r.note = "; ".join(filter(None, [
+                f"the machine runs at {factor:.2f}x its baseline speed (probe), beyond "
+                f"±{100 * cfg.state_limit:.0f}%: make the baseline again in this state", r.note]))
+
+
+def host_verdict(recorded_env: dict | None, now_env: dict | None, device: DeviceDescriptor,
+                 what: str, cfg: CheckConfig, advice: str) -> str | None:
+    """The reason a check is inconclusive because ``what`` was made on another host (``None``: the
+    same host, or not checked)."""
+    if now_env is None or cfg.allow_host_change:
+        return None
+    changes = host_changes(recorded_env, now_env, device.backend)
+    if not changes:
+        return None
+    return (f"{what} was made on another host or runtime ({'; '.join(changes[:3])}): it is no "
+            f"baseline for this one; {advice} (--allow-host-change compares anyway)")
 
 
 def runtime_target(probe_base: dict | None, cfg: CheckConfig) -> Target | None:
@@ -346,14 +485,32 @@ def network_targets(lut: Lut, space: SearchSpace, cfg: CheckConfig, rng: np.rand
 
 
 # ---------------------------------------------------------------------- LUT check
+def _skipped(mode: str, source: str, now: dict, recorded: dict, cfg: CheckConfig,
+             reason: str, env: dict) -> CheckReport:
+    """The report of a check that measured nothing: inconclusive for ``reason``."""
+    return CheckReport(mode=mode, source=source, device=now, baseline_device=recorded, results=[],
+                       config=cfg, environment=env, inconclusive_reason=reason)
+
+
+def _here(device: DeviceDescriptor, measure_fn: MeasureFn | None, host_env: dict | None) -> dict | None:
+    """This host's environment for the host check: given, collected when measuring for real,
+    ``None`` (no host check) for injected measurements."""
+    if host_env is not None:
+        return dict(host_env)
+    return provenance(device) if measure_fn is None else None
+
+
 def check_lut(lut: Lut | str | os.PathLike, device: DeviceDescriptor | str,
-              cfg: CheckConfig | None = None, measure_fn: MeasureFn | None = None) -> CheckReport:
+              cfg: CheckConfig | None = None, measure_fn: MeasureFn | None = None,
+              host_env: dict | None = None, gauge: Any = None) -> CheckReport:
     """Re-measure a stratified sample of ``lut``'s entries and ``cfg.networks`` reference networks.
 
     ``lut`` is a :class:`sgnas.lut.Lut` or a path; ``device`` a descriptor or a device name. Raises
     :class:`SgnasError` for a LUT of another device (unless ``cfg.allow_device_change``), another
-    search space, or a device this host cannot run. ``measure_fn`` replaces the device measurement
-    (then no host or runtime check is made).
+    search space, or a device this host cannot run. A LUT built on another host (its recorded
+    environment against ``host_env``, by default this host's) gives an inconclusive report without
+    measuring. ``measure_fn`` replaces the device measurement (then no host, runtime or neighbour
+    check is made unless ``host_env`` / ``gauge`` are given).
     """
     cfg = cfg or CheckConfig()
     if not isinstance(lut, Lut):
@@ -374,12 +531,19 @@ def check_lut(lut: Lut | str | os.PathLike, device: DeviceDescriptor | str,
     if not targets:
         raise SgnasError(f"{where} has no entries to check")
     targets += network_targets(lut, space, cfg, rng)
+    if measure_fn is None:
+        preflight(device, force=cfg.force)
+    env = _here(device, measure_fn, host_env)
+    reason = host_verdict(lut.environment, env, device, where, cfg,
+                          f"build the LUT on this runner first (sgnas-profile --device {device.name}"
+                          f" --space {lut.space} --out LUT) and check against it")
+    if reason:
+        return _skipped("lut", str(lut.path or ""), now, dict(lut.device), cfg, reason, env or {})
 
     measurer = None
     canary_lut_ms = None
     reference, state_ms = lut_reference(lut)
     if measure_fn is None:
-        preflight(device, force=cfg.force)
         canary_key, canary_lut_ms = lut_canary(lut, space)
         seed = int((lut.build or {}).get("seed", 0))
         measurer = DeviceMeasurer(device, space, canary_key=canary_key if cfg.canary else None,
@@ -387,6 +551,8 @@ def check_lut(lut: Lut | str | os.PathLike, device: DeviceDescriptor | str,
         measure_fn = measurer
         if reference is not None:
             measurer.open_reference()
+    if gauge is None:
+        gauge = NeighbourGauge() if measurer is not None else NoGauge()
     probe_base = (lut.reference or {}).get(PROBE_KEY)
     runtime = runtime_target(probe_base, cfg) if reference is not None else None
     if measurer is not None and probe_base:
@@ -394,7 +560,7 @@ def check_lut(lut: Lut | str | os.PathLike, device: DeviceDescriptor | str,
     if runtime is not None:
         targets.append(runtime)
     try:
-        results = [compare(t, cfg, measure_fn) for t in targets]
+        results = judge(targets, cfg, measure_fn, gauge, gap_s=None if measurer is not None else 0.0)
         if measurer is not None:
             measurer.finish()
     finally:
@@ -408,6 +574,8 @@ def check_lut(lut: Lut | str | os.PathLike, device: DeviceDescriptor | str,
     canary_now = measurer.canary_ms() if measurer is not None else None
     if canary_now is not None and canary_lut_ms:
         noise["canary_vs_lut"] = canary_now / canary_lut_ms
+    shift = global_shift(results, cfg)
+    abstain_far_state([*results, shift], noise, cfg)
     report = CheckReport(
         mode="lut",
         source=str(lut.path or ""),
@@ -415,9 +583,9 @@ def check_lut(lut: Lut | str | os.PathLike, device: DeviceDescriptor | str,
         baseline_device=dict(lut.device),
         results=results,
         config=cfg,
-        global_result=global_shift(results, cfg),
+        global_result=shift,
         noise=noise,
-        environment=provenance(device) if measurer is not None else {},
+        environment=env or {},
     )
     report.notes.extend(report_notes(report, lut))
     return report
@@ -438,50 +606,102 @@ def _onnx_target(path: Path, shape: tuple[int, ...], baseline_ms: float, spread:
                   input_shape=shape)
 
 
+def _replaceable(path: Path) -> None:
+    """Refuse to overwrite a file at ``path`` that is not an sgnas baseline (or is corrupt); an
+    older schema's baseline may be replaced."""
+    try:
+        load_baseline(path)
+    except SgnasError as exc:
+        try:
+            data = json.loads(path.read_text())
+            older = (isinstance(data, dict) and data.get("kind") == "sgnas-latency-baseline"
+                     and data.get("schema_version") != BASELINE_SCHEMA)
+        except (OSError, ValueError):
+            older = False
+        if not older:
+            raise SgnasError(f"{exc}; not overwritten: delete it to record a new baseline "
+                             "there") from exc
+
+
+def _median_run(runs: list[Any]) -> Any:
+    """The run whose median is the median of the runs' (its spread and pairs stay consistent)."""
+    order = sorted(runs, key=lambda m: float(m.median_ms))
+    return order[(len(order) - 1) // 2]
+
+
 def update_baseline(onnx_path: str | os.PathLike, device: DeviceDescriptor | str, baseline_path: str | os.PathLike,
-                    cfg: CheckConfig | None = None, measure_fn: MeasureFn | None = None) -> Baseline:
+                    cfg: CheckConfig | None = None, measure_fn: MeasureFn | None = None,
+                    gauge: Any = None) -> Baseline:
     """Measure ``onnx_path`` on ``device`` and write (or refresh) its baseline atomically.
 
-    An existing baseline of another device is only replaced with ``cfg.allow_device_change``; a
-    corrupt one or one of another model is replaced.
+    The model is measured ``cfg.baseline_runs`` times, spaced by ``cfg.remeasure_gap_s``; the
+    baseline is the run of median latency, with every run's median and the other processes' CPU
+    use (cores) during each recorded beside it. An existing baseline of another device is only
+    replaced with ``cfg.allow_device_change``; a corrupt file, or one that is no baseline, is never
+    replaced (:class:`SgnasError`); one of another model is.
     """
     cfg = cfg or CheckConfig()
     device = _resolve_device(device)
     onnx_path = Path(onnx_path)
     shape = model_input_shape(onnx_path, device, cfg)
     if Path(baseline_path).exists():
-        try:
-            old = load_baseline(baseline_path)
-        except SgnasError:
-            old = None
+        _replaceable(Path(baseline_path))
+        old = load_baseline(baseline_path) if _loads(Path(baseline_path)) else None
         if old is not None:
             check_same_device(old.device, device_dict(device), f"baseline {baseline_path}",
                               cfg.allow_device_change)
     own = measure_fn is None
     reference: dict = {}
     probed: dict = {}
-    if measure_fn is None:
+    gauge = gauge if gauge is not None else (NeighbourGauge() if own else NoGauge())
+    target = _onnx_target(onnx_path, shape, 1.0, 0.0)
+    runs: list[Any] = []
+    load: list[float | None] = []
+
+    def measure_runs(fn: MeasureFn) -> None:
+        for i in range(cfg.baseline_runs):
+            if i and own and cfg.remeasure_gap_s > 0:
+                time.sleep(cfg.remeasure_gap_s)
+            token = gauge.start()
+            runs.append(fn(target))
+            load.append(gauge.stop(token))
+
+    if own:
         preflight(device, force=cfg.force)
         ref = for_onnx(device)
         with DeviceMeasurer(device, reference=ref) as measurer:
             measurer.open_reference()
-            m = measurer(_onnx_target(onnx_path, shape, 1.0, 0.0))
+            measure_runs(measurer)
             reference = {"model": ref.name, "state_ms": measurer.current_state_ms()}
             if cfg.probe:
                 probed = measurer.probe(" while recording the baseline")
     else:
-        m = measure_fn(_onnx_target(onnx_path, shape, 1.0, 0.0))
+        measure_runs(measure_fn)  # type: ignore[arg-type]
+    m = _median_run(runs)
+    record = m.to_dict() if hasattr(m, "to_dict") else dict(vars(m))
+    record["runs_ms"] = [float(r.median_ms) for r in runs]
+    record["neighbour"] = load
     env = provenance(device) if own else {}
-    return write_baseline(baseline_path, onnx_path, device, m, shape, env, reference=reference,
+    return write_baseline(baseline_path, onnx_path, device, record, shape, env, reference=reference,
                           probe=probed)
 
 
+def _loads(path: Path) -> bool:
+    try:
+        load_baseline(path)
+        return True
+    except SgnasError:
+        return False
+
+
 def check_onnx(path: str | os.PathLike, device: DeviceDescriptor | str, baseline: Baseline | str | os.PathLike,
-               cfg: CheckConfig | None = None, measure_fn: MeasureFn | None = None) -> CheckReport:
+               cfg: CheckConfig | None = None, measure_fn: MeasureFn | None = None,
+               host_env: dict | None = None, gauge: Any = None) -> CheckReport:
     """Re-measure the ONNX model at ``path`` on ``device`` and compare it with ``baseline``.
 
     Raises :class:`SgnasError` for a baseline of another device (unless ``cfg.allow_device_change``),
-    of another model (unless ``cfg.allow_model_change``), or with another input shape.
+    of another model (unless ``cfg.allow_model_change``), or with another input shape. A baseline
+    made on another host gives an inconclusive report without measuring (see :func:`check_lut`).
     """
     cfg = cfg or CheckConfig()
     device = _resolve_device(device)
@@ -501,18 +721,27 @@ def check_onnx(path: str | os.PathLike, device: DeviceDescriptor | str, baseline
     if tuple(shape) != tuple(baseline.input_shape):
         raise SgnasError(f"{path} takes input {list(shape)}, {where} was recorded with "
                          f"{list(baseline.input_shape)}")
+    if measure_fn is None:
+        preflight(device, force=cfg.force)
+    env = _here(device, measure_fn, host_env)
+    reason = host_verdict(baseline.environment, env, device, where, cfg,
+                          f"make the baseline on this runner first (sgnas check --onnx {path} "
+                          f"--device {device.name} --baseline {baseline.path or 'PATH'} --update)")
+    if reason:
+        return _skipped("onnx", str(path), now, dict(baseline.device), cfg, reason, env or {})
     target = _onnx_target(path, tuple(shape), baseline.median_ms, baseline.spread,
                           int(baseline.measurement.get("pairs") or 0))
     measurer = None
     ref = baseline.reference or {}
     state_ms = float(ref["state_ms"]) if ref.get("model") and ref.get("state_ms") else None
     if measure_fn is None:
-        preflight(device, force=cfg.force)
         reference = Reference.from_name(ref["model"]) if state_ms is not None else None
         measurer = DeviceMeasurer(device, reference=reference, state_ms=state_ms)
         measure_fn = measurer
         if reference is not None:
             measurer.open_reference()
+    if gauge is None:
+        gauge = NeighbourGauge() if measurer is not None else NoGauge()
     targets = [target]
     runtime = runtime_target(baseline.probe, cfg) if state_ms is not None else None
     if measurer is not None and baseline.probe:
@@ -520,7 +749,7 @@ def check_onnx(path: str | os.PathLike, device: DeviceDescriptor | str, baseline
     if runtime is not None:
         targets.append(runtime)
     try:
-        results = [compare(t, cfg, measure_fn) for t in targets]
+        results = judge(targets, cfg, measure_fn, gauge, gap_s=None if measurer is not None else 0.0)
     finally:
         if measurer is not None:
             measurer.close()
@@ -530,10 +759,11 @@ def check_onnx(path: str | os.PathLike, device: DeviceDescriptor | str, baseline
     machine = machine_noise(measurer, baseline.probe, state_ms)
     noise = noise_summary(results, None)
     noise.update(machine)
+    abstain_far_state(results, noise, cfg)
     report = CheckReport(
         mode="onnx", source=str(path), device=now, baseline_device=dict(baseline.device),
         results=results, config=cfg, global_result=None, noise=noise,
-        environment=provenance(device) if measurer is not None else {},
+        environment=env or {},
     )
     report.notes.extend(report_notes(report))
     if measure_fn is measurer and state_ms is None:

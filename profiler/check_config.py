@@ -55,6 +55,19 @@ class CheckConfig:
     machine-state change cancels out; with ``probe`` the machine-speed probe is timed against the
     reference too, and the ``runtime`` test fails when the reference got slower relative to the
     probe by more than ``runtime_tolerance`` (a slower runtime, not a slower machine).
+
+    Telling the machine from the model: a baseline or LUT recorded on another host (its recorded
+    environment differs: machine id, CPU, core count, runtime versions) makes the check
+    ``inconclusive`` without measuring, unless ``allow_host_change``. While measuring, the CPU time
+    other processes use (``/proc/stat``, in cores; stolen time included) is gauged around every
+    measurement: a measurement during which it exceeds ``max_neighbour`` is *contended* and counts
+    for nothing (it neither passes nor fails an item). A suspect passes as noisy when a quiet
+    re-measurement clears it and fails only when ``confirm`` quiet measurements confirm it; else,
+    and for an item never measured quiet, it is ``inconclusive``. So is a confirmed regression
+    when the machine probe runs more than ``state_limit`` off the baseline's speed. Re-measurement
+    rounds are spaced by ``remeasure_gap_s`` seconds (a round is skipped while the neighbours are
+    busy), so a regression must persist over time. ``baseline_runs`` measurements spaced by
+    ``remeasure_gap_s`` make a baseline (the run of median latency).
     """
 
     tolerance: float = 0.05
@@ -75,6 +88,12 @@ class CheckConfig:
     input_shape: tuple[int, ...] | None = None
     probe: bool = True
     runtime_tolerance: float = 0.15
+    allow_host_change: bool = False
+    max_neighbour: float = 0.25
+    confirm: int = 2
+    state_limit: float = 0.25
+    remeasure_gap_s: float = 1.0
+    baseline_runs: int = 3
 
     def __post_init__(self) -> None:
         if not 0 < self.runtime_tolerance < MAX_TOLERANCE:
@@ -93,6 +112,16 @@ class CheckConfig:
             raise SgnasError(f"--networks must be >= 0, got {self.networks}")
         if self.remeasure < 0:
             raise SgnasError(f"--remeasure must be >= 0, got {self.remeasure}")
+        if not 0 <= self.max_neighbour < 1000:
+            raise SgnasError(f"--max-neighbour-load must be >= 0 cores, got {self.max_neighbour}")
+        if self.confirm < 1:
+            raise SgnasError(f"--confirm must be >= 1, got {self.confirm}")
+        if not 0 < self.state_limit < MAX_TOLERANCE:
+            raise SgnasError(f"--state-limit {self.state_limit!r} out of range (0, {MAX_TOLERANCE})")
+        if self.remeasure_gap_s < 0:
+            raise SgnasError(f"--remeasure-gap must be >= 0 s, got {self.remeasure_gap_s}")
+        if self.baseline_runs < 1:
+            raise SgnasError(f"--baseline-runs must be >= 1, got {self.baseline_runs}")
         if self.reduce not in ("min", "median"):
             raise SgnasError(f"re-measurement reduction must be 'min' or 'median', not {self.reduce!r}")
 

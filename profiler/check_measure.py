@@ -139,3 +139,62 @@ def provenance(device: DeviceDescriptor) -> dict:
         return dict(collect_environment(device))
     except Exception as exc:  # provenance must never break a check
         return {"error": f"{type(exc).__name__}: {exc}"}
+
+
+class NeighbourGauge:
+    """How busy the rest of the machine is while something is measured: CPU time used by other
+    processes and stolen by the hypervisor, per second of wall time, in cores (``/proc/stat``
+    minus this process's own CPU time).
+
+    ``token = gauge.start()`` … ``gauge.stop(token)`` → cores, or ``None`` where ``/proc/stat`` is
+    not readable (then contention is unknown and every measurement counts as quiet).
+    """
+
+    FIELDS_BUSY = (0, 1, 2, 5, 6, 7)  # user nice system irq softirq steal (not idle, iowait)
+
+    def __init__(self, stat_path: str = "/proc/stat") -> None:
+        self.stat_path = stat_path
+        try:
+            self.hz = float(os.sysconf("SC_CLK_TCK"))
+        except (AttributeError, ValueError, OSError):
+            self.hz = 100.0
+
+    def _busy_s(self) -> float | None:
+        try:
+            with open(self.stat_path) as f:
+                fields = f.readline().split()
+        except OSError:
+            return None
+        if not fields or fields[0] != "cpu":
+            return None
+        values = [int(x) for x in fields[1:]]
+        return sum(values[i] for i in self.FIELDS_BUSY if i < len(values)) / self.hz
+
+    def start(self) -> tuple | None:
+        busy = self._busy_s()
+        if busy is None:
+            return None
+        t = os.times()
+        return busy, t.user + t.system + t.children_user + t.children_system, t.elapsed
+
+    def stop(self, token: tuple | None) -> float | None:
+        if token is None:
+            return None
+        now = self.start()
+        if now is None:
+            return None
+        wall = now[2] - token[2]
+        if wall <= 0.05:  # shorter than a few clock ticks: nothing to tell
+            return None
+        others = (now[0] - token[0]) - (now[1] - token[1])
+        return max(0.0, others / wall)
+
+
+class NoGauge:
+    """A gauge that measures nothing (contention unknown): for injected measurements."""
+
+    def start(self) -> None:
+        return None
+
+    def stop(self, token: Any) -> None:
+        return None

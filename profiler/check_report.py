@@ -2,7 +2,13 @@
 
 An item is ``ok``, ``improved`` (faster beyond tolerance: a note), ``noisy`` (a suspect not
 confirmed on re-measurement), ``mismatch`` (a network slower than a LUT that records no end-to-end
-error: reported, not failed) or ``regressed`` (a failure). :class:`CheckReport` renders the verdicts
+error: reported, not failed), ``inconclusive`` (a suspect the machine's state cannot tell from a
+regression: a busy neighbour, a machine far from the baseline's speed) or ``regressed`` (a
+failure). A whole check is inconclusive, without measuring, when the baseline or LUT was made on
+another host.
+
+Exit codes: 0 pass, 1 a regression, 3 inconclusive (no regression, but something could not be
+decided); 2 (bad input) is raised before anything is measured. :class:`CheckReport` renders the verdicts
 as a fixed-width table, strict JSON and JUnit XML (one test case per item and the global-shift test).
 """
 
@@ -24,7 +30,12 @@ if TYPE_CHECKING:
 OK, IMPROVED, NOISY, REGRESSED = "ok", "improved", "noisy", "regressed"
 #: A network slower than the LUT predicts, when the LUT records no end-to-end error: reported, not failed.
 MISMATCH = "mismatch"
+#: A suspect the machine's state could not tell from a regression: neither passed nor failed.
+INCONCLUSIVE = "inconclusive"
+#: Exit code of an inconclusive check (0 pass, 1 regression, 2 bad input).
+EXIT_INCONCLUSIVE = 3
 REPORT_SCHEMA = 1
+STATUSES = (OK, NOISY, IMPROVED, MISMATCH, INCONCLUSIVE, REGRESSED)
 
 
 @dataclass
@@ -44,6 +55,8 @@ class ItemResult:
     time_s: float = 0.0
     note: str = ""
     arch: str | None = None
+    #: Other processes' CPU use (cores) during each measurement (``None``: not measured).
+    neighbour: list[float | None] = field(default_factory=list)
 
     @property
     def failed(self) -> bool:
@@ -87,6 +100,8 @@ class CheckReport:
     environment: dict = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     created: str = field(default_factory=utc_now)
+    #: Why the whole check could not be decided (another host: nothing was measured), with what to do.
+    inconclusive_reason: str | None = None
 
     @property
     def items(self) -> list[ItemResult]:
@@ -102,12 +117,32 @@ class CheckReport:
         return not self.failures
 
     @property
+    def inconclusive(self) -> bool:
+        """No regression, but the check (or an item) could not be decided."""
+        return self.passed and (self.inconclusive_reason is not None
+                                or any(r.status == INCONCLUSIVE for r in self.items))
+
+    @property
+    def verdict(self) -> str:
+        return "FAIL" if not self.passed else "INCONCLUSIVE" if self.inconclusive else "PASS"
+
+    @property
     def exit_code(self) -> int:
-        """0 when everything is within tolerance, 1 on a regression."""
-        return 0 if self.passed else 1
+        """0 within tolerance, 1 on a regression, 3 (:data:`EXIT_INCONCLUSIVE`) inconclusive."""
+        return 1 if not self.passed else EXIT_INCONCLUSIVE if self.inconclusive else 0
+
+    def reason(self) -> str:
+        """One line: why the check is inconclusive and what to do ("" when it is not)."""
+        if self.inconclusive_reason:
+            return self.inconclusive_reason
+        undecided = [r for r in self.items if r.status == INCONCLUSIVE]
+        if not undecided or not self.passed:
+            return ""
+        return (f"{len(undecided)} item(s) could not be decided on this machine's state "
+                f"({undecided[0].name}: {undecided[0].note}); re-run when the runner is quiet")
 
     def counts(self) -> dict[str, int]:
-        out = {s: 0 for s in (OK, NOISY, IMPROVED, MISMATCH, REGRESSED)}
+        out = {s: 0 for s in STATUSES}
         for r in self.items:
             out[r.status] = out.get(r.status, 0) + 1
         return out
@@ -115,10 +150,13 @@ class CheckReport:
     def summary(self) -> str:
         """One line: verdict, counts and the noise seen."""
         c = self.counts()
-        verdict = "PASS" if self.passed else "FAIL"
-        text = (f"{verdict}: {len(self.items)} checks on device {self.device.get('name', '?')}: "
+        if self.inconclusive_reason:
+            return f"INCONCLUSIVE: {self.inconclusive_reason}"
+        text = (f"{self.verdict}: {len(self.items)} checks on device {self.device.get('name', '?')}: "
                 f"{c[OK]} ok, {c[NOISY]} noisy, {c[IMPROVED]} improved, "
-                + (f"{c[MISMATCH]} mismatch, " if c[MISMATCH] else "") + f"{c[REGRESSED]} regressed")
+                + (f"{c[MISMATCH]} mismatch, " if c[MISMATCH] else "")
+                + (f"{c[INCONCLUSIVE]} inconclusive, " if c[INCONCLUSIVE] else "")
+                + f"{c[REGRESSED]} regressed")
         return text + "; " + self.noise_line()
 
     def noise_line(self) -> str:
@@ -135,12 +173,18 @@ class CheckReport:
         if n.get("machine_factor") is not None:
             parts.append(f"machine {n['machine_factor']:.2f}x its baseline speed (probe; not a "
                          "regression)")
+        if n.get("neighbour_max") is not None:
+            parts.append(f"other processes used up to {n['neighbour_max']:.2f} cores "
+                         f"(median {n['neighbour_median']:.2f}; contended above "
+                         f"{self.config.max_neighbour:.2f})")
         if n.get("remeasured"):
-            parts.append(f"{n['remeasured']} suspect(s) re-measured")
+            parts.append(f"{n['remeasured']} item(s) re-measured")
         return "noise: " + (", ".join(parts) if parts else "not measured")
 
     def table(self) -> str:
         """A fixed-width table: key, baseline ms, now ms, ratio, tolerance, status."""
+        if self.inconclusive_reason and not self.results:
+            return self.summary()
         rows = [("key", "baseline ms", "now ms", "ratio", "tol", "status")]
         for r in self.results:
             rows.append((r.name, f"{r.baseline_ms:.4f}", f"{r.now_ms:.4f}", f"{r.ratio:.3f}x",
@@ -155,7 +199,8 @@ class CheckReport:
             cells = [row[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(row[1:5], widths[1:5])]
             lines.append("  ".join(cells + [row[5]]))
         notes = [f"{r.name}: {r.note}" for r in self.items
-                 if r.note and (r.status in (NOISY, REGRESSED, MISMATCH) or r.kind == "global")]
+                 if r.note and (r.status in (NOISY, REGRESSED, MISMATCH, INCONCLUSIVE)
+                                or r.kind == "global")]
         return "\n".join(lines + [""] + notes + self.notes + [self.summary()])
 
     def to_dict(self) -> dict:
@@ -167,7 +212,9 @@ class CheckReport:
             "source": self.source,
             "created": self.created,
             "passed": self.passed,
+            "verdict": self.verdict,
             "exit_code": self.exit_code,
+            "inconclusive_reason": self.reason() or None,
             "counts": self.counts(),
             "device": self.device,
             "baseline_device": self.baseline_device,
@@ -188,6 +235,10 @@ class CheckReport:
 
         dev = self.device.get("name", "device")
         cases = []
+        if self.inconclusive_reason:
+            cases.append(JUnitCase(name="host", classname=f"sgnas.check.{dev}.host",
+                                   skipped=self.inconclusive_reason,
+                                   details=self.inconclusive_reason))
         for r in self.items:
             failure = None
             if r.failed:
@@ -198,6 +249,7 @@ class CheckReport:
             cases.append(JUnitCase(
                 name=r.name, classname=f"sgnas.check.{dev}.{r.kind}", time_s=r.time_s,
                 failure=failure, failure_type="LatencyRegression", details=r.describe(),
+                skipped=(f"inconclusive: {r.note}" if r.status == INCONCLUSIVE else None),
             ))
         props = {"mode": self.mode, "source": self.source, "device": self.device,
                  "baseline_device": self.baseline_device, "noise": self.noise,
@@ -225,6 +277,10 @@ def noise_summary(results: Sequence[ItemResult], drift: float | None) -> dict:
         "noisy": sum(r.status == NOISY for r in measured),
         "canary_drift": drift,
     }
+    gauged = [c for r in results for c in r.neighbour if c is not None]
+    if gauged:
+        out["neighbour_max"] = float(max(gauged))
+        out["neighbour_median"] = float(np.median(gauged))
     return out
 
 

@@ -57,6 +57,16 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+def machine_id() -> str | None:
+    """This installation's id (``/etc/machine-id``, systemd), which tells two hosts of the same
+    kind apart; ``None`` where there is none."""
+    for path in ("/etc/machine-id", "/var/lib/dbus/machine-id"):
+        text = _read(path)
+        if text:
+            return text
+    return None
+
+
 def _read(path: str) -> str | None:
     try:
         return Path(path).read_text().strip()
@@ -114,6 +124,7 @@ def collect_environment(device: "DeviceDescriptor | None" = None) -> dict:
     cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
     env = {
         "hostname": platform.node(),
+        "machine_id": machine_id(),
         "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "os": platform.platform(),
         "python": platform.python_version(),

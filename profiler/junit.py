@@ -1,7 +1,8 @@
 """JUnit XML reports, the format CI systems (GitHub test reporters, GitLab, Jenkins) display.
 
 One ``<testsuite>`` inside ``<testsuites>``; each :class:`JUnitCase` becomes a ``<testcase>`` with a
-``<failure>`` when it failed and its details in ``<system-out>``. Suite properties carry provenance
+``<failure>`` when it failed, ``<skipped message=...>`` when it could not be decided, and its
+details in ``<system-out>``. Suite properties carry provenance
 (device, runtime versions). Built with :mod:`xml.etree.ElementTree`, so the output is well-formed.
 """
 
@@ -24,6 +25,8 @@ class JUnitCase:
     failure: str | None = None
     failure_type: str = "failure"
     details: str = ""
+    #: The one-line reason when the case could not be decided (``<skipped>``), else ``None``.
+    skipped: str | None = None
 
 
 #: Characters XML 1.0 does not allow (control characters other than tab, newline, return).
@@ -62,13 +65,14 @@ def junit_xml(
     """The JUnit XML document of one suite, as a string with an XML declaration."""
     cases = list(cases)
     failures = sum(c.failure is not None for c in cases)
+    skipped = sum(c.skipped is not None and c.failure is None for c in cases)
     total_time = sum(c.time_s for c in cases)
     root = ET.Element(
         "testsuites", name=suite, tests=str(len(cases)), failures=str(failures), errors="0",
-        time=f"{total_time:.3f}",
+        skipped=str(skipped), time=f"{total_time:.3f}",
     )
     attrs = {"name": suite, "tests": str(len(cases)), "failures": str(failures), "errors": "0",
-             "skipped": "0", "time": f"{total_time:.3f}"}
+             "skipped": str(skipped), "time": f"{total_time:.3f}"}
     if timestamp:
         attrs["timestamp"] = timestamp
     ts = ET.SubElement(root, "testsuite", attrs)
@@ -82,6 +86,8 @@ def junit_xml(
         if case.failure is not None:
             fail = ET.SubElement(tc, "failure", message=clean(case.failure), type=case.failure_type)
             fail.text = clean(case.details or case.failure)
+        elif case.skipped is not None:
+            ET.SubElement(tc, "skipped", message=clean(case.skipped))
         if case.details:
             ET.SubElement(tc, "system-out").text = clean(case.details)
     ET.indent(root)

@@ -1,67 +1,92 @@
 #!/usr/bin/env bash
-# CI demo of `sgnas check --onnx` on CPU with ONNX Runtime (runs in well under 2 minutes).
+# CI demo of the README's latency workflow on CPU with ONNX Runtime (a few minutes at most):
+# make the baseline on this machine, then check changes against it.
 #
-#   1. record a latency baseline of a small CIFAR-10 network on device cpu-2t (--update)  -> exit 0
-#   2. re-check the unchanged model against it (one retry on a noisy machine)             -> exit 0
-#   3. check another model without --allow-model-change (the sha256 guard)                -> exit 2
-#   4. check a deliberately heavier model with the same input (--allow-model-change)      -> exit 1
+#   1. record a baseline of a CIFAR-10 network on device cpu (--update)                 -> exit 0
+#   2. re-check the unchanged model                                       -> exit 0 (3 if busy)
+#   3. check another model without --allow-model-change (the sha256 guard)               -> exit 2
+#   4. check a planted ~10% slowdown: the same network with two layers at their largest
+#      configuration (real extra compute, a heavier architecture of the same space)
+#                                                                          -> exit 1 (3 if busy)
+#   5. bad input: a JUnit report in a folder that does not exist                        -> exit 2
+#   6. the shipped LUT, built on another machine, is no baseline here                    -> exit 3
 #
-# The slowdown of step 4 is real compute, not a fake: every searchable layer goes from the smallest
-# configuration (two 3x3 depthwise branches, expansion 2) to the largest (six 7x7 branches,
-# expansion 6). That is ~4x the latency on an idle 2-core machine and still >2x when other
-# processes compete for the cores, well beyond the largest tolerance a noisy measurement can
-# earn (--max-tolerance, 50%), so the regression is detected even on a busy CI runner. A
-# thread-count change (2 threads -> 1) was not used: on two shared cores 2-thread latency is often
-# no better than 1-thread latency, so that "slowdown" is not reliable.
+# Exit 3 is "inconclusive": other processes kept the machine busy during every measurement of an
+# item (or the machine probe ran far off the baseline's speed), so the check abstained. It is
+# accepted in steps 2 and 4 -- the script asserts that an unchanged model never fails and a
+# slowdown never passes -- and counted in the summary. scripts/bench_ci_check.py measures how
+# often each verdict comes (docs/RESULTS.md).
 #
-# The checks run at a 10% tolerance floor (the default is 5%): on a CI runner of unknown noise the
-# unchanged re-run must not fail on a few percent of offset between two processes (re-runs on the
-# 2-core development VM read 1.02-1.05x their baseline), and the planted slowdown is ~4x anyway.
-#
-# Environment: SGNAS_CI_DEVICE (default cpu-2t), SGNAS_CI_REPORTS (folder to keep the JUnit/JSON
+# Usage: scripts/ci_latency_check.sh [--hog]
+#   --hog  run steps 2 and 4 beside a CPU hog (a 1-thread numpy loop on the other core).
+# Environment: SGNAS_CI_DEVICE (default cpu), SGNAS_CI_REPORTS (folder to keep the JUnit/JSON
 # reports in), PYTHON (default python). Exits 0 only if every step behaved as expected.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
 PY="${PYTHON:-python}"
-DEVICE="${SGNAS_CI_DEVICE:-cpu-2t}"
+DEVICE="${SGNAS_CI_DEVICE:-cpu}"
+HOG=0
+case "${1:-}" in
+    --hog) HOG=1 ;;
+    "") ;;
+    *) echo "usage: $0 [--hog]" >&2; exit 2 ;;
+esac
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/sgnas-ci-check.XXXXXX")"
-trap 'rm -rf "$WORK"' EXIT
+HOG_PID=""
+cleanup() {
+    [ -n "$HOG_PID" ] && kill "$HOG_PID" 2>/dev/null && wait "$HOG_PID" 2>/dev/null
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
 REPORTS="${SGNAS_CI_REPORTS:-$WORK}"
 mkdir -p "$REPORTS"
 BASE="$WORK/baseline.json"
 failures=0
+inconclusive=0
 
 sgnas() { "$PY" -m sgnas "$@"; }
 
-# expect WANT DESCRIPTION COMMAND...: run COMMAND, compare its exit code with WANT.
+hog_on() {
+    [ "$HOG" -eq 1 ] || return 0
+    OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 "$PY" scripts/bench_ci_check.py --hog &
+    HOG_PID=$!
+    sleep 1
+    echo "--> CPU hog running beside the check (pid $HOG_PID)"
+}
+
+hog_off() {
+    [ -n "$HOG_PID" ] || return 0
+    kill "$HOG_PID" 2>/dev/null
+    wait "$HOG_PID" 2>/dev/null
+    HOG_PID=""
+}
+
+# expect WANT DESCRIPTION COMMAND...: run COMMAND; WANT is one exit code or a list like "0|3".
 expect() {
     local want=$1 what=$2 rc
     shift 2
     "$@"
     rc=$?
-    if [ "$rc" -eq "$want" ]; then
-        echo "--> ok: $what (exit $rc, as expected)"
+    if [[ "|$want|" == *"|$rc|"* ]]; then
+        [ "$rc" -eq 3 ] && inconclusive=$((inconclusive + 1))
+        echo "--> ok: $what (exit $rc, expected $want)"
         return 0
     fi
     echo "--> UNEXPECTED: $what exited $rc, expected $want"
     return 1
 }
 
-echo "== building two CIFAR-10 networks with the same input (profiler.graphs)"
+echo "== building the model and its planted ~10% slowdown (profiler.graphs)"
 "$PY" - "$WORK" <<'EOF' || { echo "--> UNEXPECTED: building the models failed"; exit 1; }
 import sys
 from pathlib import Path
 
-from profiler import graphs
-from sgnas.space import Architecture, get_space
+sys.path.insert(0, "scripts")
+from bench_ci_check import build_models
 
-space, out = get_space("cifar10"), Path(sys.argv[1])
-for name, config in (("model", (3, 3)), ("heavy", (7, 7, 7, 7, 7, 7))):
-    arch = Architecture(space.name, (config,) * space.num_layers)
-    _, model = graphs.network_graph(space, arch, batch_size=1)
-    path = graphs.save_model(model, out / f"{name}.onnx")
-    print(f"{path.name}: {arch} ({path.stat().st_size / 1e6:.1f} MB)")
+model, heavy, arch, heavy_arch = build_models(Path(sys.argv[1]))
+print(f"{model.name}: {arch}\n{heavy.name}: {heavy_arch}")
 EOF
 
 echo
@@ -72,25 +97,13 @@ expect 0 "baseline recorded" \
 [ -f "$BASE" ] || { echo "--> UNEXPECTED: no baseline written"; exit 1; }
 before="$(sha256sum "$BASE")"
 
+hog_on
 echo
 echo "== step 2: unchanged model against its baseline"
-unchanged() {
-    sgnas check --onnx "$WORK/model.onnx" --device "$DEVICE" --baseline "$BASE" --tolerance 10% \
-        --junit "$REPORTS/unchanged.xml" --json "$REPORTS/unchanged.json"
-}
-unchanged
-rc=$?
-if [ "$rc" -eq 1 ]; then
-    echo "--> exit 1 on an unchanged model: the machine is noisy; retrying once"
-    unchanged
-    rc=$?
-fi
-if [ "$rc" -eq 0 ]; then
-    echo "--> ok: unchanged model passes (exit 0, as expected)"
-else
-    echo "--> UNEXPECTED: unchanged model exited $rc, expected 0"
-    failures=$((failures + 1))
-fi
+expect "0|3" "unchanged model does not fail" \
+    sgnas check --onnx "$WORK/model.onnx" --device "$DEVICE" --baseline "$BASE" \
+    --junit "$REPORTS/unchanged.xml" --json "$REPORTS/unchanged.json" \
+    || failures=$((failures + 1))
 
 echo
 echo "== step 3: another model without --allow-model-change is refused"
@@ -99,10 +112,24 @@ expect 2 "model change refused" \
     || failures=$((failures + 1))
 
 echo
-echo "== step 4: a heavier model (every layer at its largest configuration) is a regression"
-expect 1 "slowdown detected" \
-    sgnas check --onnx "$WORK/heavy.onnx" --device "$DEVICE" --baseline "$BASE" --tolerance 10% \
+echo "== step 4: the planted ~10% slowdown is a regression"
+expect "1|3" "slowdown not passed" \
+    sgnas check --onnx "$WORK/heavy.onnx" --device "$DEVICE" --baseline "$BASE" \
     --allow-model-change --junit "$REPORTS/slowdown.xml" --json "$REPORTS/slowdown.json" \
+    || failures=$((failures + 1))
+hog_off
+
+echo
+echo "== step 5: a JUnit report in a folder that does not exist"
+expect 2 "bad report path refused before measuring" \
+    sgnas check --onnx "$WORK/model.onnx" --device "$DEVICE" --baseline "$BASE" \
+    --junit "$WORK/no/such/folder/report.xml" \
+    || failures=$((failures + 1))
+
+echo
+echo "== step 6: the shipped LUT was built on another machine"
+expect 3 "LUT of another host is inconclusive" \
+    sgnas check --lut lut/cpu.json --device cpu --junit "$REPORTS/lut.xml" \
     || failures=$((failures + 1))
 
 if [ "$(sha256sum "$BASE")" != "$before" ]; then
@@ -112,7 +139,7 @@ fi
 
 echo
 if [ "$failures" -eq 0 ]; then
-    echo "ci_latency_check: all steps behaved as expected"
+    echo "ci_latency_check: all steps behaved as expected ($inconclusive inconclusive)"
     exit 0
 fi
 echo "ci_latency_check: $failures step(s) behaved unexpectedly"

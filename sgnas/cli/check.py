@@ -1,7 +1,9 @@
 """``sgnas check``: fail CI when latency regressed beyond the measured noise.
 
 Exit codes: 0 within tolerance, 1 on a regression, 2 on a usage or environment error (LUT or
-baseline of another device or model, missing runtime, GPU device on a host without a GPU).
+baseline of another device or model, corrupt file, a report path in a folder that does not exist,
+missing runtime, GPU device on a host without a GPU), 3 inconclusive (a LUT or baseline made on
+another host, or a suspect that a busy machine cannot tell from a regression).
 """
 
 from __future__ import annotations
@@ -10,21 +12,24 @@ import argparse
 import sys
 
 NAME = "check"
-HELP = "re-measure a LUT sample or an ONNX model and fail on latency regressions (exit 0/1/2)"
+HELP = "re-measure a LUT sample or an ONNX model and fail on latency regressions (exit 0/1/2/3)"
 
 EPILOG = """\
 examples:
-  sgnas check --lut lut/cpu.json --device cpu --junit report.xml
-  sgnas check --onnx model.onnx --device cpu --baseline latency.json --update
-  sgnas check --onnx model.onnx --device cpu --baseline latency.json --tolerance 10%
+  sgnas check --onnx model.onnx --device cpu --baseline latency.json --update   # once, on the runner
+  sgnas check --onnx model.onnx --device cpu --baseline latency.json --junit report.xml
+  sgnas check --lut lut/cpu.json --device cpu --junit report.xml   # a LUT built on this runner
 
-exit codes: 0 within tolerance, 1 regression, 2 usage or environment error.
+exit codes: 0 within tolerance, 1 regression, 2 usage or environment error, 3 inconclusive
+(made on another host: make the baseline here; or a busy machine: re-run when it is quiet).
 Baselines and LUTs recorded with a reference model are re-measured against the same live
 reference (a slower machine cancels out) and a machine-speed probe runs before and after: a
 machine-state change is reported as noise; the reference slowing down beyond what the probe
 explains fails the "runtime" test (--runtime-tolerance).
 tolerance of an item = max(--tolerance, min(K x spread, --max-tolerance)), where spread is the
-IQR/median recorded with the baseline or measured now, whichever is larger.
+IQR/median recorded with the baseline or measured now, whichever is larger. Measurements taken
+while other processes use more than --max-neighbour-load cores do not count; a regression needs
+--confirm quiet measurements beyond tolerance, spaced --remeasure-gap seconds apart.
 """
 
 
@@ -57,6 +62,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="measure even if the host does not look like the device")
     parser.add_argument("--allow-device-change", action="store_true",
                         help="compare with a LUT/baseline recorded on another device or settings")
+    parser.add_argument("--allow-host-change", action="store_true",
+                        help="compare with a LUT/baseline made on another host or runtime version "
+                             "(by default: inconclusive, exit 3)")
+    parser.add_argument("--max-neighbour-load", type=float, default=0.25, metavar="CORES",
+                        help="a measurement during which other processes use more CPU than this "
+                             "(cores, /proc/stat) counts for nothing: it neither passes nor fails "
+                             "an item (default 0.25)")
+    parser.add_argument("--confirm", type=int, default=2, metavar="N",
+                        help="quiet measurements beyond tolerance needed to fail an item (default 2)")
+    parser.add_argument("--state-limit", default="25%", metavar="PCT",
+                        help="a machine probe further than this from the baseline's speed makes "
+                             "regressions inconclusive (default 25%%)")
+    parser.add_argument("--remeasure-gap", type=float, default=1.0, metavar="S",
+                        help="seconds between re-measurement rounds of suspects and between "
+                             "baseline runs (default 1)")
+    parser.add_argument("--baseline-runs", type=int, default=3, metavar="N",
+                        help="--update: measurements of the model, the baseline is their median "
+                             "(default 3)")
 
     lut = parser.add_argument_group("LUT mode (--lut)")
     size = lut.add_mutually_exclusive_group()
@@ -121,6 +144,12 @@ def _config(args: argparse.Namespace):
         allow_model_change=args.allow_model_change,
         force=args.force,
         input_shape=_shape(args.input_shape),
+        allow_host_change=args.allow_host_change,
+        max_neighbour=args.max_neighbour_load,
+        confirm=args.confirm,
+        state_limit=parse_tolerance(args.state_limit),
+        remeasure_gap_s=args.remeasure_gap,
+        baseline_runs=args.baseline_runs,
     )
 
 
@@ -140,6 +169,26 @@ def _validate(args: argparse.Namespace) -> None:
         path = getattr(args, flag)
         if path and args.baseline and _same(path, args.baseline):
             raise SgnasError(f"--{flag} would overwrite the baseline {args.baseline}")
+        if path:
+            _writable(f"--{flag}", path)
+    for flag in ("json", "junit"):
+        if getattr(args, flag) and args.lut and _same(getattr(args, flag), args.lut):
+            raise SgnasError(f"--{flag} would overwrite the LUT {args.lut}")
+    if args.update and args.baseline:
+        _writable("--baseline", args.baseline)
+
+
+def _writable(flag: str, path: str) -> None:
+    """A report or baseline path must name a file in an existing folder (checked before measuring)."""
+    import os
+
+    from ..errors import SgnasError
+
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise SgnasError(f"{flag} {path}: folder {folder} does not exist")
+    if os.path.isdir(path):
+        raise SgnasError(f"{flag} {path} is a folder, expected a file path")
 
 
 def _same(a: str, b: str) -> bool:
@@ -159,10 +208,15 @@ def run(args: argparse.Namespace) -> int:
     if args.onnx and args.update:
         baseline = update_baseline(args.onnx, device, args.baseline, cfg)
         m = baseline.measurement
+        runs = ", ".join(f"{x:.4f}" for x in m.get("runs_ms") or [])
         print(f"baseline written to {args.baseline}: {args.onnx} on device {device.name}, "
               f"input {list(baseline.input_shape)}, median {m['median_ms']:.4f} ms "
               f"(p10 {m.get('p10_ms', float('nan')):.4f}, p90 {m.get('p90_ms', float('nan')):.4f}, "
-              f"spread {100 * float(m.get('spread', 0.0)):.1f}%, n {m.get('n', '?')})")
+              f"spread {100 * float(m.get('spread', 0.0)):.1f}%, n {m.get('n', '?')}; runs {runs} ms)")
+        busy = [c for c in m.get("neighbour") or [] if c is not None]
+        if busy and max(busy) > cfg.max_neighbour:
+            print(f"warning: other processes used up to {max(busy):.2f} cores while the baseline "
+                  "was recorded; record it again when the runner is quiet", file=sys.stderr)
         return 0
 
     if args.lut:
@@ -178,4 +232,6 @@ def run(args: argparse.Namespace) -> int:
     if not report.passed:
         names = ", ".join(r.name for r in report.failures)
         print(f"latency regression: {names}", file=sys.stderr)
+    elif report.inconclusive:
+        print(f"inconclusive: {report.reason()}", file=sys.stderr)
     return report.exit_code

@@ -27,13 +27,16 @@ def fast_device(tmp_path, name="cpu", threads=1):
     return str(path)
 
 
-def write_lut(path, device_yaml, ms, space=SPACE):
+def write_lut(path, device_yaml, ms, space=SPACE, environment=None):
+    """A LUT of ``ms`` per entry, recorded on this host unless ``environment`` is given."""
     from profiler.devices import load_device
+    from profiler.environment import collect_environment
 
     device = load_device(device_yaml).to_dict() if isinstance(device_yaml, str) else device_yaml
     entries = {k: EntryStats(ms, ms, ms, 10, 0.01) for k in space.all_keys()}
     lut = Lut(space=space.name, space_fingerprint=space.fingerprint, device=device, entries=entries,
-              complete=True, input_size=space.input_size)
+              complete=True, input_size=space.input_size,
+              environment=collect_environment() if environment is None else environment)
     save_lut(lut, path)
     return str(path)
 
@@ -61,7 +64,10 @@ def snapshot(path):
     return Path(path).read_bytes(), st.st_mtime_ns
 
 
-QUICK = ["--sample", "3", "--networks", "1", "--remeasure", "0"]
+#: Small checks; the machine's other load is not judged (these test the mechanics on a shared
+#: machine, not its noise).
+QUICK = ["--sample", "3", "--networks", "1", "--remeasure", "0", "--max-neighbour-load", "999",
+         "--state-limit", "900%"]
 
 
 # ------------------------------------------------------------------- LUT mode
@@ -171,14 +177,15 @@ def test_onnx_update_unchanged_and_slowdown(tmp_path, capsys):
     data = json.loads(Path(base).read_text())
     assert data["model"]["input_shape"] == [1, 3, 8, 8] and data["measurement"]["median_ms"] > 0
     assert data["device"]["name"] == "cpu" and data["environment"]
-    # unchanged: a generous floor, so a busy shared machine cannot fail the mechanics under test
+    # unchanged: a generous floor and no neighbour limit, so a busy shared machine cannot fail
+    # (or abstain on) the mechanics under test
     assert main(["check", "--onnx", small, "--device", dev, "--baseline", base,
-                 "--tolerance", "300%", "--max-tolerance", "300%",
-                 "--runtime-tolerance", "300%"]) == 0
+                 "--tolerance", "300%", "--max-tolerance", "300%", "--max-neighbour-load", "999",
+                 "--runtime-tolerance", "300%", "--state-limit", "900%"]) == 0
     # a model ~1000x heavier with the same input is a regression at any sane tolerance
     rc = main(["check", "--onnx", heavy, "--device", dev, "--baseline", base, "--allow-model-change",
                "--tolerance", "300%", "--max-tolerance", "300%", "--remeasure", "1",
-               "--runtime-tolerance", "300%",
+               "--runtime-tolerance", "300%", "--max-neighbour-load", "999", "--state-limit", "900%",
                "--junit", str(tmp_path / "r.xml")])
     assert rc == 1
     assert ET.parse(tmp_path / "r.xml").getroot().get("failures") == "1"
@@ -233,3 +240,68 @@ def test_onnx_missing_or_corrupt_baseline_exits_2(tmp_path, capsys):
     assert main(["check", "--onnx", model, "--device", dev, "--baseline", str(corrupt)]) == 2
     assert "corrupt" in capsys.readouterr().err
     assert snapshot(corrupt) == before
+
+
+# ------------------------------------------------------- another host, bad report paths
+def test_lut_of_another_host_is_inconclusive_exit_3(tmp_path, capsys):
+    pytest.importorskip("onnxruntime")
+    from profiler.environment import collect_environment
+
+    dev = fast_device(tmp_path)
+    env = {**collect_environment(), "machine_id": "another-machine"}
+    lut = write_lut(tmp_path / "lut.json", dev, ms=1e-6, environment=env)  # would "regress"
+    rc = main(["check", "--lut", lut, "--device", dev, *QUICK, "--junit", str(tmp_path / "r.xml")])
+    captured = capsys.readouterr()
+    assert rc == 3
+    [line] = captured.err.strip().splitlines()
+    assert line.startswith("inconclusive:") and "another host" in line and "sgnas-profile" in line
+    suite = ET.parse(tmp_path / "r.xml").getroot().find("testsuite")
+    assert suite.get("skipped") == "1" and suite.get("failures") == "0"
+    # the shipped kind of LUT, which records no machine id, is no baseline either
+    old = write_lut(tmp_path / "old.json", dev, ms=1.0,
+                    environment={k: v for k, v in env.items() if k != "machine_id"})
+    assert main(["check", "--lut", old, "--device", dev, *QUICK]) == 3
+    assert "does not record which machine" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("flag", ["--junit", "--json"])
+def test_report_in_a_missing_folder_exits_2_before_measuring(tmp_path, capsys, flag):
+    dev = fast_device(tmp_path)
+    lut = write_lut(tmp_path / "lut.json", dev, ms=1.0)
+    target = tmp_path / "no" / "such" / "r.xml"
+    assert main(["check", "--lut", lut, "--device", dev, flag, str(target)]) == 2
+    [line] = capsys.readouterr().err.strip().splitlines()
+    assert "does not exist" in line and str(target.parent) in line
+    assert not target.parent.exists()
+    model = conv_onnx(tmp_path / "m.onnx")
+    base = tmp_path / "b.json"
+    assert main(["check", "--onnx", model, "--device", dev, "--baseline", str(base), "--update",
+                 flag, str(target)]) == 2
+    assert not base.exists()  # nothing measured, nothing written
+
+
+def test_update_into_a_missing_folder_or_over_a_corrupt_baseline_exits_2(tmp_path, capsys):
+    dev = fast_device(tmp_path)
+    model = conv_onnx(tmp_path / "m.onnx")
+    assert main(["check", "--onnx", model, "--device", dev, "--update", "--baseline",
+                 str(tmp_path / "none" / "b.json")]) == 2
+    corrupt = tmp_path / "c.json"
+    corrupt.write_text('{"schema_version": 1, "kind": "sgnas-latency-')
+    before = snapshot(corrupt)
+    assert main(["check", "--onnx", model, "--device", dev, "--update", "--baseline",
+                 str(corrupt)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 2 and "does not exist" in err[0] and "not overwritten" in err[1]
+    assert snapshot(corrupt) == before
+
+
+def test_corrupt_lut_exits_2_and_reports_are_not_written(tmp_path, capsys):
+    dev = fast_device(tmp_path)
+    lut = tmp_path / "lut.json"
+    lut.write_text('{"schema_version": 1, "space": "tiny", "entr')
+    out = tmp_path / "r.xml"
+    out.write_text("previous report")
+    assert main(["check", "--lut", str(lut), "--device", dev, "--junit", str(out)]) == 2
+    [line] = capsys.readouterr().err.strip().splitlines()
+    assert str(lut) in line
+    assert out.read_text() == "previous report"
