@@ -4,8 +4,9 @@ Leave whole hardware generations out in turn (groups defined from ``latency.csv`
 columns): all Turing GPUs (``2080ti_*``, ``titan_rtx_*``), all Xeons (``gold_*``, ``silver_*``),
 all phones (``pixel*``, ``essential_ph_*``, ``samsung_*``). For each group the latency basis
 (:func:`sgnas.lut_predict.build_basis`) is built from the *other* devices only; each held-out
-device then measures only ``k`` cells (``--design``: D-optimal for the basis, or one random cell
-per FLOPs stratum; ``--seeds`` draws of which cells) and its whole table is predicted from them
+device then measures only ``k`` cells (``--design``: half spread over FLOPs and half D-optimal
+for the basis, all D-optimal, or one random cell per FLOPs stratum; ``--seeds`` draws of which
+cells) and its whole table is predicted from them
 (:func:`sgnas.lut_predict.predict_table`). Reported per k, mean over held-out devices:
 
 * Spearman of the predicted table against the device's true table (all cells; connected cells);
@@ -23,7 +24,7 @@ per FLOPs stratum; ``--seeds`` draws of which cells) and its whole table is pred
 Usage::
 
     python scripts/bench_zero_shot.py [--bench ../shared/data/nasbench201] [--ks 10 20 50]
-        [--seeds 3] [--design dopt] [--score flops|table:SCORES.csv] [--confidence 0.99]
+        [--seeds 3] [--design mixed] [--score flops|table:SCORES.csv] [--confidence 0.99]
 
 numpy only; a few minutes on one CPU core.
 """
@@ -56,10 +57,13 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--bench", default=None, help="folder with nb201.csv and latency.csv")
     p.add_argument("--ks", type=int, nargs="+", default=[10, 20, 50])
     p.add_argument("--seeds", type=int, default=3)
-    p.add_argument("--design", choices=["dopt", "spread"], default="dopt",
-                   help="which cells a new device measures (default: D-optimal for the basis)")
+    p.add_argument("--design", choices=["mixed", "dopt", "spread"], default="mixed",
+                   help="which cells a new device measures: mixed (default, "
+                        "sgnas.lut_predict.design_cells: half spread over FLOPs, half D-optimal), "
+                        "dopt (all D-optimal) or spread (one random cell per FLOPs stratum)")
     p.add_argument("--score", default="flops",
-                   help="signal of the pick: flops, or table:PATH (a CSV arch_str,score)")
+                   help="signal of the pick: flops, or table:PATH[:COLUMN] (a CSV arch_str,score; "
+                        "COLUMN: another column than score)")
     p.add_argument("--confidence", type=float, default=DEFAULT_CONFIDENCE)
     p.add_argument("--groups", nargs="+", default=list(GROUPS), choices=list(GROUPS))
     p.add_argument("--per-device", action="store_true", help="add per-device rows to the JSON")
@@ -86,10 +90,13 @@ def load(bench: str | None, score: str):
     if score == "flops":
         sc = flops
     elif score.startswith("table:"):
-        t = read_cell_table(score[len("table:"):], ["score"])
-        sc = t.by_code("score").reshape(-1)
+        spec, column = score[len("table:"):], "score"
+        if ":" in spec and not Path(spec).is_file():
+            spec, column = spec.rsplit(":", 1)
+        t = read_cell_table(spec, [column])
+        sc = t.by_code(column).reshape(-1)
     else:
-        raise SgnasError(f"--score {score!r}: want flops or table:PATH")
+        raise SgnasError(f"--score {score!r}: want flops or table:PATH[:COLUMN]")
     return lat, acc, flops, sc, connected_mask().reshape(-1)
 
 
@@ -148,12 +155,14 @@ def run(args) -> dict:
                 win = feas & (truth >= (1 - WINDOW) * t)
                 full[q] = {"oracle": oracle,
                            "full": judge(top_pick(feas, score, truth), truth, acc, t, oracle),
+                           "full_tie_mean": judge(top_pick(feas, score), truth, acc, t, oracle),
                            "largest_flops": judge(top_pick(feas, flops), truth, acc, t, oracle),
                            "uniform_full": judge(np.flatnonzero(win), truth, acc, t, oracle)}
             for k in args.ks:
                 for seed in range(args.seeds):
-                    cells = (design_cells(basis, k, seed, mask=conn) if args.design == "dopt"
-                             else spread_cells(flops, conn, k, seed))
+                    cells = (spread_cells(flops, conn, k, seed) if args.design == "spread" else
+                             design_cells(basis, k, seed, mask=conn,
+                                          spread=flops if args.design == "mixed" else None))
                     pred = predict_table(basis, cells, truth[cells])
                     p = pred.latency_ms
                     other = conn.copy()  # error on the connected cells not measured
@@ -178,12 +187,14 @@ def run(args) -> dict:
                             "q": q, "target_ms": float(t),
                             "margin_ms": float(bound[pick[0]] - p[pick[0]]) if pick.size else None,
                             "pred": judge(pick, truth, acc, t, f["oracle"]),
+                            "pred_tie_mean": judge(top_pick(cand, score), truth, acc, t,
+                                                   f["oracle"]),
                             "pred_no_margin": judge(top_pick(conn & (p <= t), score, p), truth,
                                                     acc, t, f["oracle"]),
                             "uniform_pred": judge(np.flatnonzero(win), truth, acc, t,
                                                   f["oracle"]),
-                            **{name: f[name] for name in ("full", "largest_flops",
-                                                          "uniform_full")},
+                            **{name: f[name] for name in ("full", "full_tie_mean",
+                                                          "largest_flops", "uniform_full")},
                             "oracle_acc": f["oracle"]})
                     rows.append(row)
     return summarise(rows, args, time.perf_counter() - t0)
@@ -195,7 +206,8 @@ def _mean(values) -> float | None:
 
 
 def summarise(rows: list[dict], args, seconds: float) -> dict:
-    methods = ("pred", "pred_no_margin", "uniform_pred", "full", "largest_flops", "uniform_full")
+    methods = ("pred", "pred_tie_mean", "pred_no_margin", "uniform_pred", "full", "full_tie_mean",
+               "largest_flops", "uniform_full")
     out: dict = {"bench": "zero_shot", "design": args.design, "score": args.score,
                  "confidence": args.confidence, "seeds": args.seeds, "quantiles": list(QUANTILES),
                  "groups": {g: sorted({r["device"] for r in rows if r["group"] == g})
@@ -226,8 +238,10 @@ def summarise(rows: list[dict], args, seconds: float) -> dict:
                                       for t in r["targets"]) for g in args.groups},
             "oracle_acc_mean": _mean(t["oracle_acc"] for t in pairs),
         }
-        s["regret_gap_pred_minus_full"] = (None if s["regret"]["pred"] is None else
-                                           s["regret"]["pred"] - s["regret"]["full"])
+        r = s["regret"]
+        s["regret_gap_pred_minus_full"] = None if r["pred"] is None else r["pred"] - r["full"]
+        s["regret_gap_tie_mean"] = (None if r["pred_tie_mean"] is None
+                                    else r["pred_tie_mean"] - r["full_tie_mean"])
         if args.per_device:
             s["spearman_by_device"] = per_dev
         out["by_k"][str(k)] = s

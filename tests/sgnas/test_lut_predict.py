@@ -71,3 +71,21 @@ def test_shipped_basis_covers_the_nb201_cells():
     basis = load_basis()
     assert basis.components.shape == (15625, basis.rank) and basis.rank >= 4
     assert "pixel2" not in basis.devices and "pixel3" not in basis.devices
+
+
+def test_mixed_design_spreads_half_over_the_given_values():
+    basis = build_basis(devices()[0])
+    flops = np.arange(300, dtype=float)
+    cells = design_cells(basis, 10, seed=4, spread=flops)
+    assert sorted(cells[:5] // 60) == list(range(5))  # one per fifth of the range
+    assert len(set(cells.tolist())) == 10
+
+
+def test_cell_error_comes_from_devices_left_out():
+    tables, parts = devices()
+    rng = np.random.default_rng(9)
+    odd = dict(tables)
+    odd["x"] = tables["d0"] * np.where(np.arange(300) < 30, rng.uniform(1.5, 2.0, 300), 1.0)
+    basis = build_basis(odd, rank=3)
+    assert basis.cell_error[:30].mean() > 5 * basis.cell_error[30:].mean()
+    assert load_basis().cell_error is not None
