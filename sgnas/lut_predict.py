@@ -239,5 +239,18 @@ def design_cells(basis: LatencyBasis, k: int, seed: int = 0, mask: np.ndarray | 
     return np.array(chosen, dtype=np.int64)
 
 
+def suggest_cells(k: int, seed: int = 0, basis_path: str | os.PathLike | None = None) -> list:
+    """``k`` connected NB201 cells for a new device to measure (:func:`design_cells`, half
+    spread over FLOPs), for ``sgnas-profile --space nb201 --cells FILE``."""
+    from .nb201.cost import flops_table
+    from .nb201.space import NB201Space, all_cells
+
+    cells = list(all_cells())
+    conn = np.array([c.is_connected() for c in cells])
+    pos = design_cells(load_basis(basis_path), k, seed, mask=conn,
+                       spread=flops_table(NB201Space()).reshape(-1))
+    return [cells[int(i)] for i in pos]
+
+
 __all__ = ["BASIS_FILE", "LatencyBasis", "MIN_CELLS", "TablePrediction", "build_basis",
-           "default_basis_path", "design_cells", "load_basis", "predict_table"]
+           "default_basis_path", "design_cells", "load_basis", "predict_table", "suggest_cells"]

@@ -14,6 +14,11 @@ cross-validated error stored), from a partial CSV or from the partial LUT that
         --device phone --out lut/phone-nb201.json
     sgnas lut import --partial lut/phone-nb201-cells.json --space nb201 --predict \\
         --device phone --out lut/phone-nb201.json
+
+Which cells to measure (half spread over FLOPs, half chosen for the predictor)::
+
+    sgnas lut design --cells 20 --out cells.txt
+    sgnas-profile --device phone --space nb201 --cells cells.txt
 """
 
 from __future__ import annotations
@@ -47,12 +52,34 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="folder with nb201.csv, to map an index column (no arch_str) to cells")
     p.add_argument("--force", action="store_true", help="overwrite --out")
     p.add_argument("--json", action="store_true", help="print a one-line JSON summary")
+    d = sub.add_parser("design", help="cells for a new device to measure before --predict "
+                                      "(nb201; for sgnas-profile --space nb201 --cells FILE)")
+    d.add_argument("--cells", type=int, required=True, metavar="K", help="how many (>= 10)")
+    d.add_argument("--seed", type=int, default=0)
+    d.add_argument("--basis", metavar="NPZ", help="latency basis (default: the shipped one)")
+    d.add_argument("--out", required=True, metavar="FILE", help="arch strings, one per line")
+    d.add_argument("--force", action="store_true", help="overwrite --out")
 
 
 def run(args: argparse.Namespace) -> int:
     from ..errors import SgnasError
     from ..lut_import import import_and_save, predict_and_save
 
+    if args.lut_command == "design":
+        import os
+
+        from ..fileio import atomic_write_bytes
+        from ..lut_predict import MIN_CELLS, suggest_cells
+
+        if os.path.exists(args.out) and not args.force:
+            raise SgnasError(f"{args.out} exists; pass --force to overwrite")
+        if args.cells < MIN_CELLS:
+            raise SgnasError(f"--cells {args.cells}: a predicted table needs at least {MIN_CELLS}")
+        cells = suggest_cells(args.cells, args.seed, args.basis)
+        atomic_write_bytes(args.out, "".join(f"{c}\n" for c in cells).encode())
+        print(f"wrote {args.out}: {len(cells)} cells to measure (sgnas-profile --space nb201 "
+              f"--cells {args.out}), then sgnas lut import --partial ... --predict")
+        return 0
     if args.predict:
         lut = predict_and_save(args.out, args.device, args.space, csv_path=args.csv,
                                column=args.column, partial_lut=args.partial, force=args.force,

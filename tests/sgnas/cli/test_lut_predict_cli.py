@@ -154,3 +154,27 @@ def test_predicted_lut_refused_by_check_and_served_with_a_margin_by_generate(tmp
     e = lut.entries[SPACE.cell_key(SPACE.parse(result["arch"]))]
     assert m["predicted"] == pytest.approx(e.median_ms)
     assert e.median_ms + m["margin"] <= target * (1 + 1e-9)  # the bound meets the target
+
+
+@pytest.mark.slow
+def test_design_profile_then_predict(tmp_path, quick, capsys):
+    """The whole path of a new device: which cells, measure them, predict the rest."""
+    from sgnas.cli.main import profile_main
+
+    cells = tmp_path / "cells.txt"
+    assert main(["lut", "design", "--cells", "10", "--out", str(cells)]) == 0
+    assert len(cells.read_text().split()) == 10
+    part = tmp_path / "quick-nb201-cells.json"
+    assert profile_main(["--device", str(quick), "--space", "nb201", "--cells", str(cells),
+                         "--out", str(part), "--json"]) == 0
+    out = tmp_path / "quick-nb201.json"
+    assert main(["lut", "import", "--partial", str(part), "--space", "nb201", "--predict",
+                 "--device", "quick", "--out", str(out), "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["measured"] == 10 and summary["entries"] == 15625
+    lut = load_lut(out)
+    measured = load_lut(part, allow_incomplete=True)
+    for k, e in measured.entries.items():
+        assert lut.entries[k].median_ms == e.median_ms and lut.entries[k].uncertainty_ms == 0
+    assert main(["lut", "design", "--cells", "9", "--out", str(tmp_path / "x.txt")]) == 2
+    assert "at least 10" in _error(capsys)
