@@ -48,6 +48,9 @@ RANKS: tuple[int, ...] = (1, 2, 3, 4, 6, 8)
 RIDGE: tuple[float, ...] = (1e-4, 1e-3, 1e-2, 1e-1, 1.0)
 BASIS_FILE = "nb201-latency-basis.npz"
 _FLOOR = 1e-3  # a predicted latency is at least this fraction of the measured cells' mean
+#: Relative errors are taken against at least this fraction of the typical latency (cells with no
+#: path to the output run in microseconds on some devices; their relative error means nothing).
+_REL_FLOOR = 0.1
 
 
 @dataclass
@@ -102,7 +105,7 @@ def build_basis(tables: Mapping[str, np.ndarray], rank: int = max(RANKS),
         x = np.hstack([np.ones((len(m), 1)), _components(np.delete(m, i, axis=1), rank)])
         y = m[:, i] / np.median(m[:, i])
         coef = np.linalg.lstsq(x, y, rcond=None)[0]
-        res.append((y - x @ coef) / y)
+        res.append((y - x @ coef) / np.maximum(y, _REL_FLOOR))
     err = np.sqrt(np.mean(np.square(res), axis=0))
     return LatencyBasis(_components(m, rank), names, source, err)
 
@@ -187,7 +190,7 @@ def predict_table(basis: LatencyBasis, positions: Sequence[int], values_ms: Sequ
         x = basis.components[:, :r]
         for lam in ridge:
             coef, xm, ym, inv, loo, h = _ridge_loo(x[pos], y, lam)
-            err = float(np.sqrt(np.mean((loo / y) ** 2)))
+            err = float(np.sqrt(np.mean((loo / np.maximum(y, _REL_FLOOR)) ** 2)))
             if best is None or err < best[0]:
                 best = (err, r, lam, coef, xm, ym, inv, loo, h)
     if best is None:
@@ -200,7 +203,7 @@ def predict_table(basis: LatencyBasis, positions: Sequence[int], values_ms: Sequ
     if basis.cell_error is not None:  # what the other devices say the basis misses per cell
         unc = np.sqrt(unc ** 2 + (pred * basis.cell_error) ** 2)
     pred[pos], unc[pos] = val, 0.0
-    rel = np.abs(loo / y)
+    rel = np.abs(loo / np.maximum(y, _REL_FLOOR))
     cv = {"rmse_rel": err, "mape": float(100 * rel.mean()), "max_rel": float(rel.max()),
           "n": int(len(pos)), "method": "leave-one-out"}
     return TablePrediction(pred, unc, pos, cv, int(r), float(lam))
