@@ -24,6 +24,10 @@ from .errors import SgnasError
 
 #: Probability that a chosen cell's measured latency is within the target, by default.
 DEFAULT_CONFIDENCE = 0.99
+#: A cell whose uncertainty exceeds this share of its predicted latency is not chosen: its bound
+#: is put above every other cell's (a window at T would otherwise pick cells predicted far below
+#: T whose bound happens to land at T -- mostly cells with no path to the output).
+MAX_REL = 0.5
 
 
 def z_of(confidence: float) -> float:
@@ -34,10 +38,16 @@ def z_of(confidence: float) -> float:
 
 
 def guarded(latency: np.ndarray, uncertainty: np.ndarray,
-            confidence: float = DEFAULT_CONFIDENCE) -> np.ndarray:
-    """Upper confidence bounds ``latency + z uncertainty`` (what decoding compares with T)."""
-    return (np.asarray(latency, dtype=np.float64)
-            + z_of(confidence) * np.asarray(uncertainty, dtype=np.float64))
+            confidence: float = DEFAULT_CONFIDENCE, max_rel: float = MAX_REL) -> np.ndarray:
+    """Upper confidence bounds ``latency + z uncertainty`` (what decoding compares with T);
+    cells with ``uncertainty > max_rel x latency`` get a bound above every other cell's."""
+    lat = np.asarray(latency, dtype=np.float64)
+    unc = np.asarray(uncertainty, dtype=np.float64)
+    bound = lat + z_of(confidence) * unc
+    wild = unc > max_rel * lat
+    if wild.any() and not wild.all():
+        bound[wild] = bound[~wild].max() * 1.001
+    return bound
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,9 @@ from sgnas.space import get_space
 def test_z_and_bounds():
     assert z_of(0.99) == pytest.approx(2.3263, abs=1e-3)
     assert np.allclose(guarded([10.0, 5.0], [1.0, 0.0], 0.99), [10 + z_of(0.99), 5.0])
+    # a cell known to within no better than half its latency is put above every other
+    b = guarded([10.0, 5.0, 1.0], [1.0, 0.0, 0.6], 0.99)
+    assert b[2] > b[:2].max() and b[1] == 5.0
     with pytest.raises(SgnasError, match="confidence"):
         z_of(1.0)
 
