@@ -178,3 +178,58 @@ def test_design_profile_then_predict(tmp_path, quick, capsys):
         assert lut.entries[k].median_ms == e.median_ms and lut.entries[k].uncertainty_ms == 0
     assert main(["lut", "design", "--cells", "9", "--out", str(tmp_path / "x.txt")]) == 2
     assert "at least 10" in _error(capsys)
+
+
+@pytest.mark.slow
+def test_search_keeps_the_margin_on_a_predicted_lut(tmp_path, capsys):
+    from tests.conftest import make_image_folder
+
+    folder = make_image_folder(tmp_path / "data", train_per_class=8, test_per_class=2, size=32)
+    assert main(["train-supernet", "--space", "nb201", "--epochs", "1", "--batch-size", "4",
+                 "--max-steps-per-epoch", "1", "--paths-per-step", "1", "--held-out", "8",
+                 "--balanced-split", "--workers", "0", "--no-progress", "--label-smoothing", "0",
+                 "--data", str(folder), "--out", str(tmp_path / "run")]) == 0
+    table, _, rows = measured(k=20)
+    src = write_partial(tmp_path / "partial.csv", rows)
+    lut_path = tmp_path / "new.json"
+    assert main(["lut", "import", "--csv", str(src), "--column", "ms", "--space", "nb201",
+                 "--predict", "--device", "phone", "--out", str(lut_path)]) == 0
+    capsys.readouterr()
+    target = float(np.quantile(table, 0.5))
+    assert main(["search", "--strategy", "random", "--candidates", "3", "--latency-ms",
+                 str(target), "--lut", str(lut_path), "--supernet",
+                 str(tmp_path / "run" / "supernet.pt"), "--data", str(folder),
+                 "--calib-batches", "1", "--batch-size", "2", "--workers", "0", "--device",
+                 "cpu", "--no-progress", "--json"]) == 0
+    cap = capsys.readouterr()
+    result = json.loads(cap.out)
+    m = result["meta"]["margin"]
+    assert "chosen cell predicted at" in cap.err
+    e = load_lut(lut_path).entries[result["best"]["arch"]]
+    assert m["predicted"] == pytest.approx(e.median_ms)
+    assert e.median_ms + m["margin"] <= target * (1 + 1e-9)
+    for c in result["candidates"]:  # every candidate was held to its bound
+        assert c["cost"] <= target * (1 + 1e-9)
+
+
+DATA = Path(__file__).resolve().parents[3] / ".." / "shared" / "data" / "nasbench201"
+
+
+@pytest.mark.skipif(not (DATA / "nb201.csv").is_file(), reason="NAS-Bench-201 tables absent")
+def test_index_column_instead_of_arch_strings(tmp_path, capsys):
+    from sgnas.nb201.bench import BenchmarkIndex
+
+    bidx = BenchmarkIndex.load(DATA)
+    _, _, rows = measured()
+    src = write_partial(tmp_path / "partial.csv", [(bidx.index(k), v) for k, v in rows],
+                        header=("index", "ms"))
+    out = tmp_path / "new.json"
+    assert main(["lut", "import", "--csv", str(src), "--column", "ms", "--space", "nb201",
+                 "--predict", "--device", "phone", "--out", str(out), "--bench", str(DATA)]) == 0
+    lut = load_lut(out)
+    assert sorted(lut.prediction["measured_cells"]) == sorted(k for k, _ in rows)
+    bad = write_partial(tmp_path / "bad.csv", [(99999, 1.0)] * 12, header=("index", "ms"))
+    assert main(["lut", "import", "--csv", str(bad), "--column", "ms", "--space", "nb201",
+                 "--predict", "--device", "phone", "--out", str(tmp_path / "x.json"),
+                 "--bench", str(DATA)]) == 2
+    assert "benchmark index 99999" in _error(capsys)
