@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import os
 from pathlib import Path
+from typing import Any
 
 from .errors import SgnasError
 from .lut import EntryStats, Lut, save_lut
@@ -115,13 +116,13 @@ def read_partial(csv_path: str | os.PathLike, column: str, space: str = "nb201",
         table = read_cell_table(path, [column], arch_column=arch_column, space=space)
         cells, values = list(table.cells), [float(v) for v in table.columns[column]]
     seen: dict[str, int] = {}
-    for row, (cell, v) in enumerate(zip(cells, values), start=2):
+    for line_no, (cell, v) in enumerate(zip(cells, values), start=2):
         key = str(cell)
         if key in seen:
-            raise SgnasError(f"{path}: cell {key} appears twice (lines {seen[key]} and {row})")
-        seen[key] = row
+            raise SgnasError(f"{path}: cell {key} appears twice (lines {seen[key]} and {line_no})")
+        seen[key] = line_no
         if not v > 0:
-            raise SgnasError(f"{path} line {row}: cell {key} has latency {v} in column "
+            raise SgnasError(f"{path} line {line_no}: cell {key} has latency {v} in column "
                              f"{column!r}; want a positive number of ms")
     return cells, values
 
@@ -198,7 +199,7 @@ def predict_and_save(out, device: str, space: str = "nb201", csv_path=None, colu
         part = load_lut(partial_lut, space=space, allow_incomplete=True)
         if part.predicted:
             raise SgnasError(f"{partial_lut} is itself predicted; give the measured cells")
-        sp = get_space(space)
+        sp: Any = get_space(space)
         cells = [sp.parse(k) for k in part.entries]
         values = [e.median_ms for e in part.entries.values()]
         for k, v in zip(part.entries, values):

@@ -104,7 +104,8 @@ def cell_margin(source: Any, arch: Any, target: float,
         return None
     from .space import get_space
 
-    key = get_space(lut.space).cell_key(arch)
+    space: Any = get_space(lut.space)
+    key = space.cell_key(arch)
     e = lut.entries[key]
     m = z_of(confidence) * float(e.uncertainty_ms or 0.0)
     return Margin(float(target), float(e.median_ms), m, float(target) - m, float(confidence),
