@@ -20,6 +20,9 @@ cells) and its whole table is predicted from them
   ``[0.99 T, T]`` of the bounds (and of the full table), the largest feasible connected cell
   by FLOPs on the full table (a tie counts as the mean over the tie, the search-quality
   protocol) and the oracle. Disconnected cells are never chosen.
+* ``verify`` (``--verify M``): what a deployment engineer does next -- pick without a margin,
+  measure the pick, and if it misses, add it to the measured cells, predict again and re-pick
+  (at most M extra measurements per target; then the margin pick).
 
 Usage::
 
@@ -67,6 +70,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--confidence", type=float, default=DEFAULT_CONFIDENCE)
     p.add_argument("--groups", nargs="+", default=list(GROUPS), choices=list(GROUPS))
     p.add_argument("--per-device", action="store_true", help="add per-device rows to the JSON")
+    p.add_argument("--verify", type=int, default=3, metavar="M",
+                   help="also report the pick that measures its choice and re-predicts, at most M "
+                        "extra measurements per target (0: off)")
     return p.parse_args(argv)
 
 
@@ -137,6 +143,28 @@ def judge(picks: np.ndarray, truth: np.ndarray, acc: np.ndarray, target: float,
     return float(np.mean(truth[picks] <= target)), float(oracle - acc[picks].mean())
 
 
+def verify_pick(basis, cells, truth, conn, score, target, confidence, budget):
+    """The deployment engineer's loop: pick on the predicted table without a margin, measure the
+    pick; if it misses the target, add it to the measured cells, predict again and re-pick, at
+    most ``budget`` measurements; then (if still unmeasured or missing) the margin pick of the
+    last prediction. Returns (pick, measurements spent)."""
+    cells = list(cells)
+    pred = predict_table(basis, cells, truth[cells])
+    for spent in range(budget + 1):
+        p = pred.latency_ms
+        pick = top_pick(conn & (p <= target), score, p)
+        if pick.size and pick[0] in cells:  # measured, so within the target
+            return pick, spent
+        if pick.size == 0 or spent == budget:
+            break
+        cells.append(int(pick[0]))
+        if truth[pick[0]] <= target:
+            return pick, spent + 1
+        pred = predict_table(basis, cells, truth[cells])
+    bound = guarded(pred.latency_ms, pred.uncertainty_ms, confidence)
+    return top_pick(conn & (bound <= target), score, bound), budget
+
+
 def run(args) -> dict:
     t0 = time.perf_counter()
     lat, acc, flops, score, conn = load(args.bench, args.score)
@@ -196,6 +224,11 @@ def run(args) -> dict:
                             **{name: f[name] for name in ("full", "full_tie_mean",
                                                           "largest_flops", "uniform_full")},
                             "oracle_acc": f["oracle"]})
+                        if args.verify:
+                            vp, spent = verify_pick(basis, cells, truth, conn, score, t,
+                                                    args.confidence, args.verify)
+                            row["targets"][-1]["verify"] = judge(vp, truth, acc, t, f["oracle"])
+                            row["targets"][-1]["verify_measurements"] = spent
                     rows.append(row)
     return summarise(rows, args, time.perf_counter() - t0)
 
@@ -207,7 +240,7 @@ def _mean(values) -> float | None:
 
 def summarise(rows: list[dict], args, seconds: float) -> dict:
     methods = ("pred", "pred_tie_mean", "pred_no_margin", "uniform_pred", "full", "full_tie_mean",
-               "largest_flops", "uniform_full")
+               "largest_flops", "uniform_full") + (("verify",) if args.verify else ())
     out: dict = {"bench": "zero_shot", "design": args.design, "score": args.score,
                  "confidence": args.confidence, "seeds": args.seeds, "quantiles": list(QUANTILES),
                  "groups": {g: sorted({r["device"] for r in rows if r["group"] == g})
@@ -238,6 +271,8 @@ def summarise(rows: list[dict], args, seconds: float) -> dict:
                                       for t in r["targets"]) for g in args.groups},
             "oracle_acc_mean": _mean(t["oracle_acc"] for t in pairs),
         }
+        if args.verify:
+            s["verify_measurements_mean"] = _mean(t["verify_measurements"] for t in pairs)
         r = s["regret"]
         s["regret_gap_pred_minus_full"] = None if r["pred"] is None else r["pred"] - r["full"]
         s["regret_gap_tie_mean"] = (None if r["pred_tie_mean"] is None

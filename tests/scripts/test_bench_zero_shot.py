@@ -63,3 +63,4 @@ def test_short_run_prints_one_json_line(capsys):
     assert len(out) == 1
     s = json.loads(out[0])["by_k"]["10"]
     assert s["pairs"] == 15 and s["met"]["full"] == 1.0 and 0.8 < s["spearman_mean"] <= 1
+    assert s["met"]["verify"] == 1.0 and 0 <= s["verify_measurements_mean"] <= 3
