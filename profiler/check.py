@@ -53,7 +53,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from sgnas.errors import SgnasError
-from sgnas.lut import Lut, load_lut
+from sgnas.lut import Lut, load_lut, require_measured
 from sgnas.space import SearchSpace, get_space
 
 from .baseline import (
@@ -515,6 +515,7 @@ def check_lut(lut: Lut | str | os.PathLike, device: DeviceDescriptor | str,
     cfg = cfg or CheckConfig()
     if not isinstance(lut, Lut):
         lut = load_lut(lut)
+    require_measured(lut, "sgnas check")  # a predicted table: nothing measured to re-check
     device = _resolve_device(device)
     space = get_space(lut.space)
     where = f"LUT {lut.path}" if lut.path else "the LUT"

@@ -8,6 +8,11 @@ versions, date, space fingerprint). A missing key is an error, never zero.
 For a cell space (NAS-Bench-201) the entries are keyed per cell, by the cell's standard string
 (``space.all_keys()`` lists every cell), and the prediction of a cell is its entry; such a table is
 usually imported from a benchmark (``build.provenance == "imported"``, see :mod:`sgnas.lut_import`).
+A *predicted* per-cell table (:mod:`sgnas.lut_predict`) has every cell, measured cells as measured,
+the others predicted with an ``uncertainty_ms`` per entry, and a top-level ``prediction`` record
+(method, measured cells, cross-validated error); :attr:`Lut.predicted` tells it apart, and
+:func:`require_measured` refuses it where a measured table is needed. Both keys are absent from
+measured tables, which load and save unchanged.
 
 File layout (JSON, ``schema_version`` 1)::
 
@@ -69,6 +74,9 @@ class EntryStats:
     ratio: float | None = None
     ratio_spread: float | None = None
     ratio_n: int | None = None
+    #: Predicted tables only: the entry's uncertainty (one standard error, ms); 0 for a measured
+    #: cell, None in a measured table.
+    uncertainty_ms: float | None = None
 
     def to_dict(self) -> dict:
         d: dict[str, Any] = {
@@ -85,12 +93,15 @@ class EntryStats:
             d["ratio"] = float(self.ratio)
             d["ratio_spread"] = None if self.ratio_spread is None else float(self.ratio_spread)
             d["ratio_n"] = None if self.ratio_n is None else int(self.ratio_n)
+        if self.uncertainty_ms is not None:
+            d["uncertainty_ms"] = float(self.uncertainty_ms)
         return d
 
     @classmethod
     def from_dict(cls, d: dict) -> "EntryStats":
         cf = d.get("canary_factor")
         ratio, rs, rn = d.get("ratio"), d.get("ratio_spread"), d.get("ratio_n")
+        unc = d.get("uncertainty_ms")
         return cls(
             median_ms=float(d["median_ms"]),
             p10_ms=float(d["p10_ms"]),
@@ -102,6 +113,7 @@ class EntryStats:
             ratio=None if ratio is None else float(ratio),
             ratio_spread=None if rs is None else float(rs),
             ratio_n=None if rn is None else int(rn),
+            uncertainty_ms=None if unc is None else float(unc),
         )
 
 
@@ -167,6 +179,9 @@ class Lut:
     complete: bool = False
     #: Machine-state record of a state-normalized build (empty: the older, unnormalized protocol).
     reference: dict = field(default_factory=dict)
+    #: Predicted tables only (:mod:`sgnas.lut_predict`): the method, the measured cells and the
+    #: predictor's cross-validated error; empty for a measured table.
+    prediction: dict = field(default_factory=dict)
     path: str | None = field(default=None, compare=False)
     schema_version: int = SCHEMA_VERSION
 
@@ -200,6 +215,11 @@ class Lut:
     def normalized(self) -> bool:
         """Whether the entries were measured relative to a reference (state-normalized)."""
         return bool(self.reference)
+
+    @property
+    def predicted(self) -> bool:
+        """Whether the table is predicted from a few measured cells (not measured throughout)."""
+        return bool(self.prediction)
 
     def rescale_to_reference(self, state_ms: float) -> None:
         """Re-state every entry that has a ratio as ``ratio x state_ms`` (p10/p90 scaled alike)."""
@@ -289,6 +309,8 @@ class Lut:
         }
         if self.reference:
             d["reference"] = dict(self.reference)
+        if self.prediction:
+            d["prediction"] = dict(self.prediction)
         return d
 
     @classmethod
@@ -307,6 +329,7 @@ class Lut:
             build=dict(d.get("build") or {}),
             complete=bool(d.get("complete", False)),
             reference=dict(d.get("reference") or {}),
+            prediction=dict(d.get("prediction") or {}),
             path=path,
             schema_version=int(d["schema_version"]),
         )
@@ -372,12 +395,29 @@ def load_lut(
     return lut
 
 
+def require_measured(lut: Lut, what: str = "this command") -> Lut:
+    """``lut`` if it is measured; :class:`SgnasError` for a predicted table (e.g. re-measuring it
+    against a device in ``sgnas check`` would judge the predictor, not the device)."""
+    if lut.predicted:
+        where = f"LUT {lut.path}" if lut.path else f"the LUT of device {lut.device_name!r}"
+        n = lut.prediction.get("measured", "?")
+        raise SgnasError(f"{where} is predicted from {n} measured cells, {what} needs a measured "
+                         f"LUT (profile the device: sgnas-profile --space {lut.space})")
+    return lut
+
+
 def lut_warnings(lut: Lut, calibration: bool = True) -> list[str]:
     """One-line warnings about a LUT's trustworthiness: measured by the older, unnormalized
     protocol (entries not stated relative to a reference), or uncalibrated (predictions are the raw
     entry sums, which miss whole-network effects)."""
     where = f"LUT {lut.path}" if lut.path else f"the LUT of device {lut.device_name!r}"
     out = []
+    if lut.predicted:
+        cv = lut.prediction.get("cv") or {}
+        out.append(f"{where} is predicted from {lut.prediction.get('measured', '?')} measured "
+                   f"cells (cross-validated error {100 * float(cv.get('rmse_rel', 0)):.1f}%): "
+                   f"decoding keeps a per-cell margin from its uncertainty")
+        return out
     if lut.build.get("granularity") == "cell" or lut.build.get("provenance") == "imported":
         # per-cell tables hold whole-network latencies (imported ones are measured elsewhere)
         if lut.build.get("provenance") == "profiled" and calibration and lut.calibration is None:

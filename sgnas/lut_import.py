@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import os
 from pathlib import Path
+from typing import Any
 
 from .errors import SgnasError
 from .lut import EntryStats, Lut, save_lut
@@ -64,6 +65,152 @@ def import_and_save(csv_path, column, space, device, out, force: bool = False,
     if os.path.exists(out) and not force:
         raise SgnasError(f"{out} exists; pass --force to overwrite")
     lut = import_cell_lut(csv_path, column, space, device, arch_column)
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    save_lut(lut, out)
+    return lut
+
+
+# ----------------------------------------------------------------- predicted tables
+def _header(path: Path) -> list[str]:
+    import csv
+
+    if not path.is_file():
+        raise SgnasError(f"table not found: {path}")
+    with open(path, newline="") as fh:
+        return [h.strip() for h in (next(csv.reader(fh), None) or [])]
+
+
+def read_partial(csv_path: str | os.PathLike, column: str, space: str = "nb201",
+                 arch_column: str = "arch_str", bench: str | os.PathLike | None = None):
+    """``(cells, latencies_ms)`` of a CSV holding some cells of a cell space: a cell column
+    (``arch_column``) or, without one, the official NB201 ``index`` column (mapped through the
+    benchmark's ``nb201.csv`` in ``bench``), and the latency ``column``. A repeated cell, an
+    unknown cell, a missing column or a non-finite or non-positive latency is an error naming
+    the row."""
+    from .nb201.bench import BenchmarkIndex, read_cell_table
+
+    path = Path(csv_path)
+    header = _header(path)
+    if arch_column not in header and "index" in header and column in header:
+        import csv
+        import math
+
+        bidx = BenchmarkIndex.load(bench)
+        cells, values = [], []
+        with open(path, newline="") as fh:
+            reader = csv.DictReader(fh)
+            for line, row in enumerate(reader, start=2):
+                try:
+                    cells.append(bidx.cell(int(row["index"])))
+                    v = float(row[column])
+                except ValueError:
+                    raise SgnasError(f"{path} line {line}: index {row['index']!r} or value "
+                                     f"{row[column]!r} is not a number") from None
+                except SgnasError as exc:
+                    raise SgnasError(f"{path} line {line}: {exc}") from None
+                if not math.isfinite(v):
+                    raise SgnasError(f"{path} line {line}: value {row[column]!r} in column "
+                                     f"{column!r} is not a finite number")
+                values.append(v)
+    else:
+        table = read_cell_table(path, [column], arch_column=arch_column, space=space)
+        cells, values = list(table.cells), [float(v) for v in table.columns[column]]
+    seen: dict[str, int] = {}
+    for line_no, (cell, v) in enumerate(zip(cells, values), start=2):
+        key = str(cell)
+        if key in seen:
+            raise SgnasError(f"{path}: cell {key} appears twice (lines {seen[key]} and {line_no})")
+        seen[key] = line_no
+        if not v > 0:
+            raise SgnasError(f"{path} line {line_no}: cell {key} has latency {v} in column "
+                             f"{column!r}; want a positive number of ms")
+    return cells, values
+
+
+def predict_cell_lut(cells, values_ms, space: str, device: str, build: dict,
+                     basis_path: str | os.PathLike | None = None,
+                     min_cells: int | None = None, measured_stats: dict | None = None) -> Lut:
+    """A complete, *predicted* per-cell LUT of ``device`` from the measured ``cells`` (see
+    :mod:`sgnas.lut_predict`): measured cells keep their value (``measured_stats``: their
+    entries, when they come from a partial LUT), the others are predicted with an uncertainty,
+    and ``prediction`` stores the method, the measured cells and the cross-validated error."""
+    from .lut_predict import MIN_CELLS, load_basis, predict_table
+
+    sp = get_space(space)
+    if not hasattr(sp, "cell_key"):
+        raise SgnasError(f"space {space!r} is not a cell space; tables can be predicted for nb201 "
+                         f"only")
+    min_cells = MIN_CELLS if min_cells is None else int(min_cells)
+    where = build.get("source_name", "the measured cells")
+    if len(cells) < min_cells:
+        raise SgnasError(f"{where}: {len(cells)} measured cells, a predicted table needs at least "
+                         f"{min_cells}")
+    basis = load_basis(basis_path)
+    keys = sp.all_keys()
+    if basis.components.shape[0] != len(keys):
+        raise SgnasError(f"latency basis has {basis.components.shape[0]} cells, space {space!r} "
+                         f"{len(keys)}")
+    position = {k: i for i, k in enumerate(keys)}
+    measured = [sp.cell_key(c) for c in cells]
+    pred = predict_table(basis, [position[k] for k in measured], values_ms, min_cells=min_cells)
+    entries = {}
+    for k, v, u in zip(keys, pred.latency_ms, pred.uncertainty_ms):
+        # p10/p90: the predictive distribution's (normal, 1.2816 standard errors)
+        entries[k] = EntryStats(median_ms=float(v), p10_ms=float(max(v - 1.2816 * u, 0.0)),
+                                p90_ms=float(v + 1.2816 * u), n=0, spread=float(u / v),
+                                uncertainty_ms=float(u))
+    for k, v in zip(measured, values_ms):
+        e = (measured_stats or {}).get(k) or EntryStats(median_ms=float(v), p10_ms=float(v),
+                                                        p90_ms=float(v), n=1, spread=0.0)
+        e.uncertainty_ms = 0.0
+        entries[k] = e
+    prediction = {**pred.summary(), "measured_cells": measured,
+                  "basis": {"devices": basis.devices, "source": basis.source,
+                            "rank": basis.rank}}
+    return Lut(space=sp.name, space_fingerprint=sp.fingerprint,
+               device={"name": device, "backend": "predicted", "input_size": sp.input_size},
+               entries=entries, input_size=sp.input_size,
+               build={**build, "provenance": "predicted", "granularity": "cell"},
+               complete=True, prediction=prediction)
+
+
+def predict_and_save(out, device: str, space: str = "nb201", csv_path=None, column=None,
+                     partial_lut=None, force: bool = False, arch_column: str = "arch_str",
+                     basis_path=None, min_cells: int | None = None, bench=None) -> Lut:
+    """A predicted LUT from a partial CSV (``csv_path`` + ``column``) or a partial per-cell LUT
+    (``partial_lut``, as ``sgnas-profile --space nb201 --cells ...`` writes), written atomically
+    to ``out`` (refused if it exists unless ``force``; nothing is written on an error)."""
+    if os.path.exists(out) and not force:
+        raise SgnasError(f"{out} exists; pass --force to overwrite")
+    if (csv_path is None) == (partial_lut is None):
+        raise SgnasError("give the measured cells as a CSV (--csv with --column) or a partial "
+                         "LUT (--partial), one of them")
+    stats = None
+    if csv_path is not None:
+        if not column:
+            raise SgnasError("--csv needs --column (the latency column in ms)")
+        path = Path(csv_path)
+        cells, values = read_partial(path, column, space, arch_column, bench)
+        build = {"source": str(path.resolve()), "source_name": path.name,
+                 "source_sha256": _sha256(path), "column": column, "rows": len(cells)}
+    else:
+        from .lut import load_lut
+
+        part = load_lut(partial_lut, space=space, allow_incomplete=True)
+        if part.predicted:
+            raise SgnasError(f"{partial_lut} is itself predicted; give the measured cells")
+        sp: Any = get_space(space)
+        cells = [sp.parse(k) for k in part.entries]
+        values = [e.median_ms for e in part.entries.values()]
+        for k, v in zip(part.entries, values):
+            if not v > 0:
+                raise SgnasError(f"{partial_lut}: cell {k} has latency {v}; want a positive "
+                                 f"number of ms")
+        stats = dict(part.entries)
+        path = Path(partial_lut)
+        build = {"source": str(path.resolve()), "source_name": path.name,
+                 "source_sha256": _sha256(path), "measured_on": dict(part.device)}
+    lut = predict_cell_lut(cells, values, space, device, build, basis_path, min_cells, stats)
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     save_lut(lut, out)
     return lut

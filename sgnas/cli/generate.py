@@ -200,14 +200,19 @@ def run(args: argparse.Namespace) -> int:
         refuse_overwrite([p for files in planned for p in files.values()], args.force)
 
     results, archs = [], []
+    from ..margin import cell_margin, guard_cost  # predicted LUT: decode on per-cell upper bounds
+    decode_cost = guard_cost(cost)
     for t in targets:
         if args.decode == "argmax":
-            arch = bundle.argmax([t], cost)[0]
+            arch = bundle.argmax([t], decode_cost)[0]
             decoded = None
         else:
-            arch, decoded = bundle.decode(t, cost, args.eps, extra)
+            arch, decoded = bundle.decode(t, decode_cost, args.eps, extra)
         archs.append(arch)
         results.append(_describe(space, cost, costs, luts, t, arch, decoded, extra))
+        if (margin := cell_margin(cost, arch, t)) is not None:
+            results[-1]["margin"] = margin.to_dict()
+            print(margin.describe(), file=sys.stderr)
     if args.measure:
         measured = measure_archs(space, luts[0], archs, force=args.force_host)
         for r, ms in zip(results, measured):

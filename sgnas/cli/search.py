@@ -99,7 +99,8 @@ def run(args: argparse.Namespace) -> int:
         from ..lut import load_lut
 
         lut = load_lut(args.lut, space)
-    cost = make_cost(cost_name, space, lut=lut)
+    from ..margin import cell_margin, guard_cost  # predicted LUT: search on per-cell upper bounds
+    cost = guard_cost(make_cost(cost_name, space, lut=lut))
     check_target(cost, target)
 
     device = resolve_device(args.device)
@@ -139,6 +140,9 @@ def run(args: argparse.Namespace) -> int:
         "cost": cost.describe(),
         "evaluator": evaluator.stats(),
     })
+    if (margin := cell_margin(cost, result.best, target)) is not None:
+        result.meta["margin"] = margin.to_dict()
+        print(margin.describe(), file=sys.stderr)
     if out is not None:
         result.save(out)
     if args.json:

@@ -1,13 +1,16 @@
-"""Pieces of scripts/bench_zero_shot.py: the ground-truth regret and the reference imputation."""
+"""Pieces of scripts/bench_zero_shot.py: the hardware groups, the pick rules, a short run."""
 
 from __future__ import annotations
 
 import importlib.util
+import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "bench_zero_shot.py"
+DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "nasbench201"
 
 
 def load():
@@ -17,25 +20,47 @@ def load():
     return module
 
 
-def test_oracle_regret():
+def test_groups_are_whole_generations():
     bench = load()
-    acc = np.array([90.0, 93.0, 94.0, 80.0])
-    lat = np.array([1.0, 2.0, 5.0, 1.5])
-    r = bench.oracle_regret(acc, lat, 2.5, 3)
-    assert r == {"acc": 80.0, "oracle": 93.0, "regret": 13.0, "met": True}
-    assert bench.oracle_regret(acc, lat, 2.5, 2)["met"] is False
+    names = ["1080ti_1", "2080ti_1", "2080ti_256", "titan_rtx_32", "gold_6226", "silver_4114",
+             "pixel2", "pixel3", "essential_ph_1", "samsung_s7", "raspi4", "eyeriss"]
+    g = bench.groups_of(names)
+    assert g["turing"] == ["2080ti_1", "2080ti_256", "titan_rtx_32"]
+    assert g["xeon"] == ["gold_6226", "silver_4114"]
+    assert g["phone"] == ["pixel2", "pixel3", "essential_ph_1", "samsung_s7"]
+    with pytest.raises(Exception, match="no device of group xeon"):
+        bench.groups_of(["2080ti_1", "pixel2"])
 
 
-def test_imputation_recovers_a_device_on_the_training_span():
-    from sgnas.shared_generator import device_features
-
+def test_pick_rules_and_judging():
     bench = load()
-    rng = np.random.default_rng(0)
-    basis = rng.normal(size=(2, 20))
-    train = rng.normal(size=(30, 2)) @ basis + rng.normal(size=(30, 1)) * 3.0
-    new = np.array([0.3, -1.2]) @ basis + 5.0  # another absolute speed, same structure
-    measured = np.array([0, 4, 9, 14, 19])
-    got = bench.impute_features(train, new, measured, alpha=1e-8)
-    assert np.allclose(got, device_features(np.exp(new)), atol=1e-5)
-    full = bench.impute_features(train, new, np.arange(20))
-    assert np.allclose(full, device_features(np.exp(new)))
+    score = np.array([5.0, 9.0, 9.0, 1.0])
+    mask = np.array([True, True, True, False])
+    assert bench.top_pick(mask, score).tolist() == [1, 2]  # a tie: all of it
+    assert bench.top_pick(mask, score, np.array([0, 3.0, 2.0, 0])).tolist() == [2]
+    assert bench.top_pick(np.zeros(4, bool), score).size == 0
+    truth, acc = np.array([1.0, 2.0, 4.0, 1.0]), np.array([80.0, 90.0, 94.0, 70.0])
+    assert bench.judge(np.array([1, 2]), truth, acc, 3.0, 95.0) == (0.5, 3.0)
+    met, regret = bench.judge(np.array([], dtype=int), truth, acc, 3.0, 95.0)
+    assert met == 0.0 and np.isnan(regret)
+
+
+def test_spread_cells_one_per_stratum():
+    bench = load()
+    flops = np.arange(100, dtype=float)
+    conn = np.ones(100, dtype=bool)
+    cells = bench.spread_cells(flops, conn, 10, seed=0)
+    assert sorted(cells // 10) == list(range(10))
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (DATA / "latency.csv").is_file(), reason="NAS-Bench-201 tables absent")
+def test_short_run_prints_one_json_line(capsys):
+    bench = load()
+    assert bench.main(["--bench", str(DATA), "--ks", "10", "--seeds", "1",
+                       "--groups", "xeon"]) == 0
+    out = capsys.readouterr().out.strip().splitlines()
+    assert len(out) == 1
+    s = json.loads(out[0])["by_k"]["10"]
+    assert s["pairs"] == 15 and s["met"]["full"] == 1.0 and 0.8 < s["spearman_mean"] <= 1
+    assert s["met"]["verify"] == 1.0 and 0 <= s["verify_measurements_mean"] <= 3
