@@ -17,11 +17,12 @@ from pathlib import Path
 
 from sgnas.config import load_dataclass
 from sgnas.errors import SgnasError, require
+from sgnas.shipped import shipped_dir
 
 from .protocol import ProtocolConfig
 
-#: Folder of the descriptors shipped with the project.
-DEVICES_DIR = Path(__file__).resolve().parent.parent / "devices"
+#: Folder of the descriptors shipped with the project (package data of an installed wheel).
+DEVICES_DIR = shipped_dir("devices")
 
 KINDS = ("cpu", "gpu")
 BACKENDS = ("onnxruntime", "openvino", "tensorrt", "torch")

@@ -451,8 +451,10 @@ def load_generator(path: str | os.PathLike, cost=None, map_location="cpu") -> Ge
 
 
 def default_generator_dirs() -> list[Path]:
-    """Folders searched for generators: ``./generators`` and the project's ``generators/``."""
-    dirs = [Path.cwd() / "generators", Path(__file__).resolve().parent.parent / "generators"]
+    """Folders searched for generators: ``./generators`` and the shipped ``generators/``."""
+    from .shipped import shipped_dir
+
+    dirs = [Path.cwd() / "generators", shipped_dir("generators")]
     out: list[Path] = []
     for d in dirs:
         if d.resolve() not in [o.resolve() for o in out]:
