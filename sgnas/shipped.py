@@ -37,10 +37,13 @@ def shipped_file(folder: str, name: str) -> Path | None:
 
 
 def is_shipped(path: str | os.PathLike) -> bool:
-    """Whether ``path`` is (or would be) a file inside one of the shipped folders."""
+    """Whether ``path`` is an existing file inside one of the shipped folders (read-only to the
+    tools)."""
     try:
         target = Path(path).resolve()
     except OSError:
+        return False
+    if not target.is_file():
         return False
     for folder in FOLDERS:
         root = shipped_dir(folder).resolve()
