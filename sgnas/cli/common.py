@@ -64,6 +64,68 @@ def refuse_overwrite(paths: Iterable[str | os.PathLike], force: bool) -> None:
             raise SgnasError(f"{path} exists; pass --force to overwrite")
 
 
+#: What ``--arch`` takes, for error messages.
+ARCH_FORMS = ('an architecture JSON file or text {"space": ..., "layers": [[3, 5], ...]} or the '
+              'string form space:357-33-...')
+
+
+def read_arch_text(source: str, flag: str = "--arch") -> str:
+    """The text of ``--arch``: the file's contents when ``source`` is a file, else ``source``; a
+    binary or unreadable file or a folder is one :class:`~sgnas.errors.SgnasError`."""
+    from pathlib import Path
+
+    from ..errors import SgnasError
+
+    path = Path(source)
+    if path.is_dir():
+        raise SgnasError(f"{flag} {source}: a folder, expected {ARCH_FORMS}")
+    if not path.is_file():
+        if source.endswith(".json"):
+            raise SgnasError(f"{flag} {source}: architecture file not found")
+        return source
+    try:
+        return path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError:
+        raise SgnasError(f"{flag} {source}: a binary file, expected {ARCH_FORMS}") from None
+    except OSError as exc:
+        raise SgnasError(f"{flag} {source}: cannot read it ({exc.strerror})") from None
+
+
+def load_arch(source: str, flag: str = "--arch"):
+    """The architecture ``source`` names (a JSON file, JSON text or the string form), validated;
+    a binary or unreadable file, a file that is not an architecture, or an architecture of a cell
+    space (which these commands do not build) is one :class:`~sgnas.errors.SgnasError` naming the
+    value and what was expected."""
+    from pathlib import Path
+
+    from ..errors import SgnasError
+    from ..space import Architecture, get_space
+
+    text = read_arch_text(source, flag)
+    is_file = Path(source).is_file()
+    stripped = text.strip()
+    if stripped.startswith("|"):
+        raise SgnasError(f"{flag} {source}: an NB201 cell; this command takes {ARCH_FORMS} of the "
+                         f"imagenet, cifar10 or tiny space")
+    try:
+        arch = (Architecture.from_json(stripped) if stripped.startswith("{")
+                else Architecture.parse(stripped))
+        space = get_space(arch.space)
+    except SgnasError as exc:
+        if is_file:
+            raise SgnasError(f"{flag} {source}: not an architecture file ({exc}); expected "
+                             f"{ARCH_FORMS}") from None
+        raise
+    if hasattr(space, "cell_key"):
+        raise SgnasError(f"{flag} {source}: space {arch.space!r} takes cells "
+                         f"(|op~0|+|op~0|op~1|+|op~0|op~1|op~2|); this command takes {ARCH_FORMS} "
+                         f"of the imagenet, cifar10 or tiny space")
+    try:
+        return space.validate(arch)
+    except SgnasError as exc:
+        raise SgnasError(f"{flag} {source}: {exc}") from None
+
+
 def warn_lut(lut) -> None:
     """Print the LUT's trustworthiness warnings (:func:`sgnas.lut.lut_warnings`), one line each,
     to stderr."""

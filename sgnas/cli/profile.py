@@ -268,10 +268,10 @@ def _validate(args, device, space, lut_path: Path, out: Path, networks: int,
               progress: bool) -> int:
     from ..lut import load_lut, lut_warnings
 
+    target = calibrated_copy_path(args, lut_path, out)
     lut = load_lut(lut_path, space=space, device=device)
     for line in lut_warnings(lut, calibration=False):
         _say(f"warning: {line}")
-    target = calibrated_copy_path(args, lut_path, out)
     if target != lut_path:
         _say(f"note: the calibrated LUT is written to {target} ({lut_path} is left as it is)")
     lut_path = target

@@ -110,8 +110,8 @@ def run_cells(args: argparse.Namespace, device, space, out: Path, progress: bool
                       build_seconds=lut.build["seconds"],
                       terms_ms=lut.build["decomposition"]["terms_ms"])
     else:
-        lut = load_lut(lut_path, space=space, device=device)
         target = calibrated_copy_path(args, lut_path, out) if validate else lut_path
+        lut = load_lut(lut_path, space=space, device=device)
         if target != lut_path:
             print(f"note: the calibrated LUT is written to {target} ({lut_path} is left as it is)",
                   file=sys.stderr)
