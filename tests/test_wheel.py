@@ -62,7 +62,9 @@ def test_wheel_installed_outside_the_checkout_serves_the_headline_commands(tmp_p
     wheel = next(dist.glob("sgnas-*.whl"))
 
     venv = tmp_path / "venv"
-    _run([sys.executable, "-m", "venv", "--system-site-packages", venv], tmp_path, env)
+    # the environment sees the installed torch, numpy, runtimes and pip, not the checkout
+    _run([sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", venv],
+         tmp_path, env)
     bindir = venv / ("Scripts" if os.name == "nt" else "bin")
     py = bindir / "python"
     _run([py, "-m", "pip", "install", "--no-deps", "--ignore-installed", "-q", wheel], tmp_path,
