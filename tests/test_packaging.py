@@ -128,3 +128,31 @@ def test_command_needing_an_extra_names_it(tmp_path, argv, extra):
     assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr[-3000:]
     assert f"sgnas[{extra}]" in lines[0]
     assert list(tmp_path.iterdir()) == []
+
+
+def test_profiling_and_generating_need_no_torchvision(tmp_path):
+    """What the README's CPU-only note promises: without torchvision (and Pillow) a device is
+    profiled and architectures are generated for FLOPs and for a shipped LUT."""
+    blocker = _BLOCKER.replace(repr(OPTIONAL), repr(("torchvision", "PIL")))
+    code = blocker + textwrap.dedent(
+        f"""
+        import os, sys
+        sys.path.insert(0, os.getcwd())
+        os.environ["SGNAS_HOME"] = {str(tmp_path / "home")!r}
+        os.chdir({str(tmp_path)!r})
+        from sgnas.cli.main import main
+        out = {str(tmp_path / "cpu-tiny.json")!r}
+        for argv in (["profile", "--device", "cpu", "--space", "tiny", "--out", out, "--limit",
+                      "3", "--no-validate"],
+                     ["generate", "--flops-m", "100", "--space", "cifar10"],
+                     ["generate", "--latency-ms", "3", "--lut", "cpu-cifar10"]):
+            assert main(argv) == 0, argv
+        assert "torchvision" not in sys.modules
+        print("ok")
+        """
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.strip().endswith("ok")
+    assert (tmp_path / "cpu-tiny.json").is_file()
