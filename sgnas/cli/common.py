@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import math
 import os
+from pathlib import Path
 from typing import Iterable
 
 
@@ -72,8 +73,6 @@ ARCH_FORMS = ('an architecture JSON file or text {"space": ..., "layers": [[3, 5
 def read_arch_text(source: str, flag: str = "--arch") -> str:
     """The text of ``--arch``: the file's contents when ``source`` is a file, else ``source``; a
     binary or unreadable file or a folder is one :class:`~sgnas.errors.SgnasError`."""
-    from pathlib import Path
-
     from ..errors import SgnasError
 
     path = Path(source)
@@ -96,8 +95,6 @@ def load_arch(source: str, flag: str = "--arch"):
     a binary or unreadable file, a file that is not an architecture, or an architecture of a cell
     space (which these commands do not build) is one :class:`~sgnas.errors.SgnasError` naming the
     value and what was expected."""
-    from pathlib import Path
-
     from ..errors import SgnasError
     from ..space import Architecture, get_space
 
@@ -124,6 +121,28 @@ def load_arch(source: str, flag: str = "--arch"):
         return space.validate(arch)
     except SgnasError as exc:
         raise SgnasError(f"{flag} {source}: {exc}") from None
+
+
+def lut_arg(text: str) -> Path:
+    """``--lut``: a path, or the name of a LUT in the per-user folder or shipped
+    (:func:`sgnas.shipped.find_lut`)."""
+    from ..shipped import find_lut
+
+    return find_lut(text) or Path(text)
+
+
+def calibrated_copy_path(args, lut_path: Path, out: Path) -> Path:
+    """Where ``--validate --lut`` writes the calibrated LUT: ``--out`` when given, else the LUT
+    itself, except a shipped LUT, whose calibrated copy goes to the per-user folder; an existing
+    file other than the LUT is refused without ``--force``."""
+    from ..errors import SgnasError
+    from ..shipped import is_shipped
+
+    target = Path(args.out) if args.out else (out if is_shipped(lut_path) else lut_path)
+    if target.resolve() != lut_path.resolve() and target.exists() and not args.force:
+        raise SgnasError(f"{target} exists; pass --force to overwrite it with the calibrated copy "
+                         f"of {lut_path}")
+    return target
 
 
 def warn_lut(lut) -> None:

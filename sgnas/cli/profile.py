@@ -106,20 +106,6 @@ def check_outputs(args, out: Path) -> None:
                          f"--resume to start one")
 
 
-def calibrated_copy_path(args, lut_path: Path, out: Path) -> Path:
-    """Where ``--validate --lut`` writes the calibrated LUT: ``--out`` when given, else the LUT
-    itself, except a shipped LUT, whose calibrated copy goes to the per-user folder; an existing
-    file other than the LUT is refused without ``--force``."""
-    from ..errors import SgnasError
-    from ..shipped import is_shipped
-
-    target = Path(args.out) if args.out else (out if is_shipped(lut_path) else lut_path)
-    if target.resolve() != lut_path.resolve() and target.exists() and not args.force:
-        raise SgnasError(f"{target} exists; pass --force to overwrite it with the calibrated copy "
-                         f"of {lut_path}")
-    return target
-
-
 def run(args: argparse.Namespace) -> int:
     import logging
 
@@ -150,7 +136,9 @@ def run(args: argparse.Namespace) -> int:
 
             return run_cells(args, device, space, out, progress)
         if args.lut:
-            return _validate(args, device, space, _lut_arg(args.lut), out, networks, progress)
+            from .common import lut_arg
+
+            return _validate(args, device, space, lut_arg(args.lut), out, networks, progress)
         return _build(args, device, space, out, networks, progress)
 
 
@@ -236,14 +224,6 @@ def _fidelity_summary(report) -> dict:
             "slope": report.calibration["slope"], "intercept": report.calibration["intercept"]}
 
 
-def _lut_arg(text: str) -> Path:
-    """``--lut``: a path, or the name of a LUT in the per-user folder or shipped
-    (:func:`sgnas.shipped.find_lut`)."""
-    from ..shipped import find_lut
-
-    return find_lut(text) or Path(text)
-
-
 def _calibrate(args, device, space, lut, lut_path: Path, networks: int, progress: bool):
     import numpy as np
 
@@ -267,6 +247,8 @@ def _calibrate(args, device, space, lut, lut_path: Path, networks: int, progress
 def _validate(args, device, space, lut_path: Path, out: Path, networks: int,
               progress: bool) -> int:
     from ..lut import load_lut, lut_warnings
+
+    from .common import calibrated_copy_path
 
     target = calibrated_copy_path(args, lut_path, out)
     lut = load_lut(lut_path, space=space, device=device)

@@ -93,9 +93,9 @@ def run_cells(args: argparse.Namespace, device, space, out: Path, progress: bool
 
     from profiler.calibration_set import check_split_size
 
-    from .profile import _lut_arg, calibrated_copy_path
+    from .common import calibrated_copy_path, lut_arg
 
-    lut_path = _lut_arg(args.lut) if args.lut else out
+    lut_path = lut_arg(args.lut) if args.lut else out
     build = not (args.validate is not None and lut_path.exists() and not args.force)
     n = args.validate if args.validate is not None else DEFAULT_VALIDATE
     validate = n > 0 and not getattr(args, "no_validate", False)
