@@ -122,10 +122,11 @@ def run(args: argparse.Namespace) -> int:
     if args.no_validate and (args.validate is not None or args.lut):
         raise SgnasError("--no-validate cannot be combined with --validate or --lut")
     networks = DEFAULT_NETWORKS if args.validate is None else args.validate
-    if not args.no_validate:
-        check_split_size(networks, args.fit_fraction)  # before anything is measured
-    device = load_device(args.device)
     space = get_space(args.space)
+    cells_without_validation = hasattr(space, "cell_key") and args.validate == 0
+    if not args.no_validate and not cells_without_validation:  # (--validate 0: a cell space's
+        check_split_size(networks, args.fit_fraction)  # build unvalidated) before measuring
+    device = load_device(args.device)
     check_host(device, force=args.force)
     out = Path(args.out) if args.out else default_out(device.name, space.name)
     check_outputs(args, out)
