@@ -35,6 +35,20 @@ def _copy_sources(dest: Path) -> None:
                 shutil.copy2(src / file, dest / name / file)
 
 
+def _site_dirs() -> list[str]:
+    """This interpreter's site-packages folders (those of its virtual environment, if any)."""
+    import site
+    import sysconfig
+
+    dirs = [sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"],
+            *site.getsitepackages()]
+    out: list[str] = []
+    for d in dirs:
+        if os.path.isdir(d) and d not in out:
+            out.append(d)
+    return out
+
+
 def _run(cmd: list[str], cwd: Path, env: dict, timeout: int = 600) -> subprocess.CompletedProcess:
     proc = subprocess.run([str(c) for c in cmd], cwd=cwd, env=env, capture_output=True, text=True,
                           timeout=timeout)
@@ -62,11 +76,14 @@ def test_wheel_installed_outside_the_checkout_serves_the_headline_commands(tmp_p
     wheel = next(dist.glob("sgnas-*.whl"))
 
     venv = tmp_path / "venv"
-    # the environment sees the installed torch, numpy, runtimes and pip, not the checkout
-    _run([sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", venv],
-         tmp_path, env)
+    _run([sys.executable, "-m", "venv", "--without-pip", venv], tmp_path, env)
     bindir = venv / ("Scripts" if os.name == "nt" else "bin")
     py = bindir / "python"
+    # the fresh environment sees this one's torch, numpy, runtimes and pip (after its own
+    # site-packages, and without this environment's .pth files, so not an editable checkout)
+    own = _run([py, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"], tmp_path,
+               env).stdout.strip()
+    Path(own, "_outer_environment.pth").write_text("\n".join(_site_dirs()) + "\n")
     _run([py, "-m", "pip", "install", "--no-deps", "--ignore-installed", "-q", wheel], tmp_path,
          env)
     work = tmp_path / "work"  # outside the checkout, no devices/ or lut/ folders here
