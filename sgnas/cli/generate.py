@@ -262,7 +262,7 @@ def run(args: argparse.Namespace) -> int:
               f"decode {args.decode})")
         for r in results:
             print(_line(r, cost))
-        if machine:
+        if args.measure:
             print(_machine_line(machine, luts[0]))
         for r in results:
             for f in r.get("files", []):

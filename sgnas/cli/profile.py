@@ -248,7 +248,6 @@ def _calibrate(args, device, space, lut, lut_path: Path, networks: int, progress
 def _validate(args, device, space, lut_path: Path, out: Path, networks: int,
               progress: bool) -> int:
     from ..lut import load_lut, lut_warnings
-
     from .common import calibrated_copy_path
 
     target = calibrated_copy_path(args, lut_path, out)
