@@ -105,5 +105,6 @@ def test_wheel_installed_outside_the_checkout_serves_the_headline_commands(tmp_p
     for name in (lut, "cpu-cifar10"):
         out = _run([bindir / "sgnas-generate", "--latency-ms", "3", "--lut", name], work, env)
         assert "target 3 ms: cifar10:" in out.stdout
+    assert f"note: --lut cpu-cifar10 is {lut}" in out.stderr
     assert Path(lut).read_bytes() == before
     assert sorted(p.name for p in work.iterdir()) == []

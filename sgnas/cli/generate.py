@@ -157,7 +157,11 @@ def run(args: argparse.Namespace) -> int:
     window(1.0, args.eps)  # validates eps
     from ..shipped import find_lut
 
+    named = list(args.lut)
     args.lut = [str(find_lut(p) or p) for p in args.lut]
+    for given, path in zip(named, args.lut):
+        if given != path:
+            print(f"note: --lut {given} is {path}", file=sys.stderr)
     luts = [load_lut(p) for p in args.lut]
     if args.measure and luts and luts[0].build.get("provenance") == "imported":
         raise SgnasError(f"--measure: LUT {args.lut[0]} was imported from a benchmark (device "
