@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
-from typing import Sequence
+from typing import NoReturn, Sequence
 
 from ..errors import SgnasError
 
@@ -35,7 +35,7 @@ class OneLineParser(argparse.ArgumentParser):
     """An argument parser whose errors are one line, ``error: ...`` naming the command and where its
     usage is (``--help``), exit code 2, without the usage block."""
 
-    def error(self, message: str):  # type: ignore[override]
+    def error(self, message: str) -> NoReturn:
         first = message.strip().splitlines()[0] if message.strip() else "bad arguments"
         self.exit(2, f"error: {self.prog}: {first} (see {self.prog} --help)\n")
 
