@@ -19,11 +19,12 @@ from typing import Any, Callable, Sequence
 from sgnas.config import load_dataclass
 from sgnas.errors import SgnasError, first_line, require
 from sgnas.registry import Registry
+from sgnas.shipped import shipped_dir
 
 from .protocol import ProtocolConfig
 
-#: Folder of the descriptors shipped with the project.
-DEVICES_DIR = Path(__file__).resolve().parent.parent / "devices"
+#: Folder of the descriptors shipped with the project (package data of an installed wheel).
+DEVICES_DIR = shipped_dir("devices")
 
 KINDS = ("cpu", "gpu")
 #: fp32 means TF32 off on GPUs; tf32 allows TF32 math (Ampere and newer).

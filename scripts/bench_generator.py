@@ -168,7 +168,7 @@ def run(args: argparse.Namespace) -> dict:
         lut = load_lut(args.lut, space)
     cost = make_cost(ckpt["cost"]["name"], space, lut=lut)
     bundle = load_generator(args.generator, cost)
-    lo, hi = bundle.interval
+    lo, hi = bundle.interval_for(cost)  # the interval on this LUT's numbers
     unit = cost.unit
 
     data_cfg = supernet_data_config(meta, args.data, format=args.data_format,

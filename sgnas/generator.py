@@ -335,12 +335,26 @@ class GeneratorBundle:
         return f"{self.path} " if self.path else ""
 
     def interval_for(self, cost) -> tuple[float, float]:
-        """``[C_L, C_H]`` in ``cost`` units: the stored one for the trained cost, else the same
-        percentiles computed on ``cost`` (another LUT of the space, another cost)."""
+        """``[C_L, C_H]`` in ``cost`` units: the stored one for the very cost model trained on, else
+        the same percentiles computed on ``cost`` (another LUT of the space, the same device's LUT
+        measured on another machine or calibrated again, another cost)."""
         self.check_space(cost)
-        if self.trained_for(cost):
+        if self.trained_for(cost) and self._same_numbers(cost):
             return self.interval
         return target_interval(cost)
+
+    def _same_numbers(self, cost) -> bool:
+        """Whether ``cost`` has the range and calibration of the cost trained on (a LUT's
+        fingerprint names its latency model, not its measured numbers)."""
+        now = cost.describe()
+        for key in ("range", "calibration"):
+            a, b = self.cost.get(key), now.get(key)
+            if (a is None) != (b is None):
+                return False
+            if a is not None and not np.allclose(np.asarray(a, float), np.asarray(b, float),
+                                                 rtol=1e-9, atol=0.0):
+                return False
+        return True
 
     def normalize(self, target: float, cost) -> float:
         """Position of ``target`` in :meth:`interval_for`; outside it is an error naming it."""
@@ -469,8 +483,10 @@ def load_generator(path: str | os.PathLike, cost=None, map_location="cpu") -> Ge
 
 
 def default_generator_dirs() -> list[Path]:
-    """Folders searched for generators: ``./generators`` and the project's ``generators/``."""
-    dirs = [Path.cwd() / "generators", Path(__file__).resolve().parent.parent / "generators"]
+    """Folders searched for generators: ``./generators`` and the shipped ``generators/``."""
+    from .shipped import shipped_dir
+
+    dirs = [Path.cwd() / "generators", shipped_dir("generators")]
     out: list[Path] = []
     for d in dirs:
         if d.resolve() not in [o.resolve() for o in out]:

@@ -368,6 +368,7 @@ def load_lut(
         lut = Lut.from_dict(data, path=str(path))
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise SgnasError(f"LUT {path} is corrupt or truncated (bad field: {exc})") from exc
+    check_values(lut, str(path))
 
     registered = get_space(lut.space)
     if registered.fingerprint != lut.space_fingerprint:
@@ -404,6 +405,28 @@ def require_measured(lut: Lut, what: str = "this command") -> Lut:
         raise SgnasError(f"{where} is predicted from {n} measured cells, {what} needs a measured "
                          f"LUT (profile the device: sgnas-profile --space {lut.space})")
     return lut
+
+
+def check_values(lut: Lut, where: str) -> None:
+    """Every entry a finite latency >= 0 and the calibration finite, else one :class:`SgnasError`
+    naming the file, the entry and the value."""
+    import math
+
+    for key, e in lut.entries.items():
+        for name in ("median_ms", "p10_ms", "p90_ms"):
+            value = getattr(e, name, None)
+            if value is not None and not (isinstance(value, (int, float)) and math.isfinite(value)
+                                          and value >= 0):
+                raise SgnasError(f"LUT {where} entry {key}: {name} is {value!r}, expected a finite "
+                                 f"latency >= 0 ms; re-profile the device")
+    cal = lut.calibration
+    if cal is not None:
+        for name in ("slope", "intercept"):
+            value = getattr(cal, name)
+            if not math.isfinite(float(value)):
+                raise SgnasError(f"LUT {where} calibration: {name} is {value!r}, expected a finite "
+                                 f"number; calibrate again with sgnas-profile --validate N --lut "
+                                 f"{where}")
 
 
 def lut_warnings(lut: Lut, calibration: bool = True) -> list[str]:

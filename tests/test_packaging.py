@@ -128,3 +128,35 @@ def test_command_needing_an_extra_names_it(tmp_path, argv, extra):
     assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr[-3000:]
     assert f"sgnas[{extra}]" in lines[0]
     assert list(tmp_path.iterdir()) == []
+
+
+def test_profiling_and_generating_need_no_torchvision(tmp_path):
+    """What the README's CPU-only note promises: without torchvision (and Pillow) a device is
+    profiled, a cost computed, and architectures generated for FLOPs and for a shipped LUT, and
+    measured."""
+    blocker = _BLOCKER.replace(repr(OPTIONAL), repr(("torchvision", "PIL")))
+    code = blocker + textwrap.dedent(
+        f"""
+        import os, sys
+        sys.path.insert(0, os.getcwd())
+        os.environ["SGNAS_HOME"] = {str(tmp_path / "home")!r}
+        os.chdir({str(tmp_path)!r})
+        from sgnas.cli.main import main
+        out = {str(tmp_path / "cpu-tiny.json")!r}
+        for argv in (["profile", "--device", "cpu", "--space", "tiny", "--out", out, "--limit",
+                      "3", "--no-validate"],
+                     ["cost", "--arch", "cifar10:" + "-".join(["35"] * 19), "--lut",
+                      "cpu-cifar10"],
+                     ["generate", "--flops-m", "100", "--space", "cifar10"],
+                     ["generate", "--latency-ms", "3", "--lut", "cpu-cifar10", "--measure"]):
+            assert main(argv) == 0, argv
+        assert "torchvision" not in sys.modules
+        print("ok")
+        """
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.strip().endswith("ok")
+    assert "now on this machine" in proc.stdout and "reference state" in proc.stdout
+    assert (tmp_path / "cpu-tiny.json").is_file()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import math
 import os
+from pathlib import Path
 from typing import Iterable
 
 
@@ -62,6 +63,86 @@ def refuse_overwrite(paths: Iterable[str | os.PathLike], force: bool) -> None:
     for path in paths:
         if os.path.exists(path):
             raise SgnasError(f"{path} exists; pass --force to overwrite")
+
+
+#: What ``--arch`` takes, for error messages.
+ARCH_FORMS = ('an architecture JSON file or text {"space": ..., "layers": [[3, 5], ...]} or the '
+              'string form space:357-33-...')
+
+
+def read_arch_text(source: str, flag: str = "--arch") -> str:
+    """The text of ``--arch``: the file's contents when ``source`` is a file, else ``source``; a
+    binary or unreadable file or a folder is one :class:`~sgnas.errors.SgnasError`."""
+    from ..errors import SgnasError
+
+    path = Path(source)
+    if path.is_dir():
+        raise SgnasError(f"{flag} {source}: a folder, expected {ARCH_FORMS}")
+    if not path.is_file():
+        if source.endswith(".json"):
+            raise SgnasError(f"{flag} {source}: architecture file not found")
+        return source
+    try:
+        return path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError:
+        raise SgnasError(f"{flag} {source}: a binary file, expected {ARCH_FORMS}") from None
+    except OSError as exc:
+        raise SgnasError(f"{flag} {source}: cannot read it ({exc.strerror})") from None
+
+
+def load_arch(source: str, flag: str = "--arch"):
+    """The architecture ``source`` names (a JSON file, JSON text or the string form), validated;
+    a binary or unreadable file, a file that is not an architecture, or an architecture of a cell
+    space (which these commands do not build) is one :class:`~sgnas.errors.SgnasError` naming the
+    value and what was expected."""
+    from ..errors import SgnasError
+    from ..space import Architecture, get_space
+
+    text = read_arch_text(source, flag)
+    is_file = Path(source).is_file()
+    stripped = text.strip()
+    if stripped.startswith("|"):
+        raise SgnasError(f"{flag} {source}: an NB201 cell; this command takes {ARCH_FORMS} of the "
+                         f"imagenet, cifar10 or tiny space")
+    try:
+        arch = (Architecture.from_json(stripped) if stripped.startswith("{")
+                else Architecture.parse(stripped))
+        space = get_space(arch.space)
+    except SgnasError as exc:
+        if is_file:
+            raise SgnasError(f"{flag} {source}: not an architecture file ({exc}); expected "
+                             f"{ARCH_FORMS}") from None
+        raise
+    if hasattr(space, "cell_key"):
+        raise SgnasError(f"{flag} {source}: space {arch.space!r} takes cells "
+                         f"(|op~0|+|op~0|op~1|+|op~0|op~1|op~2|); this command takes {ARCH_FORMS} "
+                         f"of the imagenet, cifar10 or tiny space")
+    try:
+        return space.validate(arch)
+    except SgnasError as exc:
+        raise SgnasError(f"{flag} {source}: {exc}") from None
+
+
+def lut_arg(text: str) -> Path:
+    """``--lut``: a path, or the name of a LUT in the per-user folder or shipped
+    (:func:`sgnas.shipped.find_lut`)."""
+    from ..shipped import find_lut
+
+    return find_lut(text) or Path(text)
+
+
+def calibrated_copy_path(args, lut_path: Path, out: Path) -> Path:
+    """Where ``--validate --lut`` writes the calibrated LUT: ``--out`` when given, else the LUT
+    itself, except a shipped LUT, whose calibrated copy goes to the per-user folder; an existing
+    file other than the LUT is refused without ``--force``."""
+    from ..errors import SgnasError
+    from ..shipped import is_shipped
+
+    target = Path(args.out) if args.out else (out if is_shipped(lut_path) else lut_path)
+    if target.resolve() != lut_path.resolve() and target.exists() and not args.force:
+        raise SgnasError(f"{target} exists; pass --force to overwrite it with the calibrated copy "
+                         f"of {lut_path}")
+    return target
 
 
 def warn_lut(lut) -> None:

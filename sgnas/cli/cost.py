@@ -19,7 +19,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--arch", required=True, metavar="PATH|STRING",
                         help="architecture: a JSON file, JSON text, the string form space:357-33-... "
                              "or an NB201 cell |op~0|+|op~0|op~1|+|op~0|op~1|op~2|")
-    parser.add_argument("--lut", metavar="PATH", help="latency LUT of a device (e.g. lut/cpu.json)")
+    parser.add_argument("--lut", metavar="PATH|NAME",
+                        help="latency LUT of a device: a path, or a LUT name (cpu-cifar10) in "
+                             "$SGNAS_HOME/lut or among the shipped LUTs")
     parser.add_argument("--se", action="store_true",
                         help="count FLOPs and params with squeeze-and-excitation (no latency: LUTs "
                              "measure blocks without SE)")
@@ -31,16 +33,21 @@ def cost_report(arch_source: str, lut_path: str | None = None, se: bool = False)
     from ..errors import SgnasError
     from ..lut import load_lut
     from ..network import count_macs, num_params
-    from ..space import get_space, load_architecture
+    from ..space import get_space
+    from .common import load_arch, read_arch_text
 
-    text = arch_source.strip()
+    if lut_path is not None:  # a path, or a LUT name (per-user folder, then shipped)
+        from ..shipped import find_lut
+
+        lut_path = str(find_lut(lut_path) or lut_path)
+    text = read_arch_text(arch_source).strip()
     if text.startswith("|") or text.startswith("nb201:"):
         from ..nb201.cost import cell_report
 
         if se:
             raise SgnasError("--se does not apply to NB201 cells")
         return cell_report(text, lut_path)
-    arch = load_architecture(arch_source)
+    arch = load_arch(arch_source)
     space = get_space(arch.space)
     out = {
         "arch": str(arch),

@@ -37,13 +37,14 @@ def run(args: argparse.Namespace) -> int:
     from ..errors import SgnasError, SpaceMismatchError
     from ..export import export_onnx
     from ..network import build_network, count_flops, count_params
-    from ..space import get_space, load_architecture
+    from ..space import get_space
+    from .common import load_arch
 
     if os.path.exists(args.out) and not args.force:
         raise SgnasError(f"{args.out} exists; pass --force to overwrite it")
     if args.batch < 1:
         raise SgnasError(f"--batch must be at least 1, got {args.batch}")
-    arch = load_architecture(args.arch)
+    arch = load_arch(args.arch)
     space = get_space(arch.space)
     activation = "hswish" if args.hswish else "relu6"
     if args.checkpoint:

@@ -27,7 +27,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--latency-ms", type=positive_number, nargs="+", metavar="MS",
                         help="latency targets in ms, one per --lut (one LUT: several = a sweep)")
     parser.add_argument("--lut", action="append", default=[], metavar="LUT",
-                        help="latency LUT of a target device (repeatable)")
+                        help="latency LUT of a target device (repeatable): a path, or a LUT name "
+                             "(cpu-cifar10) in $SGNAS_HOME/lut or among the shipped LUTs")
     parser.add_argument("--flops-m", type=positive_number, nargs="+", metavar="M",
                         help="FLOPs target in millions of multiply-adds")
     parser.add_argument("--params-m", type=positive_number, nargs="+", metavar="M",
@@ -42,12 +43,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="also search DIR for generators (repeatable)")
     parser.add_argument("--space", help="search space, when no LUT or generator names it")
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
-    parser.add_argument("--out", metavar="DIR", help="write DIR/arch-<target>.json per target")
+    parser.add_argument("--out", metavar="DIR",
+                        help="write DIR/arch-<target><unit>.json per target, e.g. arch-3ms.json "
+                             "(DIR is created; the paths written are printed)")
     parser.add_argument("--force", action="store_true", help="overwrite existing files in --out")
     parser.add_argument("--export-onnx", action="store_true",
                         help="also export each network (fresh weights) to DIR/arch-<target>.onnx")
     parser.add_argument("--measure", action="store_true",
-                        help="time each generated network on this host with the first LUT's backend")
+                        help="time each generated network on this host with the first LUT's "
+                             "backend: latency now, in the LUT's reference state, and the "
+                             "machine's speed factor")
     parser.add_argument("--force-host", action="store_true",
                         help="with --measure, measure even if this host's GPU differs from the LUT's")
 
@@ -150,7 +155,20 @@ def run(args: argparse.Namespace) -> int:
     if args.export_onnx and not args.out:
         raise SgnasError("--export-onnx needs --out DIR")
     window(1.0, args.eps)  # validates eps
+    from ..shipped import find_lut
+
+    named = list(args.lut)
+    args.lut = [str(find_lut(p) or p) for p in args.lut]
+    for given, path in zip(named, args.lut):
+        if given != path:
+            print(f"note: --lut {given} is {path}", file=sys.stderr)
     luts = [load_lut(p) for p in args.lut]
+    if args.measure and luts and luts[0].build.get("provenance") == "imported":
+        raise SgnasError(f"--measure: LUT {args.lut[0]} was imported from a benchmark (device "
+                         f"{luts[0].device_name!r} is not one of this machine's descriptors), so "
+                         f"there is nothing to time it on here; drop --measure, or profile this "
+                         f"machine (sgnas-profile --device cpu --space {luts[0].space}) and pass "
+                         f"that LUT")
     for lut in luts:
         warn_lut(lut)
     dirs = default_generator_dirs() + [Path(d) for d in args.generators_dir]
@@ -213,10 +231,13 @@ def run(args: argparse.Namespace) -> int:
         if (margin := cell_margin(cost, arch, t)) is not None:
             results[-1]["margin"] = margin.to_dict()
             print(margin.describe(), file=sys.stderr)
+    machine: dict = {}
     if args.measure:
-        measured = measure_archs(space, luts[0], archs, force=args.force_host)
-        for r, ms in zip(results, measured):
-            r["measured_ms"] = ms
+        measured, machine = measure_generated(space, luts[0], archs, force=args.force_host)
+        for r, m in zip(results, measured):
+            r["measured_ms"] = m["measured_ms"]
+            r["measured_absolute_ms"] = m["absolute_ms"]
+            r["speed_factor"] = m["speed_factor"]
 
     if out_dir is not None:
         from ..fileio import atomic_write_json
@@ -241,6 +262,8 @@ def run(args: argparse.Namespace) -> int:
             info["shared"] = {"device": cost.lut.device_name, "new_device": not shared.knows(cost.lut),
                               "training_devices": [d["name"] for d in shared.devices],
                               "references": len(shared.references)}
+        if machine:
+            info["machine"] = machine
         print(json.dumps({**info, "cost": cost.describe(), "decode": args.decode,
                           "eps": args.eps, "results": results}, indent=1))
     else:
@@ -248,7 +271,26 @@ def run(args: argparse.Namespace) -> int:
               f"decode {args.decode})")
         for r in results:
             print(_line(r, cost))
+        if args.measure:
+            print(_machine_line(machine, luts[0]))
+        for r in results:
+            for f in r.get("files", []):
+                print(f"wrote {f}")
     return 0
+
+
+def _machine_line(machine: dict, lut) -> str:
+    """This machine's speed relative to the state the LUT was built in."""
+    parts = []
+    if "speed_factor" in machine:
+        parts.append(f"this machine runs the networks {machine['speed_factor']:.2f}x the latency "
+                     f"of the LUT's reference state")
+    if "probe_factor" in machine:
+        parts.append(f"machine-speed probe {machine['probe_factor']:.2f}x the LUT build's")
+    if not parts:
+        return (f"note: {lut.path} is not state-normalized: measured latency is absolute, with no "
+                f"reference state to compare the machine with")
+    return "machine: " + "; ".join(parts) + " (>1: slower)"
 
 
 def _shared_generator(args, cost, space, dirs):
@@ -349,12 +391,60 @@ def _line(r: dict, cost) -> str:
         text += f"\n  {c['constraint']}: {c['value']:.4g} {c['unit']}"
     if "measured_ms" in r:
         m = r["measured_ms"]
-        text += f"\n  measured {m:.3f} ms ({(m - r['target']) / r['target'] * 100:+.1f}% vs target)"
+        if r.get("speed_factor") is not None:
+            text += (f"\n  measured {r['measured_absolute_ms']:.3f} ms now on this machine; "
+                     f"{m:.3f} ms in the LUT's reference state "
+                     f"({(m - r['target']) / r['target'] * 100:+.1f}% vs target; speed factor "
+                     f"{r['speed_factor']:.2f})")
+        else:
+            text += (f"\n  measured {m:.3f} ms ({(m - r['target']) / r['target'] * 100:+.1f}% vs "
+                     f"target)")
     return text
 
 
 def measure_archs(space, lut, archs, force: bool = False) -> list[float]:
-    """Median latency (ms) of each network on this host, timed like the LUT's whole-network checks."""
-    from profiler.measure import measure_lut_networks
+    """Median latency (ms) of each network on this host, timed like the LUT's whole-network checks
+    (in the LUT's reference state when it is state-normalized)."""
+    return [r["measured_ms"] for r in measure_generated(space, lut, archs, force)[0]]
 
-    return measure_lut_networks(space, lut, archs, force=force)
+
+def measure_generated(space, lut, archs, force: bool = False) -> tuple[list[dict], dict]:
+    """Time each network on this host with the LUT's device backend, as the LUT's whole-network
+    checks do. Per network: ``measured_ms`` (in the LUT's reference state when it is
+    state-normalized: comparable with its predictions), ``absolute_ms`` (this machine now) and
+    ``speed_factor`` = absolute / LUT state. Also returns the machine's figures: the median speed
+    factor and, when the LUT recorded the machine-speed probe, ``probe_factor`` = probe now / probe
+    at the build (the CPU's speed, whatever the runtime)."""
+    import numpy as np
+
+    from profiler.devices import check_host
+    from profiler.measure import Measurer, check_device_space, lut_device, lut_measurer_args
+    from profiler.probe import PROBE_KEY, machine_factor
+
+    from ..errors import SgnasError
+
+    device = lut_device(lut)
+    check_host(device, force=force)
+    check_device_space(device, space)
+    seed = int((lut.build or {}).get("seed", 0))
+    rows: list[dict] = []
+    machine: dict = {}
+    with Measurer(device, space, seed=seed, **lut_measurer_args(lut)) as m:
+        for i, arch in enumerate(archs):
+            meas = m.network(arch, f"net{i}")
+            row = {"measured_ms": meas.median_ms, "absolute_ms": meas.median_ms,
+                   "speed_factor": None}
+            if m.normalized and m.last is not None:
+                row["absolute_ms"] = m.last.entry_median_ms
+                row["speed_factor"] = row["absolute_ms"] / meas.median_ms
+            rows.append(row)
+        factors = [r["speed_factor"] for r in rows if r["speed_factor"] is not None]
+        if factors:
+            machine["speed_factor"] = float(np.median(factors))
+        base = (lut.reference or {}).get(PROBE_KEY)
+        if m.normalized and base and base.get("chain"):
+            try:
+                machine["probe_factor"] = machine_factor(m.probe(chain=int(base["chain"])), base)
+            except SgnasError as exc:
+                machine["probe_note"] = str(exc)
+    return rows, machine

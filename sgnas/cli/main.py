@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
-from typing import Sequence
+from typing import NoReturn, Sequence
 
 from ..errors import SgnasError
 
@@ -32,12 +32,21 @@ COMMANDS = (
 )
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line, ``error: ...`` naming the command and where its
+    usage is (``--help``), exit code 2, without the usage block."""
+
+    def error(self, message: str) -> NoReturn:
+        first = message.strip().splitlines()[0] if message.strip() else "bad arguments"
+        self.exit(2, f"error: {self.prog}: {first} (see {self.prog} --help)\n")
+
+
 def _load(name: str):
     return importlib.import_module(f"sgnas.cli.{name}")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="sgnas",
         description="Hardware-aware latency profiling and one-shot NAS by generating architectures.",
     )
@@ -55,9 +64,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``sgnas``; returns the process exit code."""
+def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
+    """Entry point of ``sgnas``; returns the process exit code (argument errors exit 2 with one
+    line)."""
     parser = build_parser()
+    if prog is not None:  # sgnas-profile / sgnas-generate: errors name the command as typed
+        parser.prog = prog
+        for action in parser._subparsers._group_actions if parser._subparsers else ():
+            for name, sub in getattr(action, "choices", {}).items():
+                if prog.endswith("-" + name):
+                    sub.prog = prog
     args = parser.parse_args(argv)
     if not getattr(args, "_run", None):
         parser.print_help()
@@ -78,7 +94,7 @@ def _dispatch(args: argparse.Namespace) -> int:
 
 def _single(command: str, argv: Sequence[str] | None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    return main([command, *argv])
+    return main([command, *argv], prog=f"sgnas-{command}")
 
 
 def profile_main(argv: Sequence[str] | None = None) -> int:

@@ -3,15 +3,20 @@
 Build (entries, then whole networks over the whole range: calibration fitted on part, fidelity
 reported on the rest, both stored in the LUT)::
 
-    sgnas-profile --device cpu                       # -> lut/cpu.json (ImageNet space)
+    sgnas-profile --device cpu                       # -> $SGNAS_HOME/lut/cpu.json (ImageNet space)
     sgnas-profile --device cpu --resume              # continue an interrupted build
-    sgnas-profile --device cpu --space cifar10       # -> lut/cpu-cifar10.json
+    sgnas-profile --device cpu --space cifar10       # -> $SGNAS_HOME/lut/cpu-cifar10.json
+    sgnas-profile --device cpu --space cifar10 --out my.json
     sgnas-profile --device cpu --validate 100        # 100 calibration networks (default 40)
     sgnas-profile --device cpu --no-validate         # entries only: an uncalibrated LUT
 
-Validate and calibrate an existing LUT (writes the calibration into it and a plot next to it)::
+``$SGNAS_HOME`` defaults to ``~/.cache/sgnas``; output folders are created. Files the package ships
+(``lut/*.json``) are never written: measuring writes to ``--out`` or the per-user folder.
 
-    sgnas-profile --device cpu --validate 100 --lut lut/cpu.json --json
+Validate and calibrate an existing LUT (writes the calibration into it, or for a shipped LUT into
+``--out`` / the per-user folder, and a plot next to it)::
+
+    sgnas-profile --device cpu --validate 100 --lut my.json --json
 """
 
 from __future__ import annotations
@@ -29,14 +34,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", required=True, metavar="NAME|PATH",
                         help="device descriptor: a name from devices/ or a YAML file")
     parser.add_argument("--space", default="imagenet", metavar="NAME",
-                        help="search space: imagenet, cifar10 or tiny (default: imagenet)")
+                        help="search space: imagenet, cifar10, nb201 (per-cell LUT) or tiny "
+                             "(default: imagenet)")
     parser.add_argument("--out", metavar="PATH",
-                        help="LUT file to write (default: lut/<device>.json for imagenet, "
-                             "lut/<device>-<space>.json otherwise)")
-    parser.add_argument("--resume", action="store_true",
-                        help="continue an interrupted build from the partial --out file")
-    parser.add_argument("--force", action="store_true",
-                        help="overwrite an existing --out file and skip the host's GPU model check")
+                        help="LUT file to write, its folder created (default: $SGNAS_HOME/lut/"
+                             "<device>.json for imagenet, $SGNAS_HOME/lut/<device>-<space>.json "
+                             "otherwise; $SGNAS_HOME defaults to ~/.cache/sgnas); never a file "
+                             "the package ships")
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--resume", action="store_true",
+                       help="continue an interrupted build from the partial --out file (which "
+                            "must exist)")
+    group.add_argument("--force", action="store_true",
+                       help="overwrite an existing --out file and skip the host's GPU model check")
     parser.add_argument("--validate", type=int, metavar="N",
                         help=f"whole networks measured after the entries to calibrate the LUT "
                              f"(half fit, half held out; default {DEFAULT_NETWORKS}); with --lut, "
@@ -45,7 +55,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="measure the entries only: the LUT is uncalibrated (cost and generate "
                              "warn)")
     parser.add_argument("--lut", metavar="PATH",
-                        help="validate and calibrate this LUT instead of building one")
+                        help="validate and calibrate this LUT instead of building one (written in "
+                             "place; a shipped LUT is written to --out or the per-user folder)")
     parser.add_argument("--plot", metavar="PATH",
                         help="predicted-vs-measured plot of --validate (default: <lut>.fidelity.png)")
     parser.add_argument("--fit-fraction", type=float, default=0.5,
@@ -73,9 +84,26 @@ DEFAULT_NETWORKS = 40
 
 
 def default_out(device_name: str, space_name: str) -> Path:
-    """``lut/<device>.json`` for the ImageNet space, ``lut/<device>-<space>.json`` otherwise."""
+    """``<per-user folder>/lut/<device>.json`` for the ImageNet space, ``.../<device>-<space>.json``
+    otherwise (:func:`sgnas.shipped.user_dir`: ``$SGNAS_HOME/lut``, default ``~/.cache/sgnas/lut``)."""
+    from ..shipped import user_dir
+
     stem = device_name if space_name == "imagenet" else f"{device_name}-{space_name}"
-    return Path("lut") / f"{stem}.json"
+    return user_dir("lut") / f"{stem}.json"
+
+
+def check_outputs(args, out: Path) -> None:
+    """Refuse before anything is measured: ``--out`` on a shipped file, ``--resume`` of a file that
+    does not exist."""
+    from ..errors import SgnasError
+    from ..shipped import is_shipped
+
+    if is_shipped(out):
+        raise SgnasError(f"{out} is a file shipped with sgnas and is never overwritten; measure into "
+                         f"another --out (default folder: {default_out('-', '-').parent})")
+    if args.resume and not args.lut and not out.exists():
+        raise SgnasError(f"--resume: {out} does not exist, there is no build to continue; drop "
+                         f"--resume to start one")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -94,12 +122,14 @@ def run(args: argparse.Namespace) -> int:
     if args.no_validate and (args.validate is not None or args.lut):
         raise SgnasError("--no-validate cannot be combined with --validate or --lut")
     networks = DEFAULT_NETWORKS if args.validate is None else args.validate
-    if not args.no_validate:
-        check_split_size(networks, args.fit_fraction)  # before anything is measured
-    device = load_device(args.device)
     space = get_space(args.space)
+    cells_without_validation = hasattr(space, "cell_key") and args.validate == 0
+    if not args.no_validate and not cells_without_validation:  # (--validate 0: a cell space's
+        check_split_size(networks, args.fit_fraction)  # build unvalidated) before measuring
+    device = load_device(args.device)
     check_host(device, force=args.force)
     out = Path(args.out) if args.out else default_out(device.name, space.name)
+    check_outputs(args, out)
     progress = sys.stderr.isatty()
     with _device_lock(device.name, args, out):
         if space.profiling_plan().kind == "cells" or args.cells is not None:  # cell spaces: profiler.cells
@@ -107,7 +137,9 @@ def run(args: argparse.Namespace) -> int:
 
             return run_cells(args, device, space, out, progress)
         if args.lut:
-            return _validate(args, device, space, Path(args.lut), networks, progress)
+            from .common import lut_arg
+
+            return _validate(args, device, space, lut_arg(args.lut), out, networks, progress)
         return _build(args, device, space, out, networks, progress)
 
 
@@ -213,12 +245,18 @@ def _calibrate(args, device, space, lut, lut_path: Path, networks: int, progress
     return report
 
 
-def _validate(args, device, space, lut_path: Path, networks: int, progress: bool) -> int:
+def _validate(args, device, space, lut_path: Path, out: Path, networks: int,
+              progress: bool) -> int:
     from ..lut import load_lut, lut_warnings
+    from .common import calibrated_copy_path
 
+    target = calibrated_copy_path(args, lut_path, out)
     lut = load_lut(lut_path, space=space, device=device)
     for line in lut_warnings(lut, calibration=False):
         _say(f"warning: {line}")
+    if target != lut_path:
+        _say(f"note: the calibrated LUT is written to {target} ({lut_path} is left as it is)")
+    lut_path = target
     report = _calibrate(args, device, space, lut, lut_path, networks, progress)
     if args.json:
         d = report.to_dict()

@@ -2,12 +2,14 @@
 
 Build, then validate on whole networks and store the calibration::
 
-    sgnas-profile --device cpu --space nb201                  # -> lut/cpu-nb201.json
+    sgnas-profile --device cpu --space nb201                  # -> $SGNAS_HOME/lut/cpu-nb201.json
     sgnas-profile --device cpu --space nb201 --validate 30    # validate an existing LUT again
+
+The validation writes a predicted-vs-measured plot next to the LUT (``--plot PATH`` to choose).
 
 Quick mode: measure just the listed cells as whole networks, into a partial per-cell LUT::
 
-    sgnas-profile --device cpu --space nb201 --cells refs.txt   # -> lut/cpu-nb201-cells.json
+    sgnas-profile --device cpu --space nb201 --cells refs.txt   # -> $SGNAS_HOME/lut/cpu-nb201-cells.json
     sgnas-profile --device cpu --space nb201 --cells 20
 """
 
@@ -54,6 +56,19 @@ def cell_list(value: str, space) -> list:
     return read_cell_list(path.read_text(), space, where=str(path))
 
 
+def _plot(report, path: Path, explicit: bool) -> None:
+    """The predicted-vs-measured plot of the validation (skipped without matplotlib unless asked
+    for with ``--plot``, which then names the extra to install)."""
+    from profiler.fidelity import plot_fidelity
+
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        if not explicit:
+            return
+    report.plot_path = str(plot_fidelity(report, path))
+
+
 def run_cells(args: argparse.Namespace, device, space, out: Path, progress: bool) -> int:
     """The ``sgnas-profile`` command for a cell space (``args`` as parsed by ``profile``)."""
     from profiler.cells import build_cell_lut, measure_cells, validate_cell_lut
@@ -78,7 +93,9 @@ def run_cells(args: argparse.Namespace, device, space, out: Path, progress: bool
 
     from profiler.calibration_set import check_split_size
 
-    lut_path = Path(args.lut) if args.lut else out
+    from .common import calibrated_copy_path, lut_arg
+
+    lut_path = lut_arg(args.lut) if args.lut else out
     build = not (args.validate is not None and lut_path.exists() and not args.force)
     n = args.validate if args.validate is not None else DEFAULT_VALIDATE
     validate = n > 0 and not getattr(args, "no_validate", False)
@@ -93,11 +110,18 @@ def run_cells(args: argparse.Namespace, device, space, out: Path, progress: bool
                       build_seconds=lut.build["seconds"],
                       terms_ms=lut.build["decomposition"]["terms_ms"])
     else:
+        target = calibrated_copy_path(args, lut_path, out) if validate else lut_path
         lut = load_lut(lut_path, space=space, device=device)
+        if target != lut_path:
+            print(f"note: the calibrated LUT is written to {target} ({lut_path} is left as it is)",
+                  file=sys.stderr)
+        lut_path = target
     if validate:
         report = validate_cell_lut(lut, device, space, n, fit_fraction=args.fit_fraction,
                                    seed=args.seed, on_network=_say(progress))
         save_lut(lut, lut_path)
+        _plot(report, Path(args.plot) if args.plot else lut_path.with_suffix(".fidelity.png"),
+              explicit=bool(args.plot))
         result["validation"] = report.to_dict()
         if not args.json:
             print(report.summary())

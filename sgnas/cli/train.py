@@ -45,13 +45,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import json
 
-    from ..space import get_space, load_architecture
+    from ..space import get_space
+    from .common import load_arch
     from ..evaluation import distributed
     from ..evaluation.data import DataConfig
     from ..train.recipes import load_recipe
     from ..train.scratch import train_from_scratch
 
-    arch = load_architecture(args.arch)
+    arch = load_arch(args.arch)
     space = get_space(arch.space)
     source = args.recipe
     if source == "auto":

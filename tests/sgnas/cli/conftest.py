@@ -25,3 +25,11 @@ def quick(tmp_path) -> Path:
     path = tmp_path / "quick.yaml"
     path.write_text(QUICK_YAML)
     return path
+
+
+@pytest.fixture(autouse=True)
+def sgnas_home(tmp_path, monkeypatch) -> Path:
+    """The per-user folder of every CLI test: a fresh folder, never the user's ~/.cache/sgnas."""
+    home = tmp_path / "sgnas-home"
+    monkeypatch.setenv("SGNAS_HOME", str(home))
+    return home

@@ -1,5 +1,6 @@
 """``sgnas-profile --space nb201``: build + validation, quick mode, bad input."""
 
+import importlib.util
 import json
 
 import pytest
@@ -77,6 +78,28 @@ def test_build_validate_and_revalidate(tmp_path, quick, capsys):
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert "entries" not in result and result["validation"]["n"] == 4
     assert load_lut(out).created == created
+    if importlib.util.find_spec("matplotlib") is not None:  # the fidelity plot beside the LUT
+        assert (tmp_path / "quick-nb201.fidelity.png").stat().st_size > 0
+        assert result["validation"]["plot_path"] == str(tmp_path / "quick-nb201.fidelity.png")
+
+
+@pytest.mark.slow
+def test_validating_a_shipped_cell_lut_writes_a_copy(tmp_path, quick, capsys, monkeypatch,
+                                                     sgnas_home):
+    import sgnas.shipped as shipped
+
+    root = tmp_path / "shipped"
+    monkeypatch.setattr(shipped, "shipped_dir", lambda folder: root / folder)
+    ship = root / "lut" / "quick-nb201.json"
+    assert profile_main(["--device", str(quick), "--space", "nb201", "--out", str(ship),
+                         "--validate", "0"]) == 0  # built, not validated (docs/nb201.md)
+    capsys.readouterr()
+    before = ship.read_bytes()
+    assert profile_main(["--device", str(quick), "--space", "nb201", "--validate", "4",
+                         "--lut", str(ship)]) == 0
+    copy = sgnas_home / "lut" / "quick-nb201.json"
+    assert f"wrote {copy}" in capsys.readouterr().out
+    assert ship.read_bytes() == before and load_lut(copy).calibration is not None
 
 
 def test_validate_lut_of_another_space_refused(tmp_path, quick, capsys):

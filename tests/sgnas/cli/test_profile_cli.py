@@ -10,9 +10,13 @@ from sgnas.lut import EntryStats, Lut, load_lut, save_lut
 from sgnas.space import get_space
 
 
-def test_default_out():
-    assert default_out("cpu", "imagenet") == Path("lut/cpu.json")
-    assert default_out("v100", "tiny") == Path("lut/v100-tiny.json")
+def test_default_out_is_the_per_user_folder(tmp_path, monkeypatch):
+    monkeypatch.setenv("SGNAS_HOME", str(tmp_path / "home"))
+    assert default_out("cpu", "imagenet") == tmp_path / "home" / "lut" / "cpu.json"
+    assert default_out("v100", "tiny") == tmp_path / "home" / "lut" / "v100-tiny.json"
+    monkeypatch.delenv("SGNAS_HOME")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert default_out("cpu", "cifar10") == tmp_path / "xdg" / "sgnas" / "lut" / "cpu-cifar10.json"
 
 
 def test_unknown_device_lists_known(capsys):
