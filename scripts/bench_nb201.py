@@ -85,6 +85,9 @@ def parse_args(argv):
                          "cost family and seed) and score against exhaustive search")
     ap.add_argument("--generator-steps", type=int, default=800)
     ap.add_argument("--boot", type=int, default=200, help="bootstrap resamples of tau")
+    ap.add_argument("--regret-column", default="cifar10_test_acc",
+                    help="--signals: the ground truth regrets are scored on (select signals on "
+                         "cifar10_valid_acc, report on cifar10_test_acc)")
     args = ap.parse_args(argv)
     if args.signals and args.devices is None:
         args.devices = "all"
@@ -199,7 +202,8 @@ def signals_main(args) -> dict:
         "0.1,0.3,0.5,0.7,0.9" else (0.1, 0.25, 0.5, 0.75, 0.9)
     families = ([] if args.no_flops else ["flops"]) + devices
     targets = protocol_targets(gt, families, quantiles)
-    cfg = ProtocolConfig(quantiles=quantiles, budget=args.budget, boot=args.boot)
+    cfg = ProtocolConfig(quantiles=quantiles, budget=args.budget, boot=args.boot,
+                         regret_column=args.regret_column)
     acc = gt.acc(cfg.regret_column)
 
     def over(fn):
@@ -217,7 +221,8 @@ def signals_main(args) -> dict:
     trained = {s.strip() for s in args.generator_signals.split(",") if s.strip()}
     signals = {}
     for name, seeds in tables.items():
-        gen = generator_regrets_fn(args, gt, targets, cfg.regret_column) if name in trained else None
+        gen = (generator_regrets_fn(args, gt, targets, cfg.regret_column) if name in trained
+               else None)
         signals[name] = signal_report(seeds, gt, targets, largest, cfg, gen)
         if args.progress:
             print(f"{name}: exhaustive {signals[name]['exhaustive']}", file=sys.stderr, flush=True)
