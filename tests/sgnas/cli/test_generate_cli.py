@@ -187,24 +187,23 @@ def test_measure_times_each_network_on_the_lut_device(tmp_path, monkeypatch, cap
     import profiler.measure as pm
 
     calls = []
-    real = pm.measure_lut_networks
+    real = pm.Measurer.network
 
-    def spy(space, lut_, archs, **kw):
-        out = real(space, lut_, archs, **kw)
-        calls.append(([str(a) for a in archs], lut_.device_name, out))
+    def spy(self, arch, name, *a, **kw):
+        out = real(self, arch, name, *a, **kw)
+        calls.append((str(arch), self.device.name, out.median_ms))
         return out
 
-    monkeypatch.setattr(pm, "measure_lut_networks", spy)
+    monkeypatch.setattr(pm.Measurer, "network", spy)
     assert main(["generate", "--latency-ms", str(mid(cost)), "--lut", str(tmp_path / "lut.json"),
                  "--generator", str(path), "--measure", "--json"]) == 0
     results = json.loads(capsys.readouterr().out)["results"]
     # the generated architectures themselves were timed, on the LUT's device, and each result
     # carries its own architecture's measurement
-    assert len(calls) == 1
-    archs, device, measured = calls[0]
-    assert device == "test-cpu" and archs == [r["arch"] for r in results]
-    assert [r["measured_ms"] for r in results] == pytest.approx(measured)
-    assert all(np.isfinite(m) and m > 0 for m in measured)
+    assert [c[0] for c in calls] == [r["arch"] for r in results]
+    assert {c[1] for c in calls} == {"test-cpu"}
+    assert [r["measured_ms"] for r in results] == pytest.approx([c[2] for c in calls])
+    assert all(np.isfinite(c[2]) and c[2] > 0 for c in calls)
 
 
 @pytest.mark.slow
