@@ -150,10 +150,11 @@ class SharedBundle:
                              f"{hi:.4g} {cost.unit}")
         return (target - lo) / (hi - lo)
 
-    def decode(self, target: float, cost, eps: float = 0.01, extra: Sequence = (),
+    def decode(self, target: float, cost, eps: float | None = 0.01, extra: Sequence = (),
                features: np.ndarray | None = None):
-        """Most probable cell with ``cost`` in ``[target (1 - eps), target]`` (exact, over every
-        cell) for the device of ``cost.lut`` (or the embedding ``features``); ``(cell, Decoded)``."""
+        """Most probable cell with ``cost`` in ``[target (1 - eps), target]`` (``eps`` None: at
+        most ``target``; exact, over every connected cell) for the device of ``cost.lut`` (or the
+        embedding ``features``); ``(cell, Decoded)``."""
         from .decode import window
 
         self.check_space(cost)
@@ -162,7 +163,8 @@ class SharedBundle:
                 raise SgnasError("the shared generator needs a device LUT")
             features = self.features_of(cost.lut)
         logp = self.logprobs_norm(self.normalize(target, cost), features)
-        out = decode_tabulated(self.space, logp, cost, window(target, eps), extra)
+        bounds = (-np.inf, float(target)) if eps is None else window(target, eps)
+        out = decode_tabulated(self.space, logp, cost, bounds, extra)
         return self.space.arch_from_indices(out.choice), out
 
     def describe_device(self, lut) -> str:

@@ -33,8 +33,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="FLOPs target in millions of multiply-adds")
     parser.add_argument("--params-m", type=positive_number, nargs="+", metavar="M",
                         help="parameter target in millions")
-    parser.add_argument("--eps", type=float, default=0.01,
-                        help="window below the first target: [T (1 - eps), T] (default 0.01)")
+    parser.add_argument("--eps", type=float, default=None,
+                        help="window below the first target: [T (1 - eps), T] (default: 0.01; for "
+                             "a generator trained on an accuracy signal (NB201), no lower edge: "
+                             "the most probable architecture at most T)")
     parser.add_argument("--decode", choices=("exact", "argmax"), default="exact",
                         help="exact: most probable architecture in the window (default); argmax: "
                              "the generator's per-decision argmax")
@@ -154,7 +156,8 @@ def run(args: argparse.Namespace) -> int:
         raise SgnasError("--measure needs --lut (it times on the LUT's device backend)")
     if args.export_onnx and not args.out:
         raise SgnasError("--export-onnx needs --out DIR")
-    window(1.0, args.eps)  # validates eps
+    if args.eps is not None:
+        window(1.0, args.eps)  # validates eps
     from ..shipped import find_lut
 
     named = list(args.lut)
@@ -217,6 +220,9 @@ def run(args: argparse.Namespace) -> int:
             planned.append(files)
         refuse_overwrite([p for files in planned for p in files.values()], args.force)
 
+    eps = args.eps
+    if eps is None:  # a generator trained on an accuracy signal decodes under the bound alone
+        eps = None if getattr(bundle, "meta", {}).get("decode") == "upper" else 0.01
     results, archs = [], []
     from ..margin import cell_margin, guard_cost  # predicted LUT: decode on per-cell upper bounds
     decode_cost = guard_cost(cost)
@@ -225,7 +231,7 @@ def run(args: argparse.Namespace) -> int:
             arch = bundle.argmax([t], decode_cost)[0]
             decoded = None
         else:
-            arch, decoded = bundle.decode(t, decode_cost, args.eps, extra)
+            arch, decoded = bundle.decode(t, decode_cost, eps, extra)
         archs.append(arch)
         results.append(_describe(space, cost, costs, luts, t, arch, decoded, extra))
         if (margin := cell_margin(cost, arch, t)) is not None:
@@ -255,7 +261,8 @@ def run(args: argparse.Namespace) -> int:
                 r["files"].append(str(files["onnx"]))
 
     if args.json:
-        info: dict[str, Any] = {"generator": bundle.path}
+        info: dict[str, Any] = {"generator": bundle.path,
+                                "signal": bundle.meta.get("signal", "supernet")}
         if note:
             info["note"] = note.removeprefix("note: ")
         if shared is not None:
@@ -265,10 +272,10 @@ def run(args: argparse.Namespace) -> int:
         if machine:
             info["machine"] = machine
         print(json.dumps({**info, "cost": cost.describe(), "decode": args.decode,
-                          "eps": args.eps, "results": results}, indent=1))
+                          "eps": eps, "results": results}, indent=1))
     else:
         print(f"generator {bundle.path} ({cost.name} {cost.fingerprint}, space {space.name}, "
-              f"decode {args.decode})")
+              f"signal {bundle.meta.get('signal', 'supernet')}, decode {args.decode})")
         for r in results:
             print(_line(r, cost))
         if args.measure:

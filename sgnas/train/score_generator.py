@@ -128,10 +128,72 @@ def train_score_generator(space: Any, cost: Any, score: np.ndarray, signal: str,
         bar.update(1)
     bar.close()
     gen.eval()
-    meta = {"signal": signal, "trainer": "score", "steps": cfg.steps, "seed": cfg.seed,
-            "sharpness": cfg.sharpness}
+    meta = {"signal": signal, "trainer": "score", "decode": "upper", "steps": cfg.steps,
+            "seed": cfg.seed, "sharpness": cfg.sharpness}
     return GeneratorBundle(space=space, generator=gen, priors=priors, cost=cost.describe(),
                            interval=(lo, hi), meta=meta)
 
 
-__all__ = ["ScoreGeneratorConfig", "cell_probs", "rank_scores", "train_score_generator"]
+
+
+def train_score_shared_generator(space: Any, costs: list, score: np.ndarray, signal: str,
+                                 cfg: ScoreGeneratorConfig | None = None,
+                                 references: list | None = None,
+                                 progress: bool = False):
+    """One device-conditioned generator for every per-cell latency table in ``costs`` (the
+    training devices), fitted as :func:`train_score_generator` is: for a (device, target) pair,
+    the best connected cell by ``signal`` within that device's target. Devices enter through the
+    log-latencies of the reference cells (:func:`~sgnas.shared_generator.device_features`), so a
+    new device is served from its own LUT."""
+    from ..shared_generator import (DeviceConditionedGenerator, SharedBundle, choose_references,
+                                    device_features)
+
+    cfg = cfg or ScoreGeneratorConfig()
+    if not costs or not all(getattr(c, "tabulated", False) for c in costs):
+        raise SgnasError("a shared score-driven generator needs per-cell latency tables")
+    if any(c.space.fingerprint != space.fingerprint for c in costs):
+        raise SgnasError("every device table must be of the generator's space")
+    alive = space.alive_mask().reshape(-1)
+    ranks = torch.as_tensor(rank_scores(score, alive) * (alive.sum() - 1), dtype=torch.float32)
+    alive_t = torch.as_tensor(alive)
+    refs = list(references) if references is not None else choose_references(space)
+    ref_idx = tuple(np.stack([space.indices_of(c) for c in refs], axis=1))
+    feats = torch.as_tensor(device_features(np.stack([c.table[ref_idx] for c in costs])),
+                            dtype=torch.float32)
+    intervals = torch.as_tensor(np.array([target_interval(c) for c in costs]),
+                                dtype=torch.float32)
+    tables = torch.as_tensor(np.stack([c.values() for c in costs]), dtype=torch.float32)
+    rng = np.random.default_rng(cfg.seed)
+    tgen = torch.Generator().manual_seed(cfg.seed)
+    from ..costs import make_cost
+
+    flops = make_cost("flops", space)
+    priors = make_prior_pool(space, flops, cfg.generator.num_priors, rng, target_interval(flops))
+    gen = DeviceConditionedGenerator(space, cfg.generator, len(refs), True, generator=tgen)
+    opt = torch.optim.Adam(gen.parameters(), lr=cfg.lr)
+    bar = Progress(cfg.steps, desc=f"shared generator ({signal})", unit="step", enabled=progress)
+    gen.train()
+    for _ in range(cfg.steps):
+        dev = torch.as_tensor(rng.integers(len(costs), size=cfg.batch_size))
+        c = torch.rand(cfg.batch_size, generator=tgen)
+        target = intervals[dev, 0] + c * (intervals[dev, 1] - intervals[dev, 0])
+        logits = gen(c, priors.select(c), feats[dev])
+        ok = alive_t.unsqueeze(0) & (tables[dev] <= target.unsqueeze(1))
+        goal = target_marginals(ranks, ok, cfg.sharpness, logits.shape[1:])
+        loss = -(goal * torch.log_softmax(logits, dim=-1).clamp_min(-1e4)).sum(dim=(1, 2)).mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        bar.update(1)
+    bar.close()
+    gen.eval()
+    devices = [{"name": (c.lut.device_name if getattr(c, "lut", None) is not None
+                         else str(c.fingerprint)),
+                "lut_fingerprint": c.fingerprint} for c in costs]
+    meta = {"signal": signal, "trainer": "score", "decode": "upper", "steps": cfg.steps,
+            "seed": cfg.seed, "sharpness": cfg.sharpness}
+    return SharedBundle(space, gen, priors, refs, devices, meta)
+
+
+__all__ = ["ScoreGeneratorConfig", "cell_probs", "rank_scores", "target_marginals",
+           "train_score_generator", "train_score_shared_generator"]
