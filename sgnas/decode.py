@@ -14,7 +14,7 @@ so a window on the (calibrated) cost is a window on the raw sum. :func:`decode` 
 exactly, by branch and bound over the decisions in order (a multiple-choice knapsack):
 
 * bounds: the first cost, relative to each decision's least candidate, is rounded *down* on a grid
-  (``width / (16 D)`` for a window), so a suffix's exact sum ``S`` and grid sum ``Q`` satisfy
+  (``width / (8 D)`` for a window), so a suffix's exact sum ``S`` and grid sum ``Q`` satisfy
   ``S / step - E <= Q <= S / step`` (``E``: the rounding it can accumulate) and the window becomes
   a range of ``Q``; a dynamic program over suffixes gives the best score per ``Q``. Further
   constraints enter by Lagrangian relaxation: for any ``lambda >= 0`` the best of
@@ -146,7 +146,7 @@ class Decoded:
 
 # ------------------------------------------------------------------------ relaxation
 _RTOL = 1e-9  # :meth:`Constraint.met`'s tolerance
-_FINENESS = 16.0  # grid cells per window and decision
+_FINENESS = 8.0  # grid cells per window and decision
 _TOL = 1e-9  # a bound must beat the incumbent's log-probability by this much to be explored
 
 
