@@ -14,7 +14,7 @@ so a window on the (calibrated) cost is a window on the raw sum. :func:`decode` 
 exactly, by branch and bound over the decisions in order (a multiple-choice knapsack):
 
 * bounds: the first cost, relative to each decision's least candidate, is rounded *down* on a grid
-  (``width / (16 D)`` for a window), so a suffix's exact sum ``S`` and grid sum ``Q`` satisfy
+  (``width / (8 D)`` for a window), so a suffix's exact sum ``S`` and grid sum ``Q`` satisfy
   ``S / step - E <= Q <= S / step`` (``E``: the rounding it can accumulate) and the window becomes
   a range of ``Q``; a dynamic program over suffixes gives the best score per ``Q``. Further
   constraints enter by Lagrangian relaxation: for any ``lambda >= 0`` the best of
@@ -146,7 +146,7 @@ class Decoded:
 
 # ------------------------------------------------------------------------ relaxation
 _RTOL = 1e-9  # :meth:`Constraint.met`'s tolerance
-_FINENESS = 16.0  # grid cells per window and decision
+_FINENESS = 8.0  # grid cells per window and decision
 _TOL = 1e-9  # a bound must beat the incumbent's log-probability by this much to be explored
 
 
@@ -352,10 +352,18 @@ _FACTORS = 2.0 ** np.array([0.0, -1.0, -0.5, 0.5, 1.0, 2.0, 3.0])
 
 def _members(lam: np.ndarray) -> np.ndarray:
     """The multiplier vectors of the bounds: ``lam`` first, then scaled copies (a fixed ladder
-    when ``lam`` is 0: the constraint does not bind at the root)."""
+    when ``lam`` is 0: no constraint binds at the root), and with several further costs each
+    multiplier alone scaled by 1/4 and 4."""
     if not np.any(lam > 0):
         return np.stack([lam] + [np.full_like(lam, f) for f in (0.5, 2.0, 8.0)])
-    return np.stack([lam * f for f in _FACTORS])
+    members = [lam * f for f in _FACTORS]
+    if lam.size > 1:  # several further costs: also move one multiplier at a time
+        for j in range(lam.size):
+            for f in (0.25, 4.0):
+                v = lam.copy()
+                v[j] = max(v[j], 1.0) * f
+                members.append(v)
+    return np.stack(members)
 
 
 class _Leaves:

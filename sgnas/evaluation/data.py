@@ -366,7 +366,9 @@ class DeviceCifarAugment:
         n = torch.arange(images.shape[0], device=dev)[:, None, None]
         out = padded.permute(0, 2, 3, 1)[n, rows[:, :, None], cols[:, None, :]]  # (N, s, s, 3)
         out = out.permute(0, 3, 1, 2).float().div_(255.0)
-        return (out - self.mean.to(dev)) / self.std.to(dev)
+        if self.mean.device != dev:
+            self.mean, self.std = self.mean.to(dev), self.std.to(dev)
+        return (out - self.mean) / self.std
 
     def __call__(self, images: torch.Tensor, seed: int) -> torch.Tensor:
         """Augment ``images`` with draws from ``seed`` (same seed, same result on any device)."""

@@ -75,3 +75,16 @@ def test_bad_held_out(value, tmp_path):
     with pytest.raises(SystemExit) as info:
         main([*TRAIN[:-1], "--held-out", value, "--data", str(tmp_path), "--out", str(tmp_path)])
     assert info.value.code == 2
+
+
+def test_gpu_augment_needs_the_cache_and_trains_with_it(image_folder, tmp_path, capsys):
+    out = tmp_path / "run"
+    code = main([*TRAIN, "--data", str(image_folder), "--out", str(out), "--gpu-augment"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and err.startswith("error: ") and "--cache-dir" in err and "\n" not in err
+    assert not out.exists()
+    code = main([*TRAIN, "--data", str(image_folder), "--out", str(out), "--gpu-augment",
+                 "--cache-dir", str(tmp_path / "cache"), "--device", "cpu"])
+    assert code == 0
+    log = [json.loads(x) for x in (out / "train_log.jsonl").open()]
+    assert [r["augment_on"] for r in log if r["event"] == "epoch"] == ["device"]

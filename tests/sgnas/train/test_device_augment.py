@@ -113,3 +113,26 @@ def test_datasets_serve_uint8_and_the_trainer_augments_on_the_device(image_folde
         assert epoch[key] >= 0
     assert epoch["wait_s"] + epoch["input_s"] + epoch["step_s"] <= epoch["time_s"] + 1e-6
     assert epoch["step_images_per_s"] >= epoch["images_per_s"]
+
+
+def test_resume_inside_an_epoch_with_device_augmentation_is_exact(image_folder, tmp_path):
+    from sgnas.train.supernet import state_hash
+
+    cfg = SupernetTrainConfig(space="tiny", epochs=2, paths_per_step=1, max_steps_per_epoch=3,
+                              log_every=0, progress=False)
+    data = DataConfig(root=str(image_folder), batch_size=4, workers=0, held_out=4,
+                      cache_dir=str(tmp_path / "cache"), device_augment=True)
+    straight = SupernetTrainer(cfg, data, tmp_path / "a")
+    straight.run()
+
+    class Interrupting(SupernetTrainer):
+        def train_step(self, x, y):
+            if self.global_step == 4:
+                raise KeyboardInterrupt
+            return super().train_step(x, y)
+
+    with pytest.raises(KeyboardInterrupt):
+        Interrupting(cfg, data, tmp_path / "b").run()
+    resumed = SupernetTrainer(cfg, data, tmp_path / "b", resume=True)
+    resumed.run()
+    assert state_hash(resumed.model) == state_hash(straight.model)
