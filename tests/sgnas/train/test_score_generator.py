@@ -79,3 +79,34 @@ def test_untabulated_cost_is_refused():
     space = get_space("tiny")
     with pytest.raises(SgnasError, match="tabulated"):
         train_score_generator(space, make_cost("flops", space), np.zeros(3), "x")
+
+
+@pytest.mark.slow
+def test_shared_score_generator_serves_a_new_device_under_its_bound(tmp_path):
+    from sgnas.shared_generator import load_shared, save_shared
+    from sgnas.train.score_generator import train_score_shared_generator
+
+    torch.set_num_threads(1)
+    space = NB201Space()
+    rng = np.random.default_rng(0)
+    flops = flops_table(space)
+
+    def device(w):  # latency grows with FLOPs, each device its own mix
+        return CellTableCost(space, 1.0 + w * flops + rng.random(TABLE_SHAPE), "latency", "ms")
+
+    train = [device(w) for w in (0.01, 0.02, 0.05)]
+    score = path_flops_table(space).reshape(-1)
+    bundle = train_score_shared_generator(space, train, score, "path_flops",
+                                          ScoreGeneratorConfig(steps=150, seed=0))
+    assert bundle.meta["decode"] == "upper" and bundle.meta["signal"] == "path_flops"
+    save_shared(tmp_path / "shared.pt", bundle)
+    loaded = load_shared(tmp_path / "shared.pt")
+    new = device(0.03)
+    refs = tuple(np.stack([space.indices_of(c) for c in loaded.references], axis=1))
+    from sgnas.shared_generator import device_features
+
+    feats = device_features(new.table[refs])
+    lo, hi = np.percentile(new.values(), [10, 90])
+    for t in np.linspace(lo, hi, 5):
+        cell, out = loaded.decode(float(t), new, eps=None, features=feats)
+        assert cell.is_connected() and new.exact(cell) <= t
