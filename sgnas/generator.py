@@ -46,35 +46,23 @@ INTERVAL_PERCENTILES = (1.0, 99.0)
 
 # ------------------------------------------------------------------------- the space's decisions
 def decisions(space) -> tuple[int, int]:
-    """``(D, K)``: decisions and candidates per decision. A space may define ``decisions()``;
-    the unified space has one decision per layer over ``space.configs``."""
-    if hasattr(space, "decisions"):
-        return tuple(space.decisions())
-    return space.num_layers, len(space.configs)
+    """``(D, K)``: decisions and candidates per decision (:meth:`Space.decisions`)."""
+    return tuple(space.decisions())
 
 
 def candidate_mask(space) -> np.ndarray:
-    """``(D, K)`` bool: which candidates a decision may take (a space may define it)."""
-    if hasattr(space, "candidate_mask"):
-        return np.asarray(space.candidate_mask(), dtype=bool)
-    return np.ones(decisions(space), dtype=bool)
+    """``(D, K)`` bool: which candidates a decision may take (:meth:`Space.candidate_mask`)."""
+    return np.asarray(space.candidate_mask(), dtype=bool)
 
 
-def arch_from_indices(space, indices: Sequence[int]) -> Architecture:
+def arch_from_indices(space, indices: Sequence[int]):
     """The architecture with candidate ``indices[d]`` at each decision."""
-    if hasattr(space, "arch_from_indices"):
-        return space.arch_from_indices(indices)
-    configs = space.configs
-    return space.validate(Architecture(space.name, tuple(configs[int(i)] for i in indices)))
+    return space.arch_from_indices(indices)
 
 
 def indices_of(space, arch) -> np.ndarray:
     """Inverse of :func:`arch_from_indices`."""
-    if hasattr(space, "indices_of"):
-        return np.asarray(space.indices_of(arch), dtype=np.int64)
-    space.validate(arch)
-    index = space.config_index
-    return np.array([index[c] for c in arch.layers], dtype=np.int64)
+    return np.asarray(space.indices_of(arch), dtype=np.int64)
 
 
 def sample_indices(space, rng: np.random.Generator) -> np.ndarray:

@@ -31,7 +31,7 @@ def import_cell_lut(csv_path: str | os.PathLike, column: str, space: str, device
                     arch_column: str = "arch_str") -> Lut:
     """A complete per-cell :class:`~sgnas.lut.Lut` of ``device`` from ``column`` of ``csv_path``."""
     sp = get_space(space)
-    if not hasattr(sp, "cell_key"):
+    if not sp.profiling_plan().per_architecture:
         raise SgnasError(f"space {space!r} is not a cell space; per-cell tables can be imported "
                          f"for nb201 only")
     from .nb201.bench import read_cell_table
@@ -137,7 +137,7 @@ def predict_cell_lut(cells, values_ms, space: str, device: str, build: dict,
     from .lut_predict import MIN_CELLS, load_basis, predict_table
 
     sp = get_space(space)
-    if not hasattr(sp, "cell_key"):
+    if not sp.profiling_plan().per_architecture:
         raise SgnasError(f"space {space!r} is not a cell space; tables can be predicted for nb201 "
                          f"only")
     min_cells = MIN_CELLS if min_cells is None else int(min_cells)

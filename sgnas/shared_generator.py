@@ -206,7 +206,7 @@ def load_shared(path: str | os.PathLike) -> SharedBundle:
         raise SgnasError(f"{path}: shared generator version {ckpt.get('shared_version')}, this "
                          f"sgnas reads {SHARED_VERSION}")
     space: Any = check_space(ckpt, path)
-    if not hasattr(space, "cell_key"):
+    if not space.profiling_plan().per_architecture:
         raise SgnasError(f"{path}: a shared generator needs a cell space, got {space.name!r}")
     gen = DeviceConditionedGenerator(space, GeneratorConfig.from_dict(ckpt["generator_config"]),
                                      int(ckpt["num_refs"]), bool(ckpt["device_input"]))

@@ -113,7 +113,7 @@ def load_arch(source: str, flag: str = "--arch"):
             raise SgnasError(f"{flag} {source}: not an architecture file ({exc}); expected "
                              f"{ARCH_FORMS}") from None
         raise
-    if hasattr(space, "cell_key"):
+    if space.profiling_plan().per_architecture:
         raise SgnasError(f"{flag} {source}: space {arch.space!r} takes cells "
                          f"(|op~0|+|op~0|op~1|+|op~0|op~1|op~2|); this command takes {ARCH_FORMS} "
                          f"of the imagenet, cifar10 or tiny space")

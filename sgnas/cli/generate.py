@@ -351,25 +351,17 @@ def _describe(space, cost, costs, luts, target: float, arch, decoded, extra) -> 
 
 
 def _network(space, arch):
-    """The deployable network of ``arch`` (fresh weights): NB201's network for a cell space."""
-    if hasattr(space, "cell_key"):
-        from ..nb201.network import NB201Network
+    """The deployable network of ``arch`` (fresh weights), by the space's family."""
+    from ..network import network_of
 
-        return NB201Network(space, arch)
-    from ..network import build_network
-
-    return build_network(space, arch)
+    return network_of(space, arch)
 
 
 def _count(space, arch, what: str) -> float:
-    """Millions of FLOPs or parameters of ``arch``'s network (the space's own counter)."""
-    if hasattr(space, "cell_key"):
-        from ..nb201 import network as nb
+    """Millions of FLOPs or parameters of ``arch``'s network (the space's own cost tables)."""
+    from ..costs import make_cost
 
-        return float(getattr(nb, f"count_{what}")(space, arch))
-    from .. import network
-
-    return float(getattr(network, f"count_{what}")(space, arch))
+    return float(make_cost(what, space).exact(arch))
 
 
 def _indices(space, arch):

@@ -123,7 +123,7 @@ def run(args: argparse.Namespace) -> int:
         raise SgnasError("--no-validate cannot be combined with --validate or --lut")
     networks = DEFAULT_NETWORKS if args.validate is None else args.validate
     space = get_space(args.space)
-    cells_without_validation = hasattr(space, "cell_key") and args.validate == 0
+    cells_without_validation = space.profiling_plan().per_architecture and args.validate == 0
     if not args.no_validate and not cells_without_validation:  # (--validate 0: a cell space's
         check_split_size(networks, args.fit_fraction)  # build unvalidated) before measuring
     device = load_device(args.device)
