@@ -11,7 +11,9 @@
 # proxies/summary.json, proxies/minibatch.pt, proxies/cache/ (the resumable score caches).
 # Environment: DATA (a CIFAR-10 image folder; default ../shared/data/cifar10-jpg,
 # shared/data/cifar10-jpg, else .gpu_data/cifar10-jpg.tar.gz extracted to a temporary folder),
-# BENCH (nb201.csv's folder: adds Kendall tau per proxy, connected cells, when present), WORKERS (default 12),
+# MINIBATCH (a minibatch.pt written by scripts/nb201_proxies.py, used when no image folder is found;
+# default .gpu_data/minibatch.pt), BENCH (nb201.csv's folder, also looked for in .gpu_data/nasbench201:
+# adds Kendall tau per proxy over the connected cells when present), WORKERS (default 12),
 # BATCH (default 64), LIMIT_SECONDS (default 330).
 # --smoke: 50 cells on the CPU (2 workers, batch 16; random images when no CIFAR-10 folder is
 # found), no GPU needed: checks the path end to end.
@@ -47,15 +49,18 @@ if [ ! -d "${DATA:-}/train" ] && [ -f .gpu_data/cifar10-jpg.tar.gz ]; then
   tar -xzf .gpu_data/cifar10-jpg.tar.gz -C "$X" || fail data "cannot extract .gpu_data/cifar10-jpg.tar.gz"
   DATA="$(dirname "$(find "$X" -maxdepth 3 -type d -name train | head -n1)")"
 fi
-for d in "${BENCH:-}" ../shared/data/nasbench201 shared/data/nasbench201; do
+MINIBATCH="${MINIBATCH:-.gpu_data/minibatch.pt}"
+for d in "${BENCH:-}" ../shared/data/nasbench201 shared/data/nasbench201 .gpu_data/nasbench201; do
   [ -n "$d" ] && [ -f "$d/nb201.csv" ] && BENCH="$d" && break
 done
 if [ "$SMOKE" = 1 ]; then
   ARGS=(--cells 50 --workers 2 --batch-size 16 --device cpu)
   [ -d "${DATA:-}/train" ] && ARGS+=(--data "$DATA") || ARGS+=(--random-data)
 else
-  [ -d "${DATA:-}/train" ] || fail data "no CIFAR-10 image folder (set DATA or provide .gpu_data/cifar10-jpg.tar.gz)"
-  ARGS=(--cells all --workers "${WORKERS:-12}" --batch-size "${BATCH:-64}" --device cuda --data "$DATA")
+  ARGS=(--cells all --workers "${WORKERS:-12}" --batch-size "${BATCH:-64}" --device cuda)
+  if [ -d "${DATA:-}/train" ]; then ARGS+=(--data "$DATA")
+  elif [ -f "$MINIBATCH" ]; then ARGS+=(--minibatch "$MINIBATCH")
+  else fail data "no CIFAR-10 image folder (set DATA, or provide .gpu_data/cifar10-jpg.tar.gz or a minibatch.pt)"; fi
 fi
 [ -f "${BENCH:-}/nb201.csv" ] && ARGS+=(--bench "$BENCH")
 "$PY" scripts/nb201_proxies.py "${ARGS[@]}" --proxies all --seed 0 --threads 1 --quiet \
@@ -68,8 +73,8 @@ work, gpu, start, smoke = sys.argv[1:5]
 run = json.loads(open(f"{work}/proxies.out").read().strip().splitlines()[-1])
 out = {"ok": bool(run["ok"]), "gpu": gpu, "smoke": smoke == "1",
        **{k: run[k] for k in ("cells", "scored", "classes_computed_now", "proxies", "batch_size",
-                              "workers", "device", "compute_s", "stopped_at_max_seconds",
-                              "worker_failures", "files", "data")}}
+                              "workers", "device", "compute_s", "workers_cpu_s", "stopped_at_max_seconds",
+                              "worker_failures", "files", "data", "data_sha")}}
 if "ranking" in run:
     out["ranking"] = run["ranking"]
 out["wall_s"] = int(time.time()) - int(start)

@@ -122,16 +122,23 @@ def main(argv=None) -> int:
     from sgnas.nb201.space import Cell, NB201Space, all_cells
     from sgnas.signals.cells import representatives
     from sgnas.signals.proxies import PROXIES, check_names
-    from sgnas.signals.zero_cost import minibatch, proxy_caches
+    from sgnas.signals.zero_cost import data_hash, minibatch, proxy_caches
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", default="../shared/data/cifar10-jpg", help="CIFAR-10 image folder")
+    ap.add_argument("--minibatch", default=None, metavar="FILE",
+                    help="use the (images, labels) saved in FILE (a minibatch.pt this script "
+                         "wrote) instead of --data")
     ap.add_argument("--random-data", action="store_true",
                     help="random images and labels from --seed instead of --data (smoke tests)")
     ap.add_argument("--out", required=True, help="output folder (caches, CSVs, summary)")
     ap.add_argument("--proxies", default="all", help=f"comma list or 'all' ({','.join(PROXIES)})")
     ap.add_argument("--cells", default="all", help="'all' or N cells sampled from --cells-seed")
     ap.add_argument("--cells-seed", type=int, default=0)
+    ap.add_argument("--sample", choices=("cells", "classes"), default="cells",
+                    help="with --cells N: N uniform cells, or the representatives of N uniform "
+                         "functional classes (to time a run: all cells cost about 5424/N times "
+                         "as much)")
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--seed", type=int, default=0, help="initialization and minibatch seed")
     ap.add_argument("--workers", type=int, default=2)
@@ -156,11 +163,20 @@ def main(argv=None) -> int:
             cells = list(all_cells())
         else:
             n = int(args.cells)
-            codes = np.random.default_rng(args.cells_seed).permutation(space.num_cells)[:n]
-            cells = [Cell.from_code(int(c)) for c in codes]
+            rng = np.random.default_rng(args.cells_seed)
+            if args.sample == "classes":
+                reps_all, _ = representatives(list(all_cells()))
+                cells = [reps_all[int(i)] for i in rng.permutation(len(reps_all))[:n]]
+            else:
+                codes = rng.permutation(space.num_cells)[:n]
+                cells = [Cell.from_code(int(c)) for c in codes]
         out.mkdir(parents=True, exist_ok=True)
         batch_path = out / "minibatch.pt"
-        if args.random_data:
+        if args.minibatch:
+            if not os.path.isfile(args.minibatch):
+                raise SgnasError(f"minibatch file not found: {args.minibatch}")
+            data = tuple(torch.load(args.minibatch))
+        elif args.random_data:
             g = torch.Generator().manual_seed(args.seed)
             data = (torch.randn(args.batch_size, 3, 32, 32, generator=g),
                     torch.randint(0, 10, (args.batch_size,), generator=g))
@@ -181,6 +197,11 @@ def main(argv=None) -> int:
         return 2
     reps, _ = representatives(todo)
     t_setup = time.perf_counter() - t0
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ.setdefault(var, str(args.threads))  # the workers' numpy / BLAS threads
+    import resource
+
+    cpu0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     workers = max(1, min(args.workers, len(reps) or 1))
     procs = []
     if todo:
@@ -216,6 +237,8 @@ def main(argv=None) -> int:
         p.join()
     failed = [p.exitcode for p in procs if p.exitcode not in (0, None) and not stopped]
     compute_s = time.perf_counter() - t_start
+    cpu1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    workers_cpu_s = (cpu1.ru_utime + cpu1.ru_stime) - (cpu0.ru_utime + cpu0.ru_stime)
     from sgnas.signals.table import write_scores
 
     scores = {n: c.load() for n, c in caches.items()}
@@ -231,11 +254,13 @@ def main(argv=None) -> int:
         "ok": complete and not failed, "cells": len(cells), "scored": len(have),
         "computed_now": len(have) - base_done, "classes_computed_now": len(reps),
         "proxies": names, "batch_size": int(x.shape[0]), "seed": args.seed,
-        "data": "random" if args.random_data else str(args.data), "device": args.device,
+        "data": ("random" if args.random_data else args.minibatch or str(args.data)),
+        "data_sha": data_hash(x, y), "device": args.device,
         "workers": workers, "threads_per_worker": args.threads, "setup_s": round(t_setup, 1),
-        "compute_s": round(compute_s, 1), "wall_s": round(time.perf_counter() - t0, 1),
+        "compute_s": round(compute_s, 1), "workers_cpu_s": round(workers_cpu_s, 1), "wall_s": round(time.perf_counter() - t0, 1),
         "stopped_at_max_seconds": stopped, "worker_failures": failed, "files": files,
         "cache_dir": str(cache_dir), "load_avg": list(os.getloadavg()),
+        "sample": args.sample if args.cells != "all" else "all",
     }
     if complete and args.bench:
         try:
