@@ -6,15 +6,17 @@
 #
 # Usage: scripts/gpu_proxies.sh [--smoke] [WORKDIR]   (run from the repository root; WORKDIR
 #        defaults to $OUT)
-# Writes under WORKDIR: proxies/<proxy>.csv (arch_str,score; one file per proxy, every cell, dead
-# cells at a finite floor below all live ones; sgnas.signals.nb201_table(name, csv=FILE) reads one),
-# proxies/summary.json, proxies/minibatch.pt, proxies/cache/ (the resumable score caches).
+# Writes under WORKDIR (five files, so that all of them come back from a device run):
+# proxies/nb201_proxies.csv (arch_str and one column per proxy, every cell, dead cells at a finite
+# floor below all live ones; sgnas.signals.nb201_table(name, csv=FILE) reads column `name`),
+# proxies/summary.json, proxies/minibatch.pt, proxies.out, proxies.err. The resumable score caches
+# go to CACHE_DIR (default: a temporary folder outside WORKDIR).
 # Environment: DATA (a CIFAR-10 image folder; default ../shared/data/cifar10-jpg,
 # shared/data/cifar10-jpg, else .gpu_data/cifar10-jpg.tar.gz extracted to a temporary folder),
 # MINIBATCH (a minibatch.pt written by scripts/nb201_proxies.py, used when no image folder is found;
 # default .gpu_data/minibatch.pt), BENCH (nb201.csv's folder, also looked for in .gpu_data/nasbench201:
 # adds Kendall tau per proxy over the connected cells when present), WORKERS (default 12),
-# BATCH (default 64), LIMIT_SECONDS (default 330).
+# BATCH (default 64), LIMIT_SECONDS (default 330), CACHE_DIR.
 # --smoke: 50 cells on the CPU (2 workers, batch 16; random images when no CIFAR-10 folder is
 # found), no GPU needed: checks the path end to end.
 # Without an NVIDIA GPU (or torch with CUDA) and without --smoke it stops at once with
@@ -63,7 +65,9 @@ else
   else fail data "no CIFAR-10 image folder (set DATA, or provide .gpu_data/cifar10-jpg.tar.gz or a minibatch.pt)"; fi
 fi
 [ -f "${BENCH:-}/nb201.csv" ] && ARGS+=(--bench "$BENCH")
+CACHE_DIR="${CACHE_DIR:-$(mktemp -d "${TMPDIR:-/tmp}/sgnas-proxy-cache.XXXXXX")}"
 "$PY" scripts/nb201_proxies.py "${ARGS[@]}" --proxies all --seed 0 --threads 1 --quiet \
+  --format wide --cache-dir "$CACHE_DIR" \
   --max-seconds "$LIMIT_SECONDS" --out "$WORK/proxies" > "$WORK/proxies.out" 2> "$WORK/proxies.err" \
   || fail proxies "proxy computation failed: $(tail -n1 "$WORK/proxies.err")"
 

@@ -12,7 +12,9 @@ started again with the same arguments.
 
 Writes, under ``OUT``: ``<proxy>.csv`` per proxy (``arch_str,score``, one row per cell, dead cells
 at a finite floor below every live cell; loadable with ``sgnas.signals.nb201_table(name,
-csv=...)`` or as the signal ``table:OUT/<proxy>.csv``), ``minibatch.pt`` (the images and labels),
+csv=...)`` or as the signal ``table:OUT/<proxy>.csv``) and/or (``--format wide|both``)
+``nb201_proxies.csv`` with a column per proxy (``nb201_table(name, csv=...)`` reads the column
+``name``; ``table:FILE --column name``), ``minibatch.pt`` (the images and labels),
 ``summary.json``. Prints one JSON line.
 
     python scripts/nb201_proxies.py --data ../shared/data/cifar10-jpg --out runs/proxies \\
@@ -85,7 +87,7 @@ def ranking(files: dict[str, str], cells, bench: str, boot: int = 1000, seed: in
     live = [c for c in cells if c.is_connected()]
     codes = np.array([c.code for c in live])
     y = truth[codes]
-    cols = {n: _read(path)[codes] for n, path in files.items()}
+    cols = {n: _read(path, n)[codes] for n, path in files.items() if n != "wide"}
     cols["flops"] = get_signal("flops").score(live)
     for members in (("flops", "naswot", "synflow"), ("naswot", "synflow"),
                     ("flops", "naswot"), ("flops", "synflow", "naswot", "jacob_cov", "snip",
@@ -104,17 +106,38 @@ def ranking(files: dict[str, str], cells, bench: str, boot: int = 1000, seed: in
             "kendall_tau": out}
 
 
-def _read(path: str) -> np.ndarray:
-    """Scores by cell code of a (possibly partial) arch_str,score file; NaN where absent."""
+def _read(path: str, column: str) -> np.ndarray:
+    """Scores by cell code of a (possibly partial) table: ``column`` of a wide file, else its
+    ``score`` column; NaN where absent."""
     import csv
 
     from sgnas.nb201.space import Cell
 
     out = np.full(15625, np.nan)
     with open(path, newline="") as fh:
-        for row in csv.DictReader(fh):
-            out[Cell.parse(row["arch_str"]).code] = float(row["score"])
+        reader = csv.DictReader(fh)
+        key = column if column in (reader.fieldnames or []) else "score"
+        for row in reader:
+            out[Cell.parse(row["arch_str"]).code] = float(row[key])
     return out
+
+
+def _write_wide(path: Path, cells, columns: dict[str, np.ndarray]) -> None:
+    """``arch_str`` and one column per proxy (dead cells at each column's finite floor), written
+    atomically."""
+    import csv
+    import io
+
+    from sgnas.fileio import atomic_write_bytes
+    from sgnas.signals.nb201 import finite_dead
+
+    cols = {n: finite_dead(v) for n, v in columns.items()}
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["arch_str", *cols])
+    for i, c in enumerate(cells):
+        w.writerow([str(c), *(repr(float(v[i])) for v in cols.values())])
+    atomic_write_bytes(path, buf.getvalue().encode())
 
 
 def main(argv=None) -> int:
@@ -148,6 +171,10 @@ def main(argv=None) -> int:
     ap.add_argument("--max-seconds", type=float, default=None,
                     help="stop the workers after this long (finished chunks are kept; rerun to "
                          "continue)")
+    ap.add_argument("--cache-dir", default=None, help="score caches (default OUT/cache)")
+    ap.add_argument("--format", choices=("per-proxy", "wide", "both"), default="per-proxy",
+                    help="OUT/<proxy>.csv (arch_str,score) per proxy, one OUT/nb201_proxies.csv "
+                         "with a column per proxy, or both (default per-proxy)")
     ap.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     ap.add_argument("--bench", default=None, metavar="DIR",
                     help="folder of nb201.csv: add Kendall tau against cifar10_valid_acc "
@@ -186,7 +213,7 @@ def main(argv=None) -> int:
             data = load_minibatch(args.data, args.batch_size, args.seed, space)
         x, y = minibatch(data, args.batch_size, space.num_classes, args.seed)
         torch.save((x, y), batch_path)
-        cache_dir = out / "cache"
+        cache_dir = Path(args.cache_dir) if args.cache_dir else out / "cache"
         caches = proxy_caches(names, space, x, y, args.seed, cache_dir)
         for c in caches.values():
             c.prepare()
@@ -244,12 +271,19 @@ def main(argv=None) -> int:
     scores = {n: c.load() for n, c in caches.items()}
     have = [c for c in cells if all(str(c) in scores[n] for n in names)]
     complete = len(have) == len(cells)
-    files = {}
+    files: dict[str, str] = {}
     if complete:
-        for n in names:
-            path = out / f"{n}.csv"
-            write_scores(path, cells, np.array([scores[n][str(c)] for c in cells]), force=True)
-            files[n] = str(path)
+        columns = {n: np.array([scores[n][str(c)] for c in cells]) for n in names}
+        if args.format in ("per-proxy", "both"):
+            for n in names:
+                path = out / f"{n}.csv"
+                write_scores(path, cells, columns[n], force=True)
+                files[n] = str(path)
+        if args.format in ("wide", "both"):
+            path = out / "nb201_proxies.csv"
+            _write_wide(path, cells, columns)
+            files = {n: files.get(n, str(path)) for n in names}
+            files["wide"] = str(path)
     result = {
         "ok": complete and not failed, "cells": len(cells), "scored": len(have),
         "computed_now": len(have) - base_done, "classes_computed_now": len(reps),
