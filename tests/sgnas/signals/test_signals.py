@@ -166,6 +166,18 @@ def test_nb201_table_from_csv_and_missing_cells(tmp_path):
     assert t[CELLS[0].ops] == CELLS[0].code
     assert t[CELLS[1].ops] < t.reshape(-1)[np.isfinite(vals)].min()  # dead below every live cell
     assert np.isneginf(nb201_table("naswot", csv=wide, dead=None)[CELLS[1].ops])
+    # an ensemble of a wide file's columns and FLOPs: the mean of their ranks over all cells
+    wide2 = tmp_path / "w2.csv"
+    rev = np.where(np.isfinite(vals), len(cells) - vals, -np.inf)
+    wide2.write_text("arch_str,naswot,synflow\n" + "".join(
+        f"{c},{v},{r}\n" for c, v, r in zip(cells, vals, rev)))
+    ens = nb201_table("ensemble:naswot+synflow+flops", csv=wide2, dead=None).reshape(-1)
+    from sgnas.signals.base import ranks
+
+    live = np.isfinite(vals)
+    want = np.mean([ranks(vals), ranks(rev), ranks(flops_table().reshape(-1))], axis=0)
+    np.testing.assert_allclose(ens[live], want[live])
+    assert np.isneginf(ens[~live]).all()
     short = tmp_path / "s.csv"
     short.write_text("arch_str,score\n" + "".join(f"{c},1\n" for c in cells[:-1]))
     with pytest.raises(SgnasError, match="1 of 15625 cells missing"):
