@@ -202,3 +202,19 @@ def test_supernet_signal_wraps_an_evaluator():
     assert calls == CELLS
     with pytest.raises(SgnasError, match="--checkpoint"):
         get_signal("supernet")
+
+
+def test_minibatch_from_a_loader_a_pair_or_images():
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from sgnas.signals.zero_cost import data_hash, minibatch
+
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(10, 3, 8, 8, generator=g), torch.randint(0, 10, (10,), generator=g)
+    a = minibatch(DataLoader(TensorDataset(x, y), batch_size=6), 4, 10)
+    b = minibatch((x, y), 4, 10)
+    assert torch.equal(a[0], x[:4]) and torch.equal(a[1], y[:4]) and data_hash(*a) == data_hash(*b)
+    c = minibatch(x, 4, 10, seed=1)  # no labels: drawn from the seed
+    assert torch.equal(c[1], minibatch(x, 4, 10, seed=1)[1]) and c[1].max() < 10
+    with pytest.raises(SgnasError, match="labels must be in 0..2"):
+        minibatch((x, y + 5), 4, 3)
