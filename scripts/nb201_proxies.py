@@ -12,7 +12,9 @@ started again with the same arguments.
 
 Writes, under ``OUT``: ``<proxy>.csv`` per proxy (``arch_str,score``, one row per cell, dead cells
 at a finite floor below every live cell; loadable with ``sgnas.signals.nb201_table(name,
-csv=...)`` or as the signal ``table:OUT/<proxy>.csv``), ``minibatch.pt`` (the images and labels),
+csv=...)`` or as the signal ``table:OUT/<proxy>.csv``) and/or (``--format wide|both``)
+``nb201_proxies.csv`` with a column per proxy (``nb201_table(name, csv=...)`` reads the column
+``name``; ``table:FILE --column name``), ``minibatch.pt`` (the images and labels),
 ``summary.json``. Prints one JSON line.
 
     python scripts/nb201_proxies.py --data ../shared/data/cifar10-jpg --out runs/proxies \\
@@ -85,7 +87,7 @@ def ranking(files: dict[str, str], cells, bench: str, boot: int = 1000, seed: in
     live = [c for c in cells if c.is_connected()]
     codes = np.array([c.code for c in live])
     y = truth[codes]
-    cols = {n: _read(path)[codes] for n, path in files.items()}
+    cols = {n: _read(path, n)[codes] for n, path in files.items() if n != "wide"}
     cols["flops"] = get_signal("flops").score(live)
     for members in (("flops", "naswot", "synflow"), ("naswot", "synflow"),
                     ("flops", "naswot"), ("flops", "synflow", "naswot", "jacob_cov", "snip",
@@ -104,17 +106,38 @@ def ranking(files: dict[str, str], cells, bench: str, boot: int = 1000, seed: in
             "kendall_tau": out}
 
 
-def _read(path: str) -> np.ndarray:
-    """Scores by cell code of a (possibly partial) arch_str,score file; NaN where absent."""
+def _read(path: str, column: str) -> np.ndarray:
+    """Scores by cell code of a (possibly partial) table: ``column`` of a wide file, else its
+    ``score`` column; NaN where absent."""
     import csv
 
     from sgnas.nb201.space import Cell
 
     out = np.full(15625, np.nan)
     with open(path, newline="") as fh:
-        for row in csv.DictReader(fh):
-            out[Cell.parse(row["arch_str"]).code] = float(row["score"])
+        reader = csv.DictReader(fh)
+        key = column if column in (reader.fieldnames or []) else "score"
+        for row in reader:
+            out[Cell.parse(row["arch_str"]).code] = float(row[key])
     return out
+
+
+def _write_wide(path: Path, cells, columns: dict[str, np.ndarray]) -> None:
+    """``arch_str`` and one column per proxy (dead cells at each column's finite floor), written
+    atomically."""
+    import csv
+    import io
+
+    from sgnas.fileio import atomic_write_bytes
+    from sgnas.signals.nb201 import finite_dead
+
+    cols = {n: finite_dead(v) for n, v in columns.items()}
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["arch_str", *cols])
+    for i, c in enumerate(cells):
+        w.writerow([str(c), *(repr(float(v[i])) for v in cols.values())])
+    atomic_write_bytes(path, buf.getvalue().encode())
 
 
 def main(argv=None) -> int:
@@ -122,16 +145,23 @@ def main(argv=None) -> int:
     from sgnas.nb201.space import Cell, NB201Space, all_cells
     from sgnas.signals.cells import representatives
     from sgnas.signals.proxies import PROXIES, check_names
-    from sgnas.signals.zero_cost import minibatch, proxy_caches
+    from sgnas.signals.zero_cost import data_hash, minibatch, proxy_caches
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", default="../shared/data/cifar10-jpg", help="CIFAR-10 image folder")
+    ap.add_argument("--minibatch", default=None, metavar="FILE",
+                    help="use the (images, labels) saved in FILE (a minibatch.pt this script "
+                         "wrote) instead of --data")
     ap.add_argument("--random-data", action="store_true",
                     help="random images and labels from --seed instead of --data (smoke tests)")
     ap.add_argument("--out", required=True, help="output folder (caches, CSVs, summary)")
     ap.add_argument("--proxies", default="all", help=f"comma list or 'all' ({','.join(PROXIES)})")
     ap.add_argument("--cells", default="all", help="'all' or N cells sampled from --cells-seed")
     ap.add_argument("--cells-seed", type=int, default=0)
+    ap.add_argument("--sample", choices=("cells", "classes"), default="cells",
+                    help="with --cells N: N uniform cells, or the representatives of N uniform "
+                         "functional classes (to time a run: all cells cost about 5424/N times "
+                         "as much)")
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--seed", type=int, default=0, help="initialization and minibatch seed")
     ap.add_argument("--workers", type=int, default=2)
@@ -141,6 +171,10 @@ def main(argv=None) -> int:
     ap.add_argument("--max-seconds", type=float, default=None,
                     help="stop the workers after this long (finished chunks are kept; rerun to "
                          "continue)")
+    ap.add_argument("--cache-dir", default=None, help="score caches (default OUT/cache)")
+    ap.add_argument("--format", choices=("per-proxy", "wide", "both"), default="per-proxy",
+                    help="OUT/<proxy>.csv (arch_str,score) per proxy, one OUT/nb201_proxies.csv "
+                         "with a column per proxy, or both (default per-proxy)")
     ap.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     ap.add_argument("--bench", default=None, metavar="DIR",
                     help="folder of nb201.csv: add Kendall tau against cifar10_valid_acc "
@@ -156,11 +190,20 @@ def main(argv=None) -> int:
             cells = list(all_cells())
         else:
             n = int(args.cells)
-            codes = np.random.default_rng(args.cells_seed).permutation(space.num_cells)[:n]
-            cells = [Cell.from_code(int(c)) for c in codes]
+            rng = np.random.default_rng(args.cells_seed)
+            if args.sample == "classes":
+                reps_all, _ = representatives(list(all_cells()))
+                cells = [reps_all[int(i)] for i in rng.permutation(len(reps_all))[:n]]
+            else:
+                codes = rng.permutation(space.num_cells)[:n]
+                cells = [Cell.from_code(int(c)) for c in codes]
         out.mkdir(parents=True, exist_ok=True)
         batch_path = out / "minibatch.pt"
-        if args.random_data:
+        if args.minibatch:
+            if not os.path.isfile(args.minibatch):
+                raise SgnasError(f"minibatch file not found: {args.minibatch}")
+            data = tuple(torch.load(args.minibatch))
+        elif args.random_data:
             g = torch.Generator().manual_seed(args.seed)
             data = (torch.randn(args.batch_size, 3, 32, 32, generator=g),
                     torch.randint(0, 10, (args.batch_size,), generator=g))
@@ -170,7 +213,7 @@ def main(argv=None) -> int:
             data = load_minibatch(args.data, args.batch_size, args.seed, space)
         x, y = minibatch(data, args.batch_size, space.num_classes, args.seed)
         torch.save((x, y), batch_path)
-        cache_dir = out / "cache"
+        cache_dir = Path(args.cache_dir) if args.cache_dir else out / "cache"
         caches = proxy_caches(names, space, x, y, args.seed, cache_dir)
         for c in caches.values():
             c.prepare()
@@ -181,6 +224,11 @@ def main(argv=None) -> int:
         return 2
     reps, _ = representatives(todo)
     t_setup = time.perf_counter() - t0
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ.setdefault(var, str(args.threads))  # the workers' numpy / BLAS threads
+    import resource
+
+    cpu0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     workers = max(1, min(args.workers, len(reps) or 1))
     procs = []
     if todo:
@@ -216,26 +264,37 @@ def main(argv=None) -> int:
         p.join()
     failed = [p.exitcode for p in procs if p.exitcode not in (0, None) and not stopped]
     compute_s = time.perf_counter() - t_start
+    cpu1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    workers_cpu_s = (cpu1.ru_utime + cpu1.ru_stime) - (cpu0.ru_utime + cpu0.ru_stime)
     from sgnas.signals.table import write_scores
 
     scores = {n: c.load() for n, c in caches.items()}
     have = [c for c in cells if all(str(c) in scores[n] for n in names)]
     complete = len(have) == len(cells)
-    files = {}
+    files: dict[str, str] = {}
     if complete:
-        for n in names:
-            path = out / f"{n}.csv"
-            write_scores(path, cells, np.array([scores[n][str(c)] for c in cells]), force=True)
-            files[n] = str(path)
+        columns = {n: np.array([scores[n][str(c)] for c in cells]) for n in names}
+        if args.format in ("per-proxy", "both"):
+            for n in names:
+                path = out / f"{n}.csv"
+                write_scores(path, cells, columns[n], force=True)
+                files[n] = str(path)
+        if args.format in ("wide", "both"):
+            path = out / "nb201_proxies.csv"
+            _write_wide(path, cells, columns)
+            files = {n: files.get(n, str(path)) for n in names}
+            files["wide"] = str(path)
     result = {
         "ok": complete and not failed, "cells": len(cells), "scored": len(have),
         "computed_now": len(have) - base_done, "classes_computed_now": len(reps),
         "proxies": names, "batch_size": int(x.shape[0]), "seed": args.seed,
-        "data": "random" if args.random_data else str(args.data), "device": args.device,
+        "data": ("random" if args.random_data else args.minibatch or str(args.data)),
+        "data_sha": data_hash(x, y), "device": args.device,
         "workers": workers, "threads_per_worker": args.threads, "setup_s": round(t_setup, 1),
-        "compute_s": round(compute_s, 1), "wall_s": round(time.perf_counter() - t0, 1),
+        "compute_s": round(compute_s, 1), "workers_cpu_s": round(workers_cpu_s, 1), "wall_s": round(time.perf_counter() - t0, 1),
         "stopped_at_max_seconds": stopped, "worker_failures": failed, "files": files,
         "cache_dir": str(cache_dir), "load_avg": list(os.getloadavg()),
+        "sample": args.sample if args.cells != "all" else "all",
     }
     if complete and args.bench:
         try:

@@ -33,6 +33,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "supernet's evaluation data")
     parser.add_argument("--checkpoint", metavar="FILE", help="trained supernet (signal supernet)")
     parser.add_argument("--column", help="score column of a table: signal's CSV")
+    parser.add_argument("--calib-batches", type=int, default=4,
+                        help="supernet: BN recalibration batches of 128 (default 4)")
+    parser.add_argument("--eval-batches", type=positive_int, default=8, metavar="N",
+                        help="supernet: score on a fixed random N batches of 128 held-out images "
+                             "(default 8)")
     parser.add_argument("--batch-size", type=positive_int, default=64,
                         help="proxies' minibatch size (default 64)")
     parser.add_argument("--seed", type=int, default=0,
@@ -68,7 +73,8 @@ def run(args: argparse.Namespace) -> int:
         args.signal, args.out, space=args.space, cells=args.cells, archs_file=args.archs,
         data=args.data, checkpoint=args.checkpoint, column=args.column,
         batch_size=args.batch_size, seed=args.seed, device=args.device, threads=args.threads,
-        cache_dir=args.cache_dir, force=args.force)
+        cache_dir=args.cache_dir, force=args.force, calib_batches=args.calib_batches,
+        eval_batches=args.eval_batches)
     print(json.dumps(summary) if args.json else
           f"{args.out}: {summary['archs']} architectures of {summary['space']} scored by "
           f"{summary['signal']} in {summary['seconds']} s "

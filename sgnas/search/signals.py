@@ -148,7 +148,8 @@ def score_to_csv(signal: str, out: str | os.PathLike, *, space: Any = "nb201",
                  data: Any = None, checkpoint: str | os.PathLike | None = None,
                  column: str | None = None, batch_size: int = 64, seed: int = 0,
                  device: str = "cpu", threads: int | None = None, cache_dir: Any = None,
-                 force: bool = False, progress: bool = True) -> dict[str, Any]:
+                 force: bool = False, progress: bool = True, calib_batches: int = 4,
+                 eval_batches: int | None = 8) -> dict[str, Any]:
     """Score the selected architectures (:func:`select_archs`) with ``signal`` and write
     ``arch_str,score`` to ``out`` (see :func:`sgnas.signals.table.write_scores`); returns a
     summary. Nothing is written when anything fails; an existing ``out`` is refused unless
@@ -172,8 +173,11 @@ def score_to_csv(signal: str, out: str | os.PathLike, *, space: Any = "nb201",
     options: dict[str, Any] = {"cache_dir": cache_dir, "progress": progress}
     if column is not None:
         options["column"] = column
+    if calib_batches < 0:
+        raise SgnasError(f"calibration batches must be 0 or more, got {calib_batches}")
     sig = make_signal(signal, data=data, checkpoint=checkpoint, space=sp, batch_size=batch_size,
-                      seed=seed, device=device, **options)
+                      seed=seed, device=device, calib_batches=calib_batches,
+                      eval_batches=eval_batches, **options)
     scores = np.asarray(sig.score(archs), dtype=np.float64)
     seconds = time.perf_counter() - t0
     write_scores(out, archs, scores, force=force)

@@ -17,6 +17,7 @@ count of unique architectures in the NB201 paper, when dead cells are one class)
 
 from __future__ import annotations
 
+import functools
 import itertools
 from typing import Iterable, Sequence
 
@@ -92,22 +93,44 @@ def canonical_form(cell: Cell) -> str:
     return best  # type: ignore[return-value]
 
 
+@functools.lru_cache(maxsize=1)
+def _first_of_form() -> dict[str, int]:
+    """Each canonical form's smallest cell code over the whole space."""
+    from ..nb201.space import all_cells
+
+    first: dict[str, int] = {}
+    for cell in all_cells():  # in code order
+        first.setdefault(canonical_form(cell), cell.code)
+    return first
+
+
+def representative(cell: Cell) -> Cell | None:
+    """The cell that stands for ``cell``'s class: the class member with the smallest code over
+    the whole space (so a cell's score never depends on which other cells were scored with it);
+    ``None`` for a dead cell. Members of a class share their function up to which equally
+    initialized weights sit where."""
+    form = canonical_form(cell)
+    if form == DEAD:
+        return None
+    return Cell(live_ops(Cell.from_code(_first_of_form()[form])))
+
+
 def representatives(cells: Iterable[Cell]) -> tuple[list[Cell], np.ndarray]:
-    """``(reps, cls)``: one live-pruned representative cell per canonical form among ``cells`` (in
-    first-seen order; dead cells have no representative) and, per input cell, the index of its
-    form's representative in ``reps`` (-1 for a dead cell)."""
-    forms: dict[str, int] = {}
+    """``(reps, cls)``: the :func:`representative` of each class among ``cells`` (in first-seen
+    order; dead cells have none) and, per input cell, the index of its representative in
+    ``reps`` (-1 for a dead cell)."""
+    index: dict[Cell, int] = {}
     reps: list[Cell] = []
     out: list[int] = []
     for cell in cells:
-        form = canonical_form(cell)
-        if form == DEAD:
+        rep = representative(cell)
+        if rep is None:
             out.append(-1)
             continue
-        if form not in forms:
-            forms[form] = len(reps)
-            reps.append(Cell(live_ops(cell)))
-        out.append(forms[form])
+        if rep not in index:
+            index[rep] = len(reps)
+            reps.append(rep)
+        out.append(index[rep])
     return reps, np.asarray(out, dtype=np.int64)
 
 
@@ -116,4 +139,5 @@ def count_forms(cells: Sequence[Cell]) -> int:
     return len({canonical_form(c) for c in cells})
 
 
-__all__ = ["DEAD", "canonical_form", "count_forms", "is_dead", "live_ops", "representatives"]
+__all__ = ["DEAD", "canonical_form", "count_forms", "is_dead", "live_ops", "representative",
+           "representatives"]

@@ -4,8 +4,9 @@ NB201: one skeleton network holding every op of every edge of every cell positio
 once from ``seed`` (torch's default initialization, as NB201's networks) and each cell runs along
 its single path, so every cell sees the same weights at the same place (the same seed for every
 architecture) and no network is rebuilt. Cells are reduced to their functional classes
-(:mod:`sgnas.signals.cells`): one representative per class is scored (with its dead edges
-removed) and the score is shared; a dead cell scores ``-inf`` on every proxy.
+(:mod:`sgnas.signals.cells`): each class is scored once, through its representative (its member
+with the smallest code over the whole space, so a score never depends on which cells were scored
+together), and the score is shared; a dead cell scores ``-inf`` on every proxy.
 
 Unified spaces: each architecture's network is built by :func:`sgnas.network.build_network` with
 a generator seeded by ``seed``.
@@ -51,6 +52,7 @@ class NB201Scorer:
         self.skel = skel
         y = y.to(self.device) if y is not None else None
         self.runner = ProxyRunner(skel, x, y, self.names)
+        self.memo: dict[Cell, dict[str, float]] = {}  # representative -> scores
 
     def score_live(self, cell: Cell) -> dict[str, float]:
         """Proxies of one connected cell, run as given (no class reduction)."""
@@ -64,7 +66,9 @@ class NB201Scorer:
         reps, cls = representatives(cells)
         per_rep = {n: np.empty(len(reps)) for n in self.names}
         for i, rep in enumerate(reps):
-            for n, v in self.score_live(rep).items():
+            if rep not in self.memo:
+                self.memo[rep] = self.score_live(rep)
+            for n, v in self.memo[rep].items():
                 per_rep[n][i] = v
             if progress is not None:
                 progress(i + 1, len(reps))

@@ -91,12 +91,22 @@ def nb201_table(signal_name: str, *, csv: str | os.PathLike | None = None,
     """The ``(5,)*6`` table of ``signal_name`` over all NB201 cells (see the module docstring).
 
     ``csv``: read the scores from this file (``column`` defaults to the signal's name in a wide
-    file, else ``score``). Proxies otherwise come from the cache of ``(data, batch_size, seed)``;
+    file, else ``score``; an ensemble reads each member's column, FLOPs and params are analytic). Proxies otherwise come from the cache of ``(data, batch_size, seed)``;
     missing cells raise unless ``compute``. Other options go to :func:`get_signal`.
     """
     space = NB201Space()
     base, arg = split_name(signal_name)
-    if csv is not None:
+    if base == "ensemble":
+        from .ensemble import DEFAULT_MEMBERS
+
+        members = tuple(arg.split("+")) if arg else DEFAULT_MEMBERS
+        tables = [nb201_table(m, csv=None if m in ("flops", "params") else csv, data=data,
+                              batch_size=batch_size, seed=seed, cache_dir=cache_dir,
+                              compute=compute, device=device, dead=None, **options).reshape(-1)
+                  for m in members]
+        mean = np.mean([ranks(t) for t in tables], axis=0)
+        values = np.where(np.any([np.isneginf(t) for t in tables], axis=0), -np.inf, mean)
+    elif csv is not None:
         values = read_table_csv(csv, column or base)
     elif base in ("flops", "params"):
         from ..nb201.cost import flops_table, params_table
@@ -104,15 +114,6 @@ def nb201_table(signal_name: str, *, csv: str | os.PathLike | None = None,
         values = (flops_table if base == "flops" else params_table)(space).reshape(-1)
     elif base in PROXIES:
         values = _proxy_values(base, space, data, batch_size, seed, cache_dir, compute, device)
-    elif base == "ensemble":
-        from .ensemble import DEFAULT_MEMBERS
-
-        members = tuple(arg.split("+")) if arg else DEFAULT_MEMBERS
-        tables = [nb201_table(m, data=data, batch_size=batch_size, seed=seed, cache_dir=cache_dir,
-                              compute=compute, device=device, dead=None, **options).reshape(-1)
-                  for m in members]
-        mean = np.mean([ranks(t) for t in tables], axis=0)
-        values = np.where(np.any([np.isneginf(t) for t in tables], axis=0), -np.inf, mean)
     else:
         cells = list(all_cells())
         values = get_signal(signal_name, **options).score(cells)

@@ -101,7 +101,10 @@ class _CodeKernel:
         if not self.on:
             return
         with torch.no_grad():
-            c = (output.detach().reshape(output.shape[0], -1) > 0).float()
+            o = output.detach()
+            if o.dim() == 4 and o.is_contiguous(memory_format=torch.channels_last):
+                o = o.permute(0, 2, 3, 1)  # a view: flattening needs no copy (unit order is free)
+            c = (o.reshape(o.shape[0], -1) > 0).float()
             # same-code count: c c^T + (1 - c)(1 - c)^T = 2 c c^T - s 1^T - 1 s^T + n
             s = c.sum(1)
             k = 2.0 * (c @ c.t()) - s[:, None] - s[None, :] + c.shape[1]

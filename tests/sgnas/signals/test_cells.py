@@ -58,3 +58,18 @@ def test_pruning_keeps_the_network_function(text):
     full, live = scorer.score_live(cell), scorer.score_live(pruned)
     for name in full:
         assert math.isclose(full[name], live[name], rel_tol=1e-5, abs_tol=1e-6), name
+
+
+def test_representative_does_not_depend_on_the_batch():
+    """A class's representative is its smallest-code member over the whole space, whatever
+    other cells are scored with it."""
+    from sgnas.signals.cells import representative
+
+    a = Cell.parse("|nor_conv_3x3~0|+|skip_connect~0|none~1|+|none~0|none~1|nor_conv_1x1~2|")
+    b = Cell.parse("|avg_pool_3x3~0|+|skip_connect~0|none~1|+|none~0|none~1|nor_conv_1x1~2|")
+    assert canonical_form(a) == canonical_form(b)
+    ra, _ = representatives([a])
+    rb, _ = representatives([b, a])
+    assert ra[0] == rb[0] == representative(a) == representative(b)
+    members = [c for c in all_cells() if canonical_form(c) == canonical_form(a)]
+    assert representative(a).code == min(c.code for c in members)

@@ -166,6 +166,18 @@ def test_nb201_table_from_csv_and_missing_cells(tmp_path):
     assert t[CELLS[0].ops] == CELLS[0].code
     assert t[CELLS[1].ops] < t.reshape(-1)[np.isfinite(vals)].min()  # dead below every live cell
     assert np.isneginf(nb201_table("naswot", csv=wide, dead=None)[CELLS[1].ops])
+    # an ensemble of a wide file's columns and FLOPs: the mean of their ranks over all cells
+    wide2 = tmp_path / "w2.csv"
+    rev = np.where(np.isfinite(vals), len(cells) - vals, -np.inf)
+    wide2.write_text("arch_str,naswot,synflow\n" + "".join(
+        f"{c},{v},{r}\n" for c, v, r in zip(cells, vals, rev)))
+    ens = nb201_table("ensemble:naswot+synflow+flops", csv=wide2, dead=None).reshape(-1)
+    from sgnas.signals.base import ranks
+
+    live = np.isfinite(vals)
+    want = np.mean([ranks(vals), ranks(rev), ranks(flops_table().reshape(-1))], axis=0)
+    np.testing.assert_allclose(ens[live], want[live])
+    assert np.isneginf(ens[~live]).all()
     short = tmp_path / "s.csv"
     short.write_text("arch_str,score\n" + "".join(f"{c},1\n" for c in cells[:-1]))
     with pytest.raises(SgnasError, match="1 of 15625 cells missing"):
@@ -190,3 +202,19 @@ def test_supernet_signal_wraps_an_evaluator():
     assert calls == CELLS
     with pytest.raises(SgnasError, match="--checkpoint"):
         get_signal("supernet")
+
+
+def test_minibatch_from_a_loader_a_pair_or_images():
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from sgnas.signals.zero_cost import data_hash, minibatch
+
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(10, 3, 8, 8, generator=g), torch.randint(0, 10, (10,), generator=g)
+    a = minibatch(DataLoader(TensorDataset(x, y), batch_size=6), 4, 10)
+    b = minibatch((x, y), 4, 10)
+    assert torch.equal(a[0], x[:4]) and torch.equal(a[1], y[:4]) and data_hash(*a) == data_hash(*b)
+    c = minibatch(x, 4, 10, seed=1)  # no labels: drawn from the seed
+    assert torch.equal(c[1], minibatch(x, 4, 10, seed=1)[1]) and c[1].max() < 10
+    with pytest.raises(SgnasError, match="labels must be in 0..2"):
+        minibatch((x, y + 5), 4, 3)
