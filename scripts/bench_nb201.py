@@ -83,7 +83,11 @@ def parse_args(argv):
     ap.add_argument("--generator-signals", default="",
                     help="--signals: comma-separated signals to train NB201 generators on (one per "
                          "cost family and seed) and score against exhaustive search")
-    ap.add_argument("--generator-steps", type=int, default=800)
+    ap.add_argument("--generator-steps", type=int, default=1500)
+    ap.add_argument("--shipped", default=None, metavar="DIR",
+                    help="--signals: also score the NB201 generators in DIR (FLOPs, per-device, "
+                         "shared) against exhaustive search under the signal they learned from "
+                         "(which must be among --signals, by the name in their metadata)")
     ap.add_argument("--boot", type=int, default=200, help="bootstrap resamples of tau")
     ap.add_argument("--regret-column", default="cifar10_test_acc",
                     help="--signals: the ground truth regrets are scored on (select signals on "
@@ -187,6 +191,58 @@ def generator_regrets_fn(args, gt, targets, acc_column):
     return run
 
 
+def shipped_report(folder, gt, targets, tables, largest, cfg) -> dict:
+    """The generators of ``folder`` as ``sgnas-generate`` serves them (a generator trained for the
+    cost, else the shared one), each target decoded under its bound, scored against ground truth
+    and against exhaustive search under the signal they learned from."""
+    import numpy as np
+
+    from sgnas.costs import make_cost
+    from sgnas.errors import SgnasError
+    from sgnas.generator import find_generator, load_generator
+    from sgnas.lut_import import import_cell_lut
+    from sgnas.nb201.space import NB201Space
+    from sgnas.search.nb201_quality import beats, bootstrap_mean, exhaustive_regret
+    from sgnas.shared_generator import find_shared_generator, load_shared
+
+    space = NB201Space()
+    acc = gt.acc(cfg.regret_column)
+    shared_path = find_shared_generator(space, [folder])
+    shared = load_shared(shared_path) if shared_path is not None else None
+    regrets, gaps, served, dead, met, signal = [], [], [], 0, 0, None
+    for t in targets:
+        if t.family == "flops":
+            cost = make_cost("flops", space)
+        else:
+            lut = import_cell_lut(gt.sources["latency"], f"{t.family}_ms", "nb201", t.family)
+            cost = make_cost("latency", space, lut)
+        path = find_generator(cost, [folder])
+        if path is not None:
+            bundle, kind = load_generator(path), "own"
+        elif shared is not None and cost.name == "latency":
+            bundle, kind = shared, ("shared (training device)" if shared.knows(cost.lut)
+                                    else "shared (new device)")
+        else:
+            raise SgnasError(f"no generator in {folder} serves {t.family}")
+        name = bundle.meta.get("signal")
+        if name not in tables:
+            raise SgnasError(f"the generators learned from {name!r}; add it to --signals")
+        signal = name
+        cell, _ = bundle.decode(t.value, cost, eps=None)
+        table = tables[name][0]
+        c = gt.cost_table(t.family)
+        regrets.append(float(acc[c <= t.value].max() - acc[cell.ops]))
+        gaps.append(regrets[-1] - exhaustive_regret(table, acc, c, t.value, gt.connected))
+        dead += int(not cell.is_connected())
+        met += int(c[cell.ops] <= t.value)
+        served.append(kind)
+    kinds = {k: served.count(k) for k in dict.fromkeys(served)}
+    r = np.asarray(regrets)
+    return {"folder": str(folder), "signal": signal, **bootstrap_mean(r), **beats(r, largest),
+            "gap_to_exhaustive": bootstrap_mean(gaps), "dead_cells": dead,
+            "constraint_met": met / len(targets), "served_by": kinds}
+
+
 def signals_main(args) -> dict:
     """The signal protocol: every signal's rank quality and regrets beside the baselines."""
     import numpy as np
@@ -226,7 +282,10 @@ def signals_main(args) -> dict:
         signals[name] = signal_report(seeds, gt, targets, largest, cfg, gen)
         if args.progress:
             print(f"{name}: exhaustive {signals[name]['exhaustive']}", file=sys.stderr, flush=True)
+    shipped = (shipped_report(args.shipped, gt, targets, tables, largest, cfg)
+               if args.shipped else None)
     return {"mode": "signals", "families": len(families), "targets": len(targets),
+            **({"shipped": shipped} if shipped is not None else {}),
             "quantiles": list(quantiles), "regret_column": cfg.regret_column,
             "tau_column": cfg.tau_column, "budget": cfg.budget, "baselines": baselines,
             "signals": signals}
