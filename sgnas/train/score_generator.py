@@ -66,16 +66,6 @@ def rank_scores(score: np.ndarray, alive: np.ndarray) -> np.ndarray:
     return out
 
 
-def cell_probs(logits: torch.Tensor) -> torch.Tensor:
-    """``(B, D, K)`` logits → ``(B, K**D)`` probability of every cell (edge 0 most significant,
-    the order of ``space.all_choices()``)."""
-    p = torch.softmax(logits, dim=-1)
-    out = p[:, 0]
-    for d in range(1, p.shape[1]):
-        out = (out.unsqueeze(-1) * p[:, d].unsqueeze(1)).reshape(p.shape[0], -1)
-    return out
-
-
 def target_marginals(ranks: torch.Tensor, feasible: torch.Tensor, sharpness: float,
                      shape: tuple[int, int], top: int = 16) -> torch.Tensor:
     """Per-decision marginals ``(B, D, K)`` of ``q_T(cell) ∝ exp(sharpness * rank)`` over each
@@ -89,6 +79,23 @@ def target_marginals(ranks: torch.Tensor, feasible: torch.Tensor, sharpness: flo
     digits = torch.stack([(idx // k ** (d - 1 - e)) % k for e in range(d)], dim=2)  # (B, top, D)
     onehot = torch.nn.functional.one_hot(digits, k).to(weight.dtype)  # (B, top, D, K)
     return (weight[:, :, None, None] * onehot).sum(dim=1)
+
+
+def _fit_step(opt: torch.optim.Optimizer, logits: torch.Tensor, ranks: torch.Tensor,
+              feasible: torch.Tensor, sharpness: float) -> float:
+    """One step of the maximum-likelihood fit of ``logits`` to the target marginals."""
+    goal = target_marginals(ranks, feasible, sharpness, logits.shape[1:])
+    loss = -(goal * torch.log_softmax(logits, dim=-1).clamp_min(-1e4)).sum(dim=(1, 2)).mean()
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    return float(loss)
+
+
+def _meta(signal: str, cfg: ScoreGeneratorConfig) -> dict:
+    """What a score-driven generator records: its signal, and that it decodes under the bound."""
+    return {"signal": signal, "trainer": "score", "decode": "upper", "steps": cfg.steps,
+            "seed": cfg.seed, "sharpness": cfg.sharpness}
 
 
 def train_score_generator(space: Any, cost: Any, score: np.ndarray, signal: str,
@@ -118,20 +125,13 @@ def train_score_generator(space: Any, cost: Any, score: np.ndarray, signal: str,
         c = torch.rand(cfg.batch_size, generator=gen_torch)
         target = lo + c * (hi - lo)
         logits = gen(c, priors.select(c))
-        probs = cell_probs(logits)
         ok = alive_t.unsqueeze(0) & (values.unsqueeze(0) <= target.unsqueeze(1))
-        goal = target_marginals(ranks, ok, cfg.sharpness, logits.shape[1:])
-        loss = -(goal * torch.log_softmax(logits, dim=-1).clamp_min(-1e4)).sum(dim=(1, 2)).mean()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        _fit_step(opt, logits, ranks, ok, cfg.sharpness)
         bar.update(1)
     bar.close()
     gen.eval()
-    meta = {"signal": signal, "trainer": "score", "decode": "upper", "steps": cfg.steps,
-            "seed": cfg.seed, "sharpness": cfg.sharpness}
     return GeneratorBundle(space=space, generator=gen, priors=priors, cost=cost.describe(),
-                           interval=(lo, hi), meta=meta)
+                           interval=(lo, hi), meta=_meta(signal, cfg))
 
 
 
@@ -179,21 +179,15 @@ def train_score_shared_generator(space: Any, costs: list, score: np.ndarray, sig
         target = intervals[dev, 0] + c * (intervals[dev, 1] - intervals[dev, 0])
         logits = gen(c, priors.select(c), feats[dev])
         ok = alive_t.unsqueeze(0) & (tables[dev] <= target.unsqueeze(1))
-        goal = target_marginals(ranks, ok, cfg.sharpness, logits.shape[1:])
-        loss = -(goal * torch.log_softmax(logits, dim=-1).clamp_min(-1e4)).sum(dim=(1, 2)).mean()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        _fit_step(opt, logits, ranks, ok, cfg.sharpness)
         bar.update(1)
     bar.close()
     gen.eval()
     devices = [{"name": (c.lut.device_name if getattr(c, "lut", None) is not None
                          else str(c.fingerprint)),
                 "lut_fingerprint": c.fingerprint} for c in costs]
-    meta = {"signal": signal, "trainer": "score", "decode": "upper", "steps": cfg.steps,
-            "seed": cfg.seed, "sharpness": cfg.sharpness}
-    return SharedBundle(space, gen, priors, refs, devices, meta)
+    return SharedBundle(space, gen, priors, refs, devices, _meta(signal, cfg))
 
 
-__all__ = ["ScoreGeneratorConfig", "cell_probs", "rank_scores", "target_marginals",
+__all__ = ["ScoreGeneratorConfig", "rank_scores", "target_marginals",
            "train_score_generator", "train_score_shared_generator"]

@@ -13,7 +13,6 @@ from sgnas.nb201.cost import TABLE_SHAPE, flops_table, path_flops_table
 from sgnas.nb201.space import Cell, NB201Space
 from sgnas.train.score_generator import (
     ScoreGeneratorConfig,
-    cell_probs,
     rank_scores,
     target_marginals,
     train_score_generator,
@@ -27,16 +26,6 @@ def test_rank_scores_break_ties_and_zero_dead_cells():
     assert sorted(r[alive]) == [0.0, 0.5, 1.0]  # the tie gets two distinct positions
     with pytest.raises(SgnasError, match="non-finite"):
         rank_scores(np.array([np.nan, 1.0]), np.array([True, True]))
-
-
-def test_cell_probs_is_the_product_distribution():
-    logits = torch.randn(2, 6, 5)
-    probs = cell_probs(logits)
-    assert probs.shape == (2, 5 ** 6) and torch.allclose(probs.sum(1), torch.ones(2))
-    cell = Cell.parse("|nor_conv_3x3~0|+|none~0|skip_connect~1|+|avg_pool_3x3~0|none~1|nor_conv_1x1~2|")
-    p = torch.softmax(logits[0], -1)
-    expected = torch.prod(torch.stack([p[e, o] for e, o in enumerate(cell.ops)]))
-    assert probs[0, cell.code] == pytest.approx(float(expected), rel=1e-5)
 
 
 def test_target_marginals_concentrate_on_the_best_feasible_cell():
