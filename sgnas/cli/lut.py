@@ -64,6 +64,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..errors import SgnasError
     from ..lut_import import import_and_save, predict_and_save
+    from ..shipped import is_shipped
+
+    if is_shipped(args.out):
+        raise SgnasError(f"{args.out} is a file shipped with sgnas and is never overwritten; "
+                         f"write the table to another --out")
 
     if args.lut_command == "design":
         import os

@@ -359,3 +359,16 @@ def test_measure_generated_divides_the_absolute_time_by_the_lut_state(monkeypatc
     assert rows == [{"measured_ms": 4.0, "absolute_ms": 5.2, "speed_factor": pytest.approx(1.3)}]
     assert machine["speed_factor"] == pytest.approx(1.3)
     assert machine["probe_factor"] == pytest.approx(0.2 / 0.16)
+
+
+def test_lut_import_never_overwrites_a_shipped_lut(capsys):
+    from sgnas.cli.main import main
+    from sgnas.shipped import shipped_file
+
+    shipped = shipped_file("lut", "cpu-nb201.json") or shipped_file("lut", "cpu-cifar10.json")
+    before = shipped.read_bytes()
+    code = main(["lut", "import", "--csv", "no-such.csv", "--column", "x_ms", "--space", "nb201",
+                 "--device", "x", "--out", str(shipped), "--force"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "shipped with sgnas" in err[0]
+    assert shipped.read_bytes() == before
