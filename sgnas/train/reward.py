@@ -24,7 +24,8 @@ two routes:
   tracking of a signal-free run on the ``tiny`` space while the signal rises.
 
 An ``ensemble`` ranks the architectures scored together, so one sample has no score of its own: it
-is refused here (tabulate it with ``sgnas score`` and train on ``table:FILE``).
+is refused here (on NB201, tabulate it with ``sgnas score`` and train on ``table:FILE``, which must
+score every architecture the generator may sample).
 """
 
 from __future__ import annotations
@@ -67,9 +68,17 @@ def check_signal(signal: Any) -> str:
         SIGNALS.get(base)
     if base == "ensemble":
         raise SgnasError(f"signal {name!r} ranks the architectures scored together, so a sampled "
-                         "architecture has no score of its own; tabulate it (sgnas score --out "
-                         "FILE) and train on table:FILE")
+                         "architecture has no score of its own; train on one of its members (or, on "
+                         "NB201, tabulate it with sgnas score --out FILE and train on table:FILE)")
     return name
+
+
+def gumbel_max(logits: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """One exact draw per row of the last dim of ``logits`` (Gumbel-max, noise from ``generator``
+    as :func:`sgnas.train.generator.st_gumbel` draws it): candidate indices."""
+    u = torch.rand(logits.shape, generator=generator, dtype=torch.float32)
+    u = u.clamp_(torch.finfo(torch.float32).tiny, 1.0 - 1e-7).to(logits.device, logits.dtype)
+    return (logits - torch.log(-torch.log(u))).argmax(dim=-1)
 
 
 class RewardBaseline:
@@ -168,10 +177,9 @@ class ScoreFunctionSignal:
 
     def loss(self, logits: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, dict]:
         from ..generator import arch_from_indices
-        from .generator import st_gumbel
 
         rows = logits[: self.samples]
-        picked = st_gumbel(rows.detach(), 1.0, generator).argmax(dim=-1)  # (n, D) exact draws
+        picked = gumbel_max(rows.detach(), generator)  # (n, D) exact draws
         archs = [arch_from_indices(self.space, idx.tolist()) for idx in picked.cpu()]
         rewards = self.score(archs)
         adv = self.baseline.advantages(rewards)
@@ -222,4 +230,4 @@ def make_objective(signal: Any, space: Any, *, samples: int = 4, momentum: float
 
 
 __all__ = ["ADVANTAGE_CLIP", "EXACT", "SUPERNET", "WARMUP", "ExpectedSignal", "RewardBaseline",
-           "ScoreFunctionSignal", "check_signal", "make_objective", "signal_name"]
+           "ScoreFunctionSignal", "check_signal", "gumbel_max", "make_objective", "signal_name"]
