@@ -55,7 +55,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="accuracy signal the generator learns from: supernet (default: the "
                              "supernet's CE), flops, params (exact expectation), a zero-cost proxy "
                              "(synflow, naswot, jacob_cov, snip, grad_norm: on a fixed minibatch "
-                             "of --data) or table:FILE (REINFORCE with a moving baseline)")
+                             "of --data), table:FILE or ensemble:A+B (REINFORCE with a moving "
+                             "baseline)")
     parser.add_argument("--signal-samples", type=int, default=D.signal_samples, metavar="N",
                         help="architectures sampled and scored per step (REINFORCE signals; "
                              "default %(default)s)")
@@ -158,7 +159,7 @@ def run(args: argparse.Namespace) -> int:
     if signal_name not in (SUPERNET, *EXACT):
         from ..search.signals import make_signal
 
-        signal = make_signal(signal_name, data=args.data, space=space,
+        signal = make_signal(signal_name, data=args.data, checkpoint=args.supernet, space=space,
                              batch_size=args.signal_batch, seed=args.seed, device=str(device))
     out = Path(args.out) if args.out else Path("runs") / (
         "generator-" + default_generator_name(space, cost).removesuffix(".pt"))

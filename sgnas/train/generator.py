@@ -21,10 +21,11 @@ generator's candidate logits, and
 :class:`~sgnas.signals.Signal`; default ``supernet``, the CE above, unchanged) replaces the CE term
 by ``signal_weight`` times the term of :mod:`sgnas.train.reward`: for ``flops`` / ``params``, which
 are additive over decisions, minus their exact expected value under the generator's distribution
-(a cost table gives it, differentiably); for the others (zero-cost proxies, ``table:FILE``), which
-are neither differentiable in the logits nor additive over layers, REINFORCE on architectures
-sampled from the first ``signal_samples`` targets' distributions, with the reward standardized by
-an exponential moving baseline (unbiased, one score per sample, scores cached per architecture).
+(a cost table gives it, differentiably); for the others (zero-cost proxies, ``table:FILE``,
+ensembles ranked against a fixed reference pool), which are neither differentiable in the logits
+nor additive over layers, REINFORCE on architectures sampled from the first ``signal_samples``
+targets' distributions, with the reward standardized by an exponential moving baseline
+(unbiased, one score per sample, scores cached per architecture).
 A proxy scores on a fixed minibatch (``signal_options["data"]``, else the first batch of
 ``loaders.search``). The held-out criterion is then the mean signal score of the decoded
 architectures, and the checkpoint's ``meta["signal"]`` records the signal.
@@ -316,7 +317,14 @@ class GeneratorTrainer:
         from ..signals.proxies import PROXIES
 
         data = None
-        if (isinstance(self.signal, str) and split_name(self.signal_name)[0] in PROXIES
+        base, arg = split_name(self.signal_name)
+        members = ([split_name(m)[0] for m in arg.split("+")] if base == "ensemble" and arg
+                   else [base])
+        if base == "ensemble" and not arg:
+            from ..signals.ensemble import DEFAULT_MEMBERS
+
+            members = list(DEFAULT_MEMBERS)
+        if (isinstance(self.signal, str) and any(m in PROXIES for m in members)
                 and "data" not in self.signal_options):
             from ..signals.zero_cost import minibatch
 
@@ -324,7 +332,7 @@ class GeneratorTrainer:
                              self.space.num_classes, self.cfg.seed)
         return make_objective(self.signal, self.space, samples=self.cfg.signal_samples,
                               momentum=self.cfg.baseline_momentum, data=data,
-                              options=self.signal_options)
+                              options=self.signal_options, seed=self.cfg.seed)
 
     def _load_last(self, ckpt: dict) -> dict | None:
         self.bundle = bundle_from_checkpoint(ckpt, str(self.last_path))

@@ -23,9 +23,12 @@ two routes:
   (degenerate) gets the lowest advantage. Defaults (4 samples a step, weight 1) keep the cost
   tracking of a signal-free run on the ``tiny`` space while the signal rises.
 
-An ``ensemble`` ranks the architectures scored together, so one sample has no score of its own: it
-is refused here (on NB201, tabulate it with ``sgnas score`` and train on ``table:FILE``, which must
-score every architecture the generator may sample).
+An ``ensemble`` ranks the architectures scored together, so one sample has no rank of its own; here
+each member ranks a sample against a fixed reference pool of random architectures instead
+(:class:`PoolRankSignal`: the sample's mid-rank fraction in the pool, scored once per run), and the
+reward is the mean over members: the same rank average, against a fixed set rather than the
+samples of the moment. A ``table:FILE`` must score every architecture the generator may sample (a
+whole space: NB201).
 """
 
 from __future__ import annotations
@@ -46,6 +49,8 @@ EXACT = ("flops", "params")
 ADVANTAGE_CLIP = 5.0
 #: Rewards that set the baseline before advantages are used (the first steps only learn cost).
 WARMUP = 4
+#: Random architectures an ensemble's members rank each sample against.
+REFERENCE_POOL = 64
 
 
 def signal_name(signal: Any) -> str:
@@ -58,19 +63,42 @@ def signal_name(signal: Any) -> str:
 
 
 def check_signal(signal: Any) -> str:
-    """The signal's name; an unknown name (the error lists the known ones) or one without a
-    per-architecture score is an :class:`~sgnas.errors.SgnasError`."""
+    """The signal's name; an unknown name is an :class:`~sgnas.errors.SgnasError` listing the
+    known ones."""
     from ..signals.base import SIGNALS, split_name
 
     name = signal_name(signal)
-    base = split_name(name)[0]
     if isinstance(signal, str) or signal is None:
-        SIGNALS.get(base)
-    if base == "ensemble":
-        raise SgnasError(f"signal {name!r} ranks the architectures scored together, so a sampled "
-                         "architecture has no score of its own; train on one of its members (or, on "
-                         "NB201, tabulate it with sgnas score --out FILE and train on table:FILE)")
+        SIGNALS.get(split_name(name)[0])
     return name
+
+
+class PoolRankSignal:
+    """An ensemble's rank average per architecture: each member's score of an architecture as its
+    mid-rank fraction among ``pool_size`` random architectures of the space (drawn from ``seed``,
+    scored once), averaged over the members; ``-inf`` where a member says ``-inf``."""
+
+    def __init__(self, ensemble: Any, space: Any, pool_size: int = REFERENCE_POOL,
+                 seed: int = 0) -> None:
+        self.ensemble, self.name = ensemble, ensemble.name
+        self.pool_size, self.seed = int(pool_size), int(seed)
+        rng = np.random.default_rng(seed)
+        pool = [space.sample(rng) for _ in range(self.pool_size)]
+        with torch.enable_grad():
+            self.reference = [np.sort(np.asarray(s.score(pool), dtype=np.float64))
+                              for s in ensemble.signals]
+
+    def score(self, archs: Sequence[Any]) -> np.ndarray:
+        fractions, dead = [], np.zeros(len(archs), dtype=bool)
+        for member, ref in zip(self.ensemble.signals, self.reference):
+            v = np.asarray(member.score(archs), dtype=np.float64)
+            below = np.searchsorted(ref, v, "left") + np.searchsorted(ref, v, "right")
+            fractions.append(below / (2.0 * len(ref)))
+            dead |= np.isneginf(v)
+        return np.where(dead, -np.inf, np.mean(fractions, axis=0))
+
+    def describe(self) -> dict[str, Any]:
+        return {**self.ensemble.describe(), "reference_pool": self.pool_size, "pool_seed": self.seed}
 
 
 def gumbel_max(logits: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
@@ -207,11 +235,12 @@ class ScoreFunctionSignal:
 
 
 def make_objective(signal: Any, space: Any, *, samples: int = 4, momentum: float = 0.9,
-                   data: Any = None, options: dict | None = None):
+                   data: Any = None, options: dict | None = None, seed: int = 0):
     """The accuracy term of ``signal`` (a name, a :class:`~sgnas.signals.Signal`, or ``None``):
     ``None`` for the supernet CE, else an :class:`ExpectedSignal` or a
     :class:`ScoreFunctionSignal`. A name is made with ``options`` (those its factory takes), the
-    space, and ``data`` (a zero-cost proxy's minibatch) unless ``options`` give one."""
+    space, and ``data`` (a zero-cost proxy's minibatch) unless ``options`` give one; an ensemble's
+    reference pool is drawn from ``seed``."""
     from ..signals.base import SIGNALS, get_signal, split_name
     from ..signals.ensemble import _accepted
 
@@ -226,8 +255,11 @@ def make_objective(signal: Any, space: Any, *, samples: int = 4, momentum: float
         if data is not None:
             opts.setdefault("data", data)
         signal = get_signal(name, **_accepted(SIGNALS.get(base), opts))
+    if hasattr(signal, "members") and hasattr(signal, "signals"):  # an ensemble: rank vs a pool
+        signal = PoolRankSignal(signal, space, seed=seed)
     return ScoreFunctionSignal(signal, space, samples, momentum)
 
 
-__all__ = ["ADVANTAGE_CLIP", "EXACT", "SUPERNET", "WARMUP", "ExpectedSignal", "RewardBaseline",
+__all__ = ["ADVANTAGE_CLIP", "EXACT", "REFERENCE_POOL", "SUPERNET", "WARMUP", "ExpectedSignal",
+           "PoolRankSignal", "RewardBaseline",
            "ScoreFunctionSignal", "check_signal", "gumbel_max", "make_objective", "signal_name"]

@@ -24,8 +24,10 @@ from sgnas.train.generator import (
 )
 from sgnas.train.reward import (
     ADVANTAGE_CLIP,
+    REFERENCE_POOL,
     WARMUP,
     ExpectedSignal,
+    PoolRankSignal,
     RewardBaseline,
     ScoreFunctionSignal,
     make_objective,
@@ -247,13 +249,35 @@ def test_proxy_signal_trains_records_and_resumes(tmp_path):
     assert raw["signal_state"]["baseline"]["count"] == 3 * 3 * 2
 
 
-def test_unknown_and_ensemble_signals_are_refused(tmp_path):
+def test_ensemble_ranks_each_sample_against_a_fixed_pool(tmp_path):
+    obj = make_objective("ensemble:flops+params", SPACE, seed=3)
+    assert isinstance(obj.signal, PoolRankSignal) and obj.signal.pool_size == REFERENCE_POOL
+    rng = np.random.default_rng(0)
+    archs = [SPACE.sample(rng) for _ in range(20)] + [FLOPS.max_arch(), FLOPS.min_arch()]
+    r = obj.score(archs)
+    assert np.all((r >= 0) & (r <= 1)) and r[-2] == 1.0 and r[-1] == 0.0
+    # the mean over members of the fraction of the pool below (ties count half)
+    fractions = []
+    for name, ref in zip(("flops", "params"), obj.signal.reference):
+        v = get_signal(name, space=SPACE).score(archs)
+        fractions.append([(np.sum(ref < x) + 0.5 * np.sum(ref == x)) / len(ref) for x in v])
+    assert r == pytest.approx(np.mean(fractions, axis=0))
+    result = train_generator(FlatSupernet(), FLOPS, GeneratorLoaders(data(1) * 3),
+                             config(relaxation="weighted"), tmp_path / "ens",
+                             signal="ensemble:flops+params")
+    meta = result.bundle.meta["signal"]
+    assert meta["name"] == "ensemble:flops+params" and meta["estimator"] == "reinforce"
+    assert meta["settings"]["members"] == ["flops", "params"]
+    assert meta["settings"]["reference_pool"] == REFERENCE_POOL
+
+
+def test_unknown_signals_are_refused(tmp_path):
     loaders = GeneratorLoaders(data(1))
     with pytest.raises(SgnasError, match="unknown signal 'accuracy'; known: .*synflow"):
         GeneratorTrainer(supernet(), FLOPS, loaders, config(), tmp_path, signal="accuracy")
-    with pytest.raises(SgnasError, match="table:FILE"):
+    with pytest.raises(SgnasError, match="unknown signal 'snyflow'"):
         GeneratorTrainer(supernet(), FLOPS, loaders, config(), tmp_path,
-                         signal="ensemble:flops+naswot")
+                         signal="ensemble:flops+snyflow").prepare()
     with pytest.raises(SgnasError, match="signal samples"):
         config(signal_samples=0)
     assert not any(tmp_path.iterdir())
@@ -269,7 +293,8 @@ def test_cli_unknown_signal_is_one_line_exit_2(tmp_path, capsys):
 
 
 @pytest.mark.slow
-def test_cli_trains_on_a_proxy(image_folder, tmp_path, capsys, monkeypatch):
+@pytest.mark.parametrize("signal", ["naswot", "ensemble:flops+naswot"])
+def test_cli_trains_on_a_proxy(image_folder, tmp_path, capsys, monkeypatch, signal):
     monkeypatch.chdir(tmp_path)  # the proxies' score cache goes to ./.sgnas_cache
     torch.manual_seed(0)
     from sgnas.evaluation.checkpoint import SUPERNET_KIND, save_checkpoint
@@ -281,11 +306,13 @@ def test_cli_trains_on_a_proxy(image_folder, tmp_path, capsys, monkeypatch):
     rc = main(["train-generator", "--supernet", str(ckpt), "--data", str(image_folder),
                "--held-out", "0.5", "--batch-size", "2", "--workers", "0", "--epochs", "1",
                "--batches-per-epoch", "2", "--eval-targets", "2", "--num-priors", "2",
-               "--device", "cpu", "--no-progress", "--cost", "flops", "--signal", "naswot",
+               "--device", "cpu", "--no-progress", "--cost", "params", "--signal", signal,
                "--signal-samples", "2", "--signal-batch", "8", "--out", str(out)])
     assert rc == 0
-    assert "signal naswot" in capsys.readouterr().out
+    assert f"signal {signal}" in capsys.readouterr().out
     meta = load_generator(out / "last.pt").meta
-    assert meta["signal"]["name"] == "naswot"
-    assert meta["signal"]["settings"]["batch_size"] == 8
+    assert meta["signal"]["name"] == signal
+    settings = meta["signal"]["settings"]
+    proxy = settings["member_settings"][1] if "members" in settings else settings
+    assert proxy["signal"] == "naswot" and proxy["batch_size"] == 8
     assert any((tmp_path / ".sgnas_cache" / "signals").iterdir())  # scores cached on disk
