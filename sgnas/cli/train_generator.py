@@ -169,8 +169,8 @@ def run(args: argparse.Namespace) -> int:
         supernet_info=supernet_identity(args.supernet, meta), resume=args.resume,
         force=args.force, signal=signal)
     last = result.history[-1] if result.history else {}
-    print(f"generator for {cost.name} ({cost.fingerprint}), signal {signal_name}, in {out}: last.pt, best.pt; ship "
-          f"best.pt as generators/{default_generator_name(space, cost)}")
+    print(f"generator for {cost.name} ({cost.fingerprint}), signal {signal_name}, in {out}: "
+          f"last.pt, best.pt; ship best.pt as generators/{default_generator_name(space, cost)}")
     if last:
         print(f"last epoch: argmax error mean {last['mean_pct_error']:.2f}% max "
               f"{last['max_pct_error']:.2f}%, Kendall tau {last['kendall_tau']:.3f}"

@@ -54,7 +54,8 @@ REFERENCE_POOL = 64
 
 
 def signal_name(signal: Any) -> str:
-    """The name a signal (a name, a :class:`~sgnas.signals.Signal` or ``None``) is recorded under."""
+    """The name a signal (a name, a :class:`~sgnas.signals.Signal` or ``None``) is recorded
+    under."""
     if signal is None:
         return SUPERNET
     if isinstance(signal, str):
@@ -98,7 +99,8 @@ class PoolRankSignal:
         return np.where(dead, -np.inf, np.mean(fractions, axis=0))
 
     def describe(self) -> dict[str, Any]:
-        return {**self.ensemble.describe(), "reference_pool": self.pool_size, "pool_seed": self.seed}
+        return {**self.ensemble.describe(), "reference_pool": self.pool_size,
+                "pool_seed": self.seed}
 
 
 def gumbel_max(logits: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
