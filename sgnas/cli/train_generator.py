@@ -159,8 +159,10 @@ def run(args: argparse.Namespace) -> int:
     if signal_name not in (SUPERNET, *EXACT):
         from ..search.signals import make_signal
 
+        # a supernet member of an ensemble scores with sgnas score's budget (4 + 8 batches)
         signal = make_signal(signal_name, data=args.data, checkpoint=args.supernet, space=space,
-                             batch_size=args.signal_batch, seed=args.seed, device=str(device))
+                             batch_size=args.signal_batch, seed=args.seed, device=str(device),
+                             calib_batches=4, eval_batches=8)
     out = Path(args.out) if args.out else Path("runs") / (
         "generator-" + default_generator_name(space, cost).removesuffix(".pt"))
     result = train_generator(
