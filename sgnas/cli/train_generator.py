@@ -1,4 +1,6 @@
-"""``sgnas train-generator``: train the architecture generator against a trained supernet."""
+"""``sgnas train-generator``: train the architecture generator against a trained supernet, or
+with ``--signal NAME`` on another accuracy signal (``sgnas score --list``; see
+:mod:`sgnas.train.reward`)."""
 
 from __future__ import annotations
 
@@ -49,6 +51,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--relaxation", choices=RELAXATIONS, default=D.relaxation,
                         help="path: gate the sampled sub-network (default, cheap); weighted: the "
                              "supernet's weighted forward, every candidate gets a gradient")
+    parser.add_argument("--signal", default="supernet", metavar="NAME",
+                        help="accuracy signal the generator learns from: supernet (default: the "
+                             "supernet's CE), flops, params (exact expectation), a zero-cost proxy "
+                             "(synflow, naswot, jacob_cov, snip, grad_norm: on a fixed minibatch "
+                             "of --data), table:FILE or ensemble:A+B (REINFORCE with a moving "
+                             "baseline)")
+    parser.add_argument("--signal-samples", type=int, default=D.signal_samples, metavar="N",
+                        help="architectures sampled and scored per step (REINFORCE signals; "
+                             "default %(default)s)")
+    parser.add_argument("--signal-weight", type=float, default=D.signal_weight, metavar="W",
+                        help="weight of a non-supernet signal's term (default %(default)s)")
+    parser.add_argument("--signal-batch", type=int, default=64, metavar="N",
+                        help="images of the proxies' minibatch (class-balanced, drawn from "
+                             "--seed; default %(default)s)")
     parser.add_argument("--num-priors", type=int, default=8, help="random priors in the pool")
     parser.add_argument("--interval", type=float, nargs=2, default=None, metavar=("C_L", "C_H"),
                         help="target interval in cost units (default: p1..p99 of the cost of "
@@ -89,9 +105,11 @@ def run(args: argparse.Namespace) -> int:
         supernet_identity,
         train_generator,
     )
+    from ..train.reward import EXACT, SUPERNET, check_signal
 
     if args.cost is not None:
         COSTS.get(args.cost)  # an unknown name fails before anything is loaded
+    signal_name = check_signal(args.signal)
     device = resolve_device(args.device)
     supernet, meta = load_supernet(args.supernet, map_location=device)
     space = supernet.space
@@ -111,6 +129,7 @@ def run(args: argparse.Namespace) -> int:
         epochs=args.epochs, lr=args.lr, tau0=args.tau0, tau_decay=args.tau_decay,
         cost_weight=args.cost_weight, overshoot_weight=args.overshoot_weight,
         cost_samples=args.cost_samples, relaxation=args.relaxation,
+        signal_samples=args.signal_samples, signal_weight=args.signal_weight,
         batches_per_epoch=args.batches_per_epoch,
         interval=interval, eval_targets=args.eval_targets, eval_batches=args.eval_batches,
         seed=args.seed, device=str(device), progress=not args.no_progress)
@@ -136,18 +155,28 @@ def run(args: argparse.Namespace) -> int:
     val = torch.utils.data.DataLoader(
         val_part, batch_size=args.batch_size, shuffle=False, num_workers=args.workers,
     ) if n_val > 0 else None
+    signal: object = signal_name
+    if signal_name not in (SUPERNET, *EXACT):
+        from ..search.signals import make_signal
+
+        # a supernet member of an ensemble scores with sgnas score's budget (4 + 8 batches)
+        signal = make_signal(signal_name, data=args.data, checkpoint=args.supernet, space=space,
+                             batch_size=args.signal_batch, seed=args.seed, device=str(device),
+                             calib_batches=4, eval_batches=8)
     out = Path(args.out) if args.out else Path("runs") / (
         "generator-" + default_generator_name(space, cost).removesuffix(".pt"))
     result = train_generator(
         supernet, cost, GeneratorLoaders(search=search, val=val), cfg, out,
         gen_cfg=GeneratorConfig(num_priors=args.num_priors),
         supernet_info=supernet_identity(args.supernet, meta), resume=args.resume,
-        force=args.force)
+        force=args.force, signal=signal)
     last = result.history[-1] if result.history else {}
-    print(f"generator for {cost.name} ({cost.fingerprint}) in {out}: last.pt, best.pt; ship "
-          f"best.pt as generators/{default_generator_name(space, cost)}")
+    print(f"generator for {cost.name} ({cost.fingerprint}), signal {signal_name}, in {out}: "
+          f"last.pt, best.pt; ship best.pt as generators/{default_generator_name(space, cost)}")
     if last:
         print(f"last epoch: argmax error mean {last['mean_pct_error']:.2f}% max "
               f"{last['max_pct_error']:.2f}%, Kendall tau {last['kendall_tau']:.3f}"
-              + (f", held-out CE {last['val_ce_mean']:.3f}" if "val_ce_mean" in last else ""))
+              + (f", held-out CE {last['val_ce_mean']:.3f}" if "val_ce_mean" in last else "")
+              + (f", decoded mean {signal_name} {last['val_signal_mean']:.4g}"
+                 if "val_signal_mean" in last else ""))
     return 0

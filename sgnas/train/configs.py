@@ -29,6 +29,9 @@ class GeneratorTrainConfig:
     overshoot_weight: float = 2.0
     cost_samples: int = 16
     relaxation: str = "path"
+    signal_samples: int = 4
+    signal_weight: float = 1.0
+    baseline_momentum: float = 0.9
     batches_per_epoch: int | None = None
     interval: tuple[float, float] | None = None
     eval_targets: int = 5
@@ -49,6 +52,11 @@ class GeneratorTrainConfig:
             raise SgnasError(f"relaxation must be one of {', '.join(RELAXATIONS)}")
         if self.overshoot_weight <= 0 or self.cost_weight < 0:
             raise SgnasError("overshoot weight must be > 0 and the cost weight >= 0")
+        if not 1 <= self.signal_samples <= self.cost_samples:
+            raise SgnasError(f"signal samples must be in 1..cost samples ({self.cost_samples}), "
+                             f"got {self.signal_samples}")
+        if self.signal_weight < 0 or not 0.0 <= self.baseline_momentum < 1.0:
+            raise SgnasError("signal weight must be >= 0 and the baseline momentum in [0, 1)")
 
     @classmethod
     def from_dict(cls, d: dict) -> "GeneratorTrainConfig":

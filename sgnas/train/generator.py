@@ -17,6 +17,19 @@ generator's candidate logits, and
 
 ``loss = CE + lambda * L_C``; the gradient norms of the two terms are logged per epoch.
 
+**Another accuracy signal** (``signal=``: any name of :mod:`sgnas.signals`, or a
+:class:`~sgnas.signals.Signal`; default ``supernet``, the CE above, unchanged) replaces the CE term
+by ``signal_weight`` times the term of :mod:`sgnas.train.reward`: for ``flops`` / ``params``, which
+are additive over decisions, minus their exact expected value under the generator's distribution
+(a cost table gives it, differentiably); for the others (zero-cost proxies, ``table:FILE``,
+ensembles ranked against a fixed reference pool), which are neither differentiable in the logits
+nor additive over layers, REINFORCE on architectures sampled from the first ``signal_samples``
+targets' distributions, with the reward standardized by an exponential moving baseline
+(unbiased, one score per sample, scores cached per architecture).
+A proxy scores on a fixed minibatch (``signal_options["data"]``, else the first batch of
+``loaders.search``). The held-out criterion is then the mean signal score of the decoded
+architectures, and the checkpoint's ``meta["signal"]`` records the signal.
+
 After each epoch the generator is scored on held-out batches it never trains on: for
 ``eval_targets`` targets evenly spread over the interval, the exactly decoded architecture
 (:mod:`sgnas.decode`, window ``eps``) is run single-path with batch statistics; the mean CE is the
@@ -55,6 +68,7 @@ from ..generator import (
 )
 from ..metrics import kendall_tau
 from .configs import RELAXATIONS, GeneratorTrainConfig  # noqa: F401 (re-exported)
+from .reward import SUPERNET, check_signal, make_objective
 from .run import RunDir
 
 #: The files of a generator run directory.
@@ -227,7 +241,8 @@ class GeneratorTrainer:
     def __init__(self, supernet: torch.nn.Module, cost, loaders: GeneratorLoaders,
                  cfg: GeneratorTrainConfig, run_dir: str | os.PathLike,
                  gen_cfg: GeneratorConfig | None = None, supernet_info: dict | None = None,
-                 resume: bool = False, force: bool = False) -> None:
+                 resume: bool = False, force: bool = False, signal: Any = None,
+                 signal_options: dict | None = None) -> None:
         from ..evaluation.distributed import resolve_device
 
         if supernet.space.fingerprint != cost.space.fingerprint:
@@ -241,6 +256,10 @@ class GeneratorTrainer:
         self.gen_cfg = gen_cfg or GeneratorConfig()
         self.supernet_info = dict(supernet_info or {})
         self.resume, self.force = resume, force
+        self.signal = signal
+        self.signal_name = check_signal(signal)  # an unknown name fails before any work
+        self.signal_options = dict(signal_options or {})
+        self.objective: Any = None
         self.device = resolve_device(cfg.device)
         self.history: list[dict] = []
         self.start_epoch = 0
@@ -273,7 +292,7 @@ class GeneratorTrainer:
             priors = make_prior_pool(self.space, self.cost, self.gen_cfg.num_priors, self.rng,
                                      interval, steps=cfg.prior_search_steps)
             generator = ArchitectureGenerator(self.space, self.gen_cfg, generator=self.tgen)
-            meta = {"supernet": self.supernet_info}
+            meta = {"supernet": self.supernet_info, "signal": {"name": self.signal_name}}
             if getattr(self.cost, "lut_fingerprint", None) is not None:
                 meta["lut_fingerprint"] = self.cost.lut_fingerprint
             self.bundle = GeneratorBundle(self.space, generator, priors, self.cost.describe(),
@@ -283,14 +302,45 @@ class GeneratorTrainer:
                                           weight_decay=self.cfg.weight_decay)
         if opt_state is not None:
             self.optimizer.load_state_dict(opt_state)
+        self.objective = self._make_objective()
+        if self.objective is not None:
+            self.bundle.meta["signal"] = self.objective.describe()
+            if ckpt is not None:
+                self.objective.load_state_dict(ckpt.get("signal_state", {}))
         # a supernet with its own gated path (a cell space) takes the per-decision one-hot as is
         self.subblocks = (None if hasattr(self.supernet, "forward_gated")
                           else canonical_subblocks(self.space).to(self.device))
         self.priors = torch.as_tensor(self.bundle.priors.choices, device=self.device)
 
+    def _make_objective(self):
+        from ..signals.base import split_name
+        from ..signals.proxies import PROXIES
+
+        data = None
+        base, arg = split_name(self.signal_name)
+        members = ([split_name(m)[0] for m in arg.split("+")] if base == "ensemble" and arg
+                   else [base])
+        if base == "ensemble" and not arg:
+            from ..signals.ensemble import DEFAULT_MEMBERS
+
+            members = list(DEFAULT_MEMBERS)
+        if (isinstance(self.signal, str) and any(m in PROXIES for m in members)
+                and "data" not in self.signal_options):
+            from ..signals.zero_cost import minibatch
+
+            data = minibatch(self.loaders.search, self.signal_options.get("batch_size", 64),
+                             self.space.num_classes, self.cfg.seed)
+        return make_objective(self.signal, self.space, samples=self.cfg.signal_samples,
+                              momentum=self.cfg.baseline_momentum, data=data,
+                              options=self.signal_options, seed=self.cfg.seed)
+
     def _load_last(self, ckpt: dict) -> dict | None:
         self.bundle = bundle_from_checkpoint(ckpt, str(self.last_path))
         self.bundle.check_cost(self.cost)
+        old_signal = ckpt.get("meta", {}).get("signal", {}).get("name", SUPERNET)
+        if old_signal != self.signal_name:
+            raise SgnasError(f"{self.last_path} was trained on signal {old_signal!r}, not "
+                             f"{self.signal_name!r}")
         old_sha = ckpt.get("meta", {}).get("supernet", {}).get("sha256")
         new_sha = self.supernet_info.get("sha256")
         if old_sha and new_sha and old_sha != new_sha:
@@ -324,13 +374,19 @@ class GeneratorTrainer:
         targets = lo + c * (hi - lo)
         prior = self.priors[self.bundle.priors.nearest(c.cpu()).to(self.device)]
         logits = self.generator(c, prior)
-        onehot = st_gumbel(logits[0], tau, self.tgen)  # (D, K), one-hot forward
-        ce = F.cross_entropy(accuracy_forward(self.supernet, x, onehot, self.subblocks,
-                                              cfg.relaxation), y)
+        if self.objective is None:
+            onehot = st_gumbel(logits[0], tau, self.tgen)  # (D, K), one-hot forward
+            acc = F.cross_entropy(accuracy_forward(self.supernet, x, onehot, self.subblocks,
+                                                  cfg.relaxation), y)
+            scalars, key = {"ce": acc.item()}, "ce"
+        else:
+            acc, scalars = self.objective.loss(logits, self.tgen)
+            acc = cfg.signal_weight * acc
+            scalars, key = {"signal_loss": acc.item(), **scalars}, "signal"
         expected = self.expected_cost(logits)
         lc = cost_loss(expected, targets, cfg.overshoot_weight).mean()
         params = [p for p in self.generator.parameters() if p.requires_grad]
-        g_ce = torch.autograd.grad(ce, params, retain_graph=True, allow_unused=True)
+        g_ce = torch.autograd.grad(acc, params, retain_graph=True, allow_unused=True)
         g_lc = torch.autograd.grad(cfg.cost_weight * lc, params, allow_unused=True)
         self.optimizer.zero_grad(set_to_none=True)
         for p, a, b in zip(params, g_ce, g_lc):
@@ -338,7 +394,7 @@ class GeneratorTrainer:
             p.grad = sum(parts) if parts else None
         self.optimizer.step()
         rel = ((expected.detach() - targets) / targets).abs().mean()
-        return {"ce": ce.item(), "cost_loss": lc.item(), "grad_norm_ce": _grad_norm(g_ce),
+        return {**scalars, "cost_loss": lc.item(), f"grad_norm_{key}": _grad_norm(g_ce),
                 "grad_norm_cost": _grad_norm(g_lc), "expected_cost_rel_error": rel.item()}
 
     def train_epoch(self, epoch: int) -> dict:
@@ -365,7 +421,8 @@ class GeneratorTrainer:
             for k, v in out.items():
                 sums[k] = sums.get(k, 0.0) + v
             steps += 1
-            bar.update(1, ce=f"{out['ce']:.3f}", lc=f"{out['cost_loss']:.4f}")
+            first = ("ce", out["ce"]) if "ce" in out else ("reward", out["reward"])
+            bar.update(1, **{first[0]: f"{first[1]:.4g}"}, lc=f"{out['cost_loss']:.4f}")
         bar.close()
         if steps == 0:
             raise SgnasError("the search loader yielded no batches (is the held-out split empty?)")
@@ -379,6 +436,11 @@ class GeneratorTrainer:
         self.generator.eval()
         targets = eval_targets(cfg.interval, cfg.eval_targets)
         out = evaluate_generator(self.bundle, self.cost, targets)
+        if self.objective is not None:
+            decoded_archs = [self.bundle.decode(float(t), self.cost, cfg.eps)[0] for t in targets]
+            scores = self.objective.score(decoded_archs)
+            out.update(decoded_archs=[str(a) for a in decoded_archs], val_signal=scores.tolist(),
+                       val_signal_mean=float(np.mean(scores)))
         if self.loaders.val is None or cfg.eval_batches <= 0:
             return out
         self.supernet.train()
@@ -395,7 +457,10 @@ class GeneratorTrainer:
 
     def save(self, epoch: int, record: dict) -> None:
         """``last.pt`` every epoch; ``best.pt`` when the held-out criterion improves."""
-        score = record.get("val_ce_mean", record.get("mean_pct_error", float("inf")))
+        if "val_signal_mean" in record:  # higher is better
+            score = -record["val_signal_mean"]
+        else:
+            score = record.get("val_ce_mean", record.get("mean_pct_error", float("inf")))
         improved = score < self.best_score
         if improved:
             self.best_score = score
@@ -404,6 +469,8 @@ class GeneratorTrainer:
             best_score=self.best_score, optimizer=self.optimizer.state_dict(),
             rng={"numpy": self.rng.bit_generator.state, "torch": self.tgen.get_state()},
             wall_time_s=round(self.wall_before + time.perf_counter() - self._t_run, 3))
+        if self.objective is not None:
+            state["signal_state"] = self.objective.state_dict()
         save_generator(self.last_path, self.bundle, **state)
         if improved:
             save_generator(self.best_path, self.bundle, **state)
@@ -467,10 +534,16 @@ def _plain_cfg(cfg: GeneratorTrainConfig) -> dict:
 def _print_epoch(record: dict, unit: str) -> None:
     import sys
 
-    text = (f"epoch {record['epoch']}: ce {record['ce']:.3f} cost-loss {record['cost_loss']:.4f} "
-            f"|g_ce| {record['grad_norm_ce']:.3g} |g_cost| {record['grad_norm_cost']:.3g} "
+    acc = (f"ce {record['ce']:.3f} |g_ce| {record['grad_norm_ce']:.3g}" if "ce" in record else
+           f"reward {record['reward']:.4g} |g_signal| {record['grad_norm_signal']:.3g}")
+    text = (f"epoch {record['epoch']}: {acc} cost-loss {record['cost_loss']:.4f} "
+            f"|g_cost| {record['grad_norm_cost']:.3g} "
             f"argmax error mean {record['mean_pct_error']:.2f}% max {record['max_pct_error']:.2f}%"
             f" tau {record['kendall_tau']:.3f}")
+    if "val_signal_mean" in record:
+        text += f" val-signal {record['val_signal_mean']:.4g}"
     if "val_ce_mean" in record:
-        text += f" val-ce {record['val_ce_mean']:.3f}" + (" (best)" if record.get("best") else "")
+        text += f" val-ce {record['val_ce_mean']:.3f}"
+    if record.get("best") and ("val_ce_mean" in record or "val_signal_mean" in record):
+        text += " (best)"
     print(text, file=sys.stderr)
