@@ -261,8 +261,7 @@ def run(args: argparse.Namespace) -> int:
                 r["files"].append(str(files["onnx"]))
 
     if args.json:
-        info: dict[str, Any] = {"generator": bundle.path,
-                                "signal": bundle.meta.get("signal", "supernet")}
+        info: dict[str, Any] = {"generator": bundle.path, "signal": _signal_name(bundle)}
         if note:
             info["note"] = note.removeprefix("note: ")
         if shared is not None:
@@ -275,7 +274,7 @@ def run(args: argparse.Namespace) -> int:
                           "eps": eps, "results": results}, indent=1))
     else:
         print(f"generator {bundle.path} ({cost.name} {cost.fingerprint}, space {space.name}, "
-              f"signal {bundle.meta.get('signal', 'supernet')}, decode {args.decode})")
+              f"signal {_signal_name(bundle)}, decode {args.decode})")
         for r in results:
             print(_line(r, cost))
         if args.measure:
@@ -348,6 +347,12 @@ def _describe(space, cost, costs, luts, target: float, arch, decoded, extra) -> 
         if getattr(decoded, "gap", 0.0) > 0:  # the node budget ran out: not proven the best
             out["logprob_certified_gap"] = decoded.gap
     return out
+
+
+def _signal_name(bundle) -> str:
+    """The accuracy signal a generator learned from (older checkpoints: the supernet)."""
+    signal = bundle.meta.get("signal", "supernet")
+    return str(signal.get("name", "supernet")) if isinstance(signal, dict) else str(signal)
 
 
 def _network(space, arch):

@@ -21,19 +21,11 @@ class CountSignal(Signal):
         self.space = space
 
     def score(self, archs: Sequence[Any]) -> np.ndarray:
-        from ..nb201.space import NB201Space
+        from ..costs import make_cost
 
         space = resolve_space(self.space, archs)
-        archs = as_archs(space, archs)
-        if isinstance(space, NB201Space):
-            from ..nb201 import network as nbnet
-
-            fn = nbnet.count_flops if self.name == "flops" else nbnet.count_params
-            return np.array([fn(space, a) for a in archs], dtype=np.float64)
-        from .. import network
-
-        count = network.count_flops if self.name == "flops" else network.count_params
-        return np.array([count(space, a) / 1e6 for a in archs], dtype=np.float64)
+        cost = make_cost(self.name, space)  # millions, in every space's own tables
+        return np.array([cost.exact(a) for a in as_archs(space, archs)], dtype=np.float64)
 
 
 def _flops(space: Any = None) -> CountSignal:
