@@ -206,7 +206,8 @@ class _Item:
         ratio = final.ms / target.baseline_ms
         if status in (REGRESSED, INCONCLUSIVE) and target.informational:
             status = OK if self.within(final) else MISMATCH
-        busy = [t.neighbour for t in self.taken if not _quiet(t.neighbour, cfg)]
+        busy = [t.neighbour for t in self.taken
+                if t.neighbour is not None and not _quiet(t.neighbour, cfg)]
         if status == MISMATCH:
             note = ("slower than the LUT predicts, but the LUT records no end-to-end error to judge it "
                     "by (calibrate it with sgnas-profile --validate); not failed")

@@ -30,7 +30,7 @@ def _sha256(path: Path) -> str:
 def import_cell_lut(csv_path: str | os.PathLike, column: str, space: str, device: str,
                     arch_column: str = "arch_str") -> Lut:
     """A complete per-cell :class:`~sgnas.lut.Lut` of ``device`` from ``column`` of ``csv_path``."""
-    sp = get_space(space)
+    sp: Any = get_space(space)  # a cell space (checked below)
     if not sp.profiling_plan().per_architecture:
         raise SgnasError(f"space {space!r} is not a cell space; per-cell tables can be imported "
                          f"for nb201 only")
@@ -136,7 +136,7 @@ def predict_cell_lut(cells, values_ms, space: str, device: str, build: dict,
     and ``prediction`` stores the method, the measured cells and the cross-validated error."""
     from .lut_predict import MIN_CELLS, load_basis, predict_table
 
-    sp = get_space(space)
+    sp: Any = get_space(space)  # a cell space (checked below)
     if not sp.profiling_plan().per_architecture:
         raise SgnasError(f"space {space!r} is not a cell space; tables can be predicted for nb201 "
                          f"only")
