@@ -349,6 +349,12 @@ def _describe(space, cost, costs, luts, target: float, arch, decoded, extra) -> 
     return out
 
 
+def _note(line: str) -> None:
+    import sys
+
+    print(f"note: {line}", file=sys.stderr)
+
+
 def _signal_name(bundle) -> str:
     """The accuracy signal a generator learned from (older checkpoints: the supernet)."""
     signal = bundle.meta.get("signal", "supernet")
@@ -422,6 +428,7 @@ def measure_generated(space, lut, archs, force: bool = False) -> tuple[list[dict
     import numpy as np
 
     from profiler.devices import check_host
+    from profiler.lock import ProfileLock
     from profiler.measure import Measurer, check_device_space, lut_device, lut_measurer_args
     from profiler.probe import PROBE_KEY, machine_factor
 
@@ -433,7 +440,8 @@ def measure_generated(space, lut, archs, force: bool = False) -> tuple[list[dict
     seed = int((lut.build or {}).get("seed", 0))
     rows: list[dict] = []
     machine: dict = {}
-    with Measurer(device, space, seed=seed, **lut_measurer_args(lut)) as m:
+    with ProfileLock(device.name, what="sgnas-generate --measure", wait=True, warn=_note), \
+            Measurer(device, space, seed=seed, **lut_measurer_args(lut)) as m:
         for i, arch in enumerate(archs):
             meas = m.network(arch, f"net{i}")
             row = {"measured_ms": meas.median_ms, "absolute_ms": meas.median_ms,

@@ -302,3 +302,16 @@ def test_update_replaces_a_baseline_of_an_older_schema(device, tmp_path):
     b = update_baseline(model, device, path, CheckConfig(baseline_runs=1),
                         measure_fn=lambda t: meas(1.5))
     assert b.median_ms == 1.5 and json.loads(path.read_text())["schema_version"] == 1
+
+
+def test_a_runtime_shift_against_the_probe_is_inconclusive_not_a_regression():
+    from profiler.check import ItemResult, _runtime_note
+    from profiler.check_report import INCONCLUSIVE, REGRESSED
+
+    runtime = ItemResult(name="runtime", kind="runtime", baseline_ms=1.0, now_ms=1.2, ratio=1.2,
+                         tolerance=0.15, status=REGRESSED, measurements_ms=[1.2], note="")
+    model = ItemResult(name="m.onnx", kind="model", baseline_ms=1.0, now_ms=1.3, ratio=1.3,
+                       tolerance=0.05, status=REGRESSED, measurements_ms=[1.3], note="")
+    _runtime_note([runtime, model])
+    assert runtime.status == INCONCLUSIVE and "machine's state" in runtime.note
+    assert model.status == REGRESSED  # a slower model still fails
