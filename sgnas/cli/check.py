@@ -198,12 +198,20 @@ def _same(a: str, b: str) -> bool:
 
 
 def run(args: argparse.Namespace) -> int:
-    from profiler.check import check_lut, check_onnx, update_baseline
     from profiler.devices import load_device
+    from profiler.lock import ProfileLock
 
     _validate(args)
     cfg = _config(args)
     device = load_device(args.device)
+    # one measurement per device at a time: a profile or another check waits its turn
+    with ProfileLock(device.name, what="sgnas check", wait=True,
+                     warn=lambda line: print(f"note: {line}", file=sys.stderr)):
+        return _run(args, cfg, device)
+
+
+def _run(args: argparse.Namespace, cfg, device) -> int:
+    from profiler.check import check_lut, check_onnx, update_baseline
 
     if args.onnx and args.update:
         baseline = update_baseline(args.onnx, device, args.baseline, cfg)

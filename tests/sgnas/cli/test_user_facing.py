@@ -321,8 +321,11 @@ def test_measure_reports_absolute_lut_state_and_speed_factor(capsys, tmp_path, m
     assert d["results"][0]["measured_absolute_ms"] == pytest.approx(1.3 * t)
 
 
-def test_measure_generated_divides_the_absolute_time_by_the_lut_state(monkeypatch):
-    """With a state-normalized LUT the speed factor is absolute now / LUT state."""
+def test_measure_generated_divides_the_absolute_time_by_the_lut_state(monkeypatch, tmp_path):
+    """With a state-normalized LUT the speed factor is absolute now / LUT state; the measurement
+    holds the device's profile lock."""
+    import types
+
     import profiler.devices
     import profiler.measure as pm
     from profiler.protocol import Measurement
@@ -342,14 +345,17 @@ def test_measure_generated_divides_the_absolute_time_by_the_lut_state(monkeypatc
             return None
 
         def network(self, arch, name):
+            held.append((tmp_path / "cpu.lock").read_text())  # the lock names its holder
             return Measurement(median_ms=4.0, p10_ms=4.0, p90_ms=4.0, n=3, spread=0.0,
                                round_medians=[4.0], noisy=False)
 
         def probe(self, chain=None):
             return {"ms": 0.2, "size": 160, "chain": chain}
 
+    held: list[str] = []
     monkeypatch.setattr(pm, "Measurer", FakeMeasurer)
-    monkeypatch.setattr(pm, "lut_device", lambda lut: object())
+    monkeypatch.setattr(pm, "lut_device", lambda lut: types.SimpleNamespace(name="cpu"))
+    monkeypatch.setenv("SGNAS_LOCK_DIR", str(tmp_path))
     monkeypatch.setattr(pm, "lut_measurer_args", lambda lut: {})
     monkeypatch.setattr(pm, "check_device_space", lambda d, s: None)
     monkeypatch.setattr(profiler.devices, "check_host", lambda d, force=False: None)
@@ -359,6 +365,8 @@ def test_measure_generated_divides_the_absolute_time_by_the_lut_state(monkeypatc
     assert rows == [{"measured_ms": 4.0, "absolute_ms": 5.2, "speed_factor": pytest.approx(1.3)}]
     assert machine["speed_factor"] == pytest.approx(1.3)
     assert machine["probe_factor"] == pytest.approx(0.2 / 0.16)
+    assert len(held) == 1 and "sgnas-generate --measure" in held[0]
+    assert (tmp_path / "cpu.lock").read_text() == ""  # released cleanly
 
 
 def test_lut_import_never_overwrites_a_shipped_lut(capsys):
