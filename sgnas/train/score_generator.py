@@ -89,7 +89,7 @@ def _fit_step(opt: torch.optim.Optimizer, logits: torch.Tensor, ranks: torch.Ten
     opt.zero_grad(set_to_none=True)
     loss.backward()
     opt.step()
-    return float(loss)
+    return float(loss.detach())
 
 
 def _meta(signal: str, cfg: ScoreGeneratorConfig) -> dict:
