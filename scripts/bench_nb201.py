@@ -60,7 +60,9 @@ def parse_args(argv):
                     help="generate(table, target) -> Cell (or its string)")
     ap.add_argument("--devices", default=None, help="comma-separated latency.csv devices or 'all'")
     ap.add_argument("--no-flops", action="store_true", help="skip the FLOPs targets")
-    ap.add_argument("--quantiles", default="0.1,0.3,0.5,0.7,0.9")
+    ap.add_argument("--quantiles", default=None,
+                    help="target quantiles (default 0.1,0.3,0.5,0.7,0.9; with --signals the "
+                         "protocol's 0.1,0.25,0.5,0.75,0.9)")
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--evaluations", type=int, default=None,
                     help="distinct supernet evaluations per search (random and evolution alike)")
@@ -121,7 +123,7 @@ def read_score_table(path: str):
     return read_cell_table(path, cols).by_code(cols[0])
 
 
-def signal_tables(spec: str, bench, gt) -> dict:
+def signal_tables(spec: str, gt) -> dict:
     """``--signals`` → ``{name: [table per seed]}`` (ensembles after their members)."""
     from sgnas.errors import SgnasError
     from sgnas.nb201.cost import params_table, path_flops_table
@@ -248,14 +250,15 @@ def signals_main(args) -> dict:
     import numpy as np
 
     from sgnas.nb201.groundtruth import ACCURACY_COLUMNS, GroundTruth, latency_devices
-    from sgnas.search.nb201_quality import (ProtocolConfig, bootstrap_mean, exhaustive_regret,
-                                            protocol_targets, signal_report, window_regret)
+    from sgnas.search.nb201_quality import (PROTOCOL_QUANTILES, ProtocolConfig, bootstrap_mean,
+                                            exhaustive_regret, protocol_targets, signal_report,
+                                            window_regret)
 
     devices = (latency_devices(args.bench) if args.devices in (None, "all")
                else [d for d in args.devices.split(",") if d])
     gt = GroundTruth.load(args.bench, ACCURACY_COLUMNS, devices)
-    quantiles = tuple(float(q) for q in args.quantiles.split(",")) if args.quantiles != \
-        "0.1,0.3,0.5,0.7,0.9" else (0.1, 0.25, 0.5, 0.75, 0.9)
+    quantiles = (PROTOCOL_QUANTILES if args.quantiles is None
+                 else tuple(float(q) for q in args.quantiles.split(",")))
     families = ([] if args.no_flops else ["flops"]) + devices
     targets = protocol_targets(gt, families, quantiles)
     cfg = ProtocolConfig(quantiles=quantiles, budget=args.budget, boot=args.boot,
@@ -273,7 +276,7 @@ def signals_main(args) -> dict:
             over(lambda c, T: window_regret(acc, c, T, best=True))),
         "oracle": 0.0,
     }
-    tables = signal_tables(args.signals, args.bench, gt)
+    tables = signal_tables(args.signals, gt)
     trained = {s.strip() for s in args.generator_signals.split(",") if s.strip()}
     signals = {}
     for name, seeds in tables.items():
@@ -471,7 +474,7 @@ def main(argv=None) -> int:
         generate = load_generator(args.generator) if args.generator else None
         if "generator" in methods and generate is None:
             raise SgnasError("--methods generator needs --generator MODULE:FUNCTION")
-        quantiles = [float(q) for q in args.quantiles.split(",")]
+        quantiles = [float(q) for q in (args.quantiles or "0.1,0.3,0.5,0.7,0.9").split(",")]
         devices = (latency_devices(args.bench) if args.devices == "all"
                    else [d for d in args.devices.split(",") if d])
         gt = GroundTruth.load(args.bench, ACCURACY_COLUMNS, devices)

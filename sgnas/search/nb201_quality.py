@@ -176,13 +176,6 @@ def search_regret(method: str, score: np.ndarray, accuracy: np.ndarray, cost: np
     return regret, pick.evaluations
 
 
-def protocol_regrets(pick_regret: Callable[[np.ndarray, float], float], gt: GroundTruth,
-                     targets: Sequence[Target], column: str = CIFAR10_TEST) -> np.ndarray:
-    """``pick_regret(cost_table, target)`` over every target of the protocol."""
-    del column
-    return np.array([pick_regret(gt.cost_table(t.family), t.value) for t in targets])
-
-
 def bootstrap_mean(values: Sequence[float], boot: int = 2000, seed: int = 0,
                    level: float = 0.95) -> dict:
     """Mean with a percentile bootstrap interval."""
@@ -262,5 +255,5 @@ def signal_report(tables: Sequence[np.ndarray], gt: GroundTruth, targets: Sequen
 
 
 __all__ = ["PROTOCOL_QUANTILES", "ProtocolConfig", "RankQuality", "Target", "beats", "bootstrap_mean", "check_table", "signal_report",
-           "exhaustive_regret", "feasible", "oracle_accuracy", "protocol_regrets",
+           "exhaustive_regret", "feasible", "oracle_accuracy",
            "protocol_targets", "rank_average", "rank_quality", "search_regret", "window_regret"]

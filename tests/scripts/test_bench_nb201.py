@@ -117,3 +117,45 @@ def test_score_cache_carries_the_measured_evaluation_time(tmp_path):
     ev = InheritedAccuracy(score=lambda cell: 0.0)
     bench.load_score_cache(str(path), {}, ev)
     assert ev.stats()["seconds_per_evaluation"] == 2.0
+
+
+def _score_csv(folder, path, noise):
+    """A per-cell score table: the synthetic test accuracy plus ``noise`` x uniform noise."""
+    import csv
+
+    import numpy as np
+
+    rng = np.random.default_rng(1)
+    with open(folder / "nb201.csv", newline="") as fh, open(path, "w", newline="") as out:
+        rows = csv.DictReader(fh)
+        w = csv.writer(out)
+        w.writerow(["arch_str", "score"])
+        for r in rows:
+            w.writerow([r["arch_str"], float(r["cifar10_test_acc"]) + noise * rng.random()])
+    return path
+
+
+def test_signal_protocol_scores_signals_beside_the_baselines(folder, tmp_path, capsys):
+    bench = load_script("bench_nb201")
+    exact = _score_csv(folder, tmp_path / "exact.csv", 0.0)
+    noisy = _score_csv(folder, tmp_path / "noisy.csv", 5.0)
+    assert bench.main(["--bench", str(folder), "--signals",
+                       f"flops,oracle_like={exact},noisy={noisy};{noisy},ens=ensemble:flops+noisy",
+                       "--budget", "20", "--boot", "5"]) == 0
+    rec = one_json_line(capsys)
+    assert rec["targets"] == 4 * 5 and rec["baselines"]["oracle"] == 0.0  # FLOPs + 3 devices
+    sig = rec["signals"]
+    assert sig["oracle_like"]["exhaustive"]["mean"] == 0.0  # the accuracy itself picks the oracle
+    assert sig["oracle_like"]["tau"][0]["kendall_tau"] > sig["noisy"]["tau"][0]["kendall_tau"]
+    assert sig["noisy"]["seeds"] == 2 and sig["ens"]["seeds"] == 2
+    assert sig["flops"]["exhaustive"]["mean"] == rec["baselines"]["largest_feasible_flops"]["mean"]
+    for s in sig.values():  # searches see a sample of the feasible cells: never beat exhaustive
+        assert set(s["searches"]) == {"random", "evolution"}
+    assert sig["oracle_like"]["searches"]["random"]["gap_to_exhaustive"] >= 0
+
+
+def test_signal_protocol_rejects_an_unknown_signal(folder, capsys):
+    bench = load_script("bench_nb201")
+    assert bench.main(["--bench", str(folder), "--signals", "bogus"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "unknown signal 'bogus'" in err[0]
