@@ -105,12 +105,12 @@ def parse_args(argv):
 
 
 def read_score_table(path: str):
-    """A per-cell score CSV (``arch_str`` and a ``score`` column, or one other numeric column)
-    as a ``(5,)*6`` table; every cell must appear once."""
+    """A per-cell score CSV (``arch_str`` and a ``score`` column, or one other value column) as a
+    ``(5,)*6`` table, read by the signals' table reader (every cell once, finite scores)."""
     import csv
 
     from sgnas.errors import SgnasError
-    from sgnas.nb201.bench import read_cell_table
+    from sgnas.signals.nb201 import read_table_csv
 
     try:
         with open(path, newline="") as fh:
@@ -120,7 +120,7 @@ def read_score_table(path: str):
     cols = ["score"] if "score" in header else [h for h in header if h not in ("index", "arch_str")]
     if len(cols) != 1:
         raise SgnasError(f"{path}: want arch_str and one score column, got {', '.join(header)}")
-    return read_cell_table(path, cols).by_code(cols[0])
+    return read_table_csv(path, cols[0]).reshape((5,) * 6)
 
 
 def signal_tables(spec: str, gt) -> dict:
