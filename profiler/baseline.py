@@ -1,8 +1,10 @@
 """The latency baseline of an ONNX model on a device (``sgnas check --onnx ... --update``).
 
 A baseline file records the model's SHA-256 and input shape, the device descriptor, the measurement
-and the environment. :func:`write_baseline` writes one atomically and :func:`load_baseline` reads and
-validates one. :func:`check_same_device` refuses a baseline (or a LUT) recorded on another device or
+and the environment, and keeps a copy of the model in a folder beside it (``latency.json`` ->
+``latency.model/``), so a later check can time the new model against the baseline's own, interleaved
+(:func:`store_model_copy`, :func:`baseline_model`). :func:`write_baseline` writes one atomically and
+:func:`load_baseline` reads and validates one. :func:`check_same_device` refuses a baseline (or a LUT) recorded on another device or
 with other latency-shaping settings.
 """
 
@@ -11,6 +13,8 @@ from __future__ import annotations
 import hashlib
 import math
 import os
+import shutil
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from collections.abc import Mapping
@@ -103,6 +107,8 @@ class Baseline:
     reference: dict = field(default_factory=dict)
     #: The machine-speed probe's figures when the baseline was recorded (:mod:`profiler.probe`).
     probe: dict = field(default_factory=dict)
+    #: The copy of the model kept with the baseline, relative to the baseline's folder ("": none).
+    model_copy: str = ""
 
     @property
     def median_ms(self) -> float:
@@ -118,7 +124,8 @@ class Baseline:
             "kind": "sgnas-latency-baseline",
             "created": self.created,
             "model": {"path": self.model_path, "sha256": self.model_sha256,
-                      "input_shape": list(self.input_shape)},
+                      "input_shape": list(self.input_shape),
+                      **({"copy": self.model_copy} if self.model_copy else {})},
             "device": dict(self.device),
             "environment": dict(self.environment),
             "measurement": dict(self.measurement),
@@ -145,6 +152,7 @@ class Baseline:
             path=path,
             reference=dict(d.get("reference") or {}),
             probe=dict(d.get("probe") or {}),
+            model_copy=str(model.get("copy") or ""),
         )
 
 
@@ -230,12 +238,76 @@ def onnx_input_shape(path: str | os.PathLike, batch_size: int = 1,
     return tuple(shape)
 
 
+def model_copy_folder(baseline_path: str | os.PathLike) -> Path:
+    """The folder that keeps the copy of a baseline's model: ``latency.json`` -> ``latency.model``."""
+    p = Path(baseline_path)
+    return p.with_name(p.stem + ".model")
+
+
+def check_copy_replaceable(baseline_path: str | os.PathLike) -> None:
+    """Refuse (:class:`SgnasError`) when the model-copy folder of ``baseline_path`` exists but is
+    not the copy of the baseline there (a folder of the user's that ``--update`` would replace)."""
+    folder = model_copy_folder(baseline_path)
+    if not folder.exists():
+        return
+    try:
+        own = load_baseline(baseline_path).model_copy.split("/", 1)[0] == folder.name
+    except SgnasError:
+        own = False
+    if not own:
+        raise SgnasError(f"{folder} exists and is not the model copy of baseline {baseline_path}; "
+                         "not overwritten: move it away, or choose another --baseline path")
+
+
+def store_model_copy(baseline_path: str | os.PathLike, onnx_path: str | os.PathLike) -> str:
+    """Copy ``onnx_path`` (and its external-data files) into the baseline's model folder
+    (:func:`model_copy_folder`), replacing an earlier copy only once the new one is complete;
+    returns the copy's path relative to the baseline's folder."""
+    onnx_path = Path(onnx_path)
+    dest = model_copy_folder(baseline_path)
+    files = [onnx_path, *sorted(_external_data_files(onnx_path))]
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
+    try:
+        for f in files:
+            rel = f.resolve().relative_to(onnx_path.parent.resolve())
+            (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(f, tmp / rel)
+        old = None
+        if dest.exists():
+            old = dest.with_name(f".{dest.name}.old-{os.getpid()}")
+            dest.rename(old)
+        tmp.rename(dest)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    except (OSError, ValueError) as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise SgnasError(f"cannot keep a copy of {onnx_path} in {dest}: {exc}") from exc
+    return f"{dest.name}/{onnx_path.name}"
+
+
+def baseline_model(baseline: Baseline) -> Path | None:
+    """The baseline's own copy of its model, verified against the recorded SHA-256; ``None`` when
+    the baseline keeps none or the copy is missing (older baselines, or a copy not committed).
+    A copy that does not match raises :class:`SgnasError`."""
+    if not baseline.model_copy:
+        return None
+    folder = Path(baseline.path).parent if baseline.path else Path(".")
+    copy = folder / baseline.model_copy
+    if not copy.is_file():
+        return None
+    if file_sha256(copy) != baseline.model_sha256:
+        raise SgnasError(f"{copy} is not the model baseline {baseline.path} was recorded with "
+                         "(its sha256 differs); record the baseline again with --update")
+    return copy
+
+
 def write_baseline(path: str | os.PathLike, onnx_path: str | os.PathLike, device: DeviceDescriptor,
                    measurement: Any, input_shape: Sequence[int],
                    environment: dict | None = None, reference: dict | None = None,
-                   probe: dict | None = None) -> Baseline:
-    """Write the baseline of ``onnx_path`` on ``device`` atomically and return it (``reference``
-    and ``probe``: see :class:`Baseline`)."""
+                   probe: dict | None = None, model_copy: str = "") -> Baseline:
+    """Write the baseline of ``onnx_path`` on ``device`` atomically and return it (``reference``,
+    ``probe`` and ``model_copy``: see :class:`Baseline`)."""
     m = measurement.to_dict() if hasattr(measurement, "to_dict") else dict(measurement)
     baseline = Baseline(
         model_sha256=file_sha256(onnx_path),
@@ -246,6 +318,7 @@ def write_baseline(path: str | os.PathLike, onnx_path: str | os.PathLike, device
         model_path=str(onnx_path),
         reference=dict(reference or {}),
         probe=dict(probe or {}),
+        model_copy=model_copy,
     )
     atomic_write_json(path, baseline.to_dict(), indent=1)
     baseline.path = str(path)

@@ -6,7 +6,10 @@ Two modes share one comparison rule:
   layer entries spread over layer shapes and latency quantiles) and a few seeded random networks
   (measured end to end against the LUT's prediction);
 * :func:`check_onnx` re-measures any ONNX model against a baseline file written by
-  :func:`write_baseline` (``sgnas check --onnx model.onnx --baseline latency.json --update``).
+  :func:`update_baseline` (``sgnas check --onnx model.onnx --baseline latency.json --update``):
+  timed against the copy of the baseline's model kept beside it, interleaved in one run (a paired
+  comparison: contention slows both alike, so it is judged whatever the neighbours do), or, for a
+  baseline without that copy, against the recorded figure.
 
 An item's tolerance is ``max(floor, k * error)``, where ``error`` is the larger of the relative
 uncertainties of the baseline's median and of the median measured now
@@ -18,7 +21,8 @@ slowdown.
 
 Telling the machine from the model (:func:`judge`): every measurement is taken with a gauge of the
 CPU other processes use (:class:`~profiler.check_measure.NeighbourGauge`); one taken while they
-use more than ``cfg.max_neighbour`` cores is *contended* and counts for nothing. An item whose first
+use more than ``cfg.max_neighbour`` cores is *contended* and counts for nothing (unless the target
+is paired with the model it is compared to). An item whose first
 quiet measurement is slower than ``1 + tolerance`` is a *suspect*; suspects and items without a
 quiet measurement are re-measured in up to ``remeasure`` rounds spaced ``remeasure_gap_s`` apart
 (a round is skipped while the neighbours are busy). A suspect passes as ``noisy`` when a quiet
@@ -45,6 +49,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,6 +62,10 @@ from sgnas.lut import Lut, load_lut, require_measured
 from sgnas.space import SearchSpace, get_space
 
 from .baseline import (
+    baseline_model,
+    check_copy_replaceable,
+    model_copy_folder,
+    store_model_copy,
     BASELINE_SCHEMA,
     host_changes,
     LATENCY_FIELDS,
@@ -73,7 +82,7 @@ from .devices import DeviceDescriptor, load_device
 from .check_config import MAX_TOLERANCE, CheckConfig, MeasureFn, Target, median_error, parse_tolerance
 from .check_measure import (DeviceMeasurer, NeighbourGauge, NoGauge, lut_canary, preflight,
                             provenance, reference_now_ms)
-from .measure import Reference, for_onnx, lut_measurer_args, lut_reference
+from .measure import PAIRED_INTERLEAVE, Reference, for_onnx, lut_measurer_args, lut_reference
 from .probe import PROBE_KEY, machine_factor
 from .check_report import (
     EXIT_INCONCLUSIVE,
@@ -151,8 +160,9 @@ class _Item:
 
     @property
     def quiet(self) -> list[_Taken]:
-        """The measurements taken while the rest of the machine was quiet (the only ones judged)."""
-        return [t for t in self.taken if _quiet(t.neighbour, self.cfg)]
+        """The measurements judged: those taken while the rest of the machine was quiet (all of
+        them for a paired target)."""
+        return [t for t in self.taken if self.target.paired or _quiet(t.neighbour, self.cfg)]
 
     @property
     def suspect(self) -> bool:
@@ -258,7 +268,7 @@ def judge(targets: Sequence[Target], cfg: CheckConfig, measure_fn: MeasureFn,
         if gap > 0:
             token = gauge.start()
             time.sleep(gap)
-            if not _quiet(gauge.stop(token), cfg):
+            if not _quiet(gauge.stop(token), cfg) and not all(i.target.paired for i in pending):
                 continue  # the neighbours are busy right now: a measurement would not count
         for item in pending:
             item.take(measure_fn, gauge)
@@ -645,9 +655,11 @@ def update_baseline(onnx_path: str | os.PathLike, device: DeviceDescriptor | str
 
     The model is measured ``cfg.baseline_runs`` times, spaced by ``cfg.remeasure_gap_s``; the
     baseline is the run of median latency, with every run's median and the other processes' CPU
-    use (cores) during each recorded beside it. An existing baseline of another device is only
-    replaced with ``cfg.allow_device_change``; a corrupt file, or one that is no baseline, is never
-    replaced (:class:`SgnasError`); one of another model is.
+    use (cores) during each recorded beside it. With ``cfg.model_copy`` a copy of the model is
+    kept beside the baseline (:func:`~profiler.baseline.store_model_copy`) for paired checks. An
+    existing baseline of another device is only replaced with ``cfg.allow_device_change``; a
+    corrupt file, or one that is no baseline, is never replaced (:class:`SgnasError`), nor is a
+    folder in the copy's place that is not the baseline's copy; a baseline of another model is.
     """
     cfg = cfg or CheckConfig()
     device = _resolve_device(device)
@@ -659,6 +671,7 @@ def update_baseline(onnx_path: str | os.PathLike, device: DeviceDescriptor | str
         if old is not None:
             check_same_device(old.device, device_dict(device), f"baseline {baseline_path}",
                               cfg.allow_device_change)
+    check_copy_replaceable(baseline_path)
     own = measure_fn is None
     reference: dict = {}
     probed: dict = {}
@@ -691,8 +704,13 @@ def update_baseline(onnx_path: str | os.PathLike, device: DeviceDescriptor | str
     record["runs_ms"] = [float(r.median_ms) for r in runs]
     record["neighbour"] = load
     env = provenance(device) if own else {}
-    return write_baseline(baseline_path, onnx_path, device, record, shape, env, reference=reference,
-                          probe=probed)
+    copy = model_copy_folder(baseline_path)
+    kept = store_model_copy(baseline_path, onnx_path) if cfg.model_copy else ""
+    written = write_baseline(baseline_path, onnx_path, device, record, shape, env,
+                             reference=reference, probe=probed, model_copy=kept)
+    if not kept and copy.exists():
+        shutil.rmtree(copy, ignore_errors=True)  # the replaced baseline's copy
+    return written
 
 
 def _loads(path: Path) -> bool:
@@ -707,6 +725,11 @@ def check_onnx(path: str | os.PathLike, device: DeviceDescriptor | str, baseline
                cfg: CheckConfig | None = None, measure_fn: MeasureFn | None = None,
                host_env: dict | None = None, gauge: Any = None) -> CheckReport:
     """Re-measure the ONNX model at ``path`` on ``device`` and compare it with ``baseline``.
+
+    When the baseline keeps a copy of its model (and ``cfg.model_copy``), the model is timed
+    against that copy, interleaved, and judged on their ratio (a paired comparison, stated in the
+    baseline's milliseconds); otherwise against the recorded figure, state-normalized by the
+    recorded reference model when the baseline has one.
 
     Raises :class:`SgnasError` for a baseline of another device (unless ``cfg.allow_device_change``),
     of another model (unless ``cfg.allow_model_change``), or with another input shape. A baseline
@@ -738,21 +761,32 @@ def check_onnx(path: str | os.PathLike, device: DeviceDescriptor | str, baseline
                           f"--device {device.name} --baseline {baseline.path or 'PATH'} --update)")
     if reason:
         return _skipped("onnx", str(path), now, dict(baseline.device), cfg, reason, env or {})
-    target = _onnx_target(path, tuple(shape), baseline.median_ms, baseline.spread,
-                          int(baseline.measurement.get("pairs") or 0))
+    copy = baseline_model(baseline) if cfg.model_copy else None
+    if copy is not None:
+        target = Target(path.name, "model", baseline.median_ms, path=str(path),
+                        input_shape=tuple(shape), paired=True)
+    else:
+        target = _onnx_target(path, tuple(shape), baseline.median_ms, baseline.spread,
+                              int(baseline.measurement.get("pairs") or 0))
     measurer = None
     ref = baseline.reference or {}
     state_ms = float(ref["state_ms"]) if ref.get("model") and ref.get("state_ms") else None
     if measure_fn is None:
-        reference = Reference.from_name(ref["model"]) if state_ms is not None else None
-        measurer = DeviceMeasurer(device, reference=reference, state_ms=state_ms)
+        if copy is not None:
+            measurer = DeviceMeasurer(device, reference=Reference.file(copy, shape),
+                                      state_ms=baseline.median_ms,
+                                      network_interleave=PAIRED_INTERLEAVE)
+        else:
+            reference = Reference.from_name(ref["model"]) if state_ms is not None else None
+            measurer = DeviceMeasurer(device, reference=reference, state_ms=state_ms)
         measure_fn = measurer
-        if reference is not None:
+        if measurer.reference is not None:
             measurer.open_reference()
     if gauge is None:
         gauge = NeighbourGauge() if measurer is not None else NoGauge()
     targets = [target]
-    runtime = runtime_target(baseline.probe, cfg) if state_ms is not None else None
+    runtime = (runtime_target(baseline.probe, cfg) if state_ms is not None and copy is None
+               else None)
     if measurer is not None and baseline.probe:
         measurer.probe_chain = int(baseline.probe.get("chain") or 40)
     if runtime is not None:
@@ -765,7 +799,11 @@ def check_onnx(path: str | os.PathLike, device: DeviceDescriptor | str, baseline
     if sha != baseline.model_sha256:
         results[0].note = "; ".join(filter(None, [results[0].note, "model changed since the baseline"]))
     _runtime_note(results)
-    machine = machine_noise(measurer, baseline.probe, state_ms)
+    if copy is not None:
+        machine = machine_noise(measurer, None, baseline.median_ms)
+        machine["paired_with"] = str(copy)
+    else:
+        machine = machine_noise(measurer, baseline.probe, state_ms)
     noise = noise_summary(results, None)
     noise.update(machine)
     abstain_far_state(results, noise, cfg)
@@ -775,7 +813,19 @@ def check_onnx(path: str | os.PathLike, device: DeviceDescriptor | str, baseline
         environment=env or {},
     )
     report.notes.extend(report_notes(report))
-    if measure_fn is measurer and state_ms is None:
+    if copy is not None:
+        factor = machine.get("reference_vs_baseline")
+        report.notes.append(
+            f"note: timed against the baseline's own model ({copy}), interleaved: the ratio is "
+            "new / baseline model now" + (f"; the baseline model runs {factor:.2f}x its recorded "
+                                          "latency (the machine's state, not judged)"
+                                          if factor else ""))
+    elif baseline.model_copy and cfg.model_copy:
+        report.notes.append(
+            f"note: the baseline's copy of its model ({baseline.model_copy}) is missing: compared "
+            "with the recorded figure instead of timing the two side by side; keep the copy "
+            "beside the baseline (commit it), or record the baseline again with --update")
+    if measure_fn is measurer and state_ms is None and copy is None:
         report.notes.append("note: the baseline was recorded without a reference model (older "
                             "protocol): compared in absolute terms; refresh it with --update")
     return report

@@ -68,6 +68,11 @@ class CheckConfig:
     rounds are spaced by ``remeasure_gap_s`` seconds (a round is skipped while the neighbours are
     busy), so a regression must persist over time. ``baseline_runs`` measurements spaced by
     ``remeasure_gap_s`` make a baseline (the run of median latency).
+
+    With ``model_copy`` a baseline keeps a copy of its model, and a check times the model against
+    that copy, interleaved in one run (a paired comparison): the verdict rests on the ratio of the
+    two measured side by side, not on a figure recorded earlier in another machine state, and
+    busy neighbours, which slow both alike, no longer void a measurement.
     """
 
     tolerance: float = 0.05
@@ -94,6 +99,7 @@ class CheckConfig:
     state_limit: float = 0.25
     remeasure_gap_s: float = 1.0
     baseline_runs: int = 3
+    model_copy: bool = True
 
     def __post_init__(self) -> None:
         if not 0 < self.runtime_tolerance < MAX_TOLERANCE:
@@ -168,6 +174,9 @@ class Target:
     input_shape: tuple[int, ...] | None = None
     tolerance_floor: float | None = None
     informational: bool = False
+    #: Timed interleaved with the very model it is compared with (a baseline that keeps its model):
+    #: other processes slow both alike, so measurements taken while they are busy count too.
+    paired: bool = False
 
 
 MeasureFn = Callable[[Target], Any]

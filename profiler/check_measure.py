@@ -19,6 +19,7 @@ from .backends.base import ModelSpec, get_backend, make_runner
 from .build import canary_key
 from .check_config import Target
 from .devices import DeviceDescriptor, check_host
+from .interleave import InterleaveConfig
 from .measure import Measurer, Reference
 from .protocol import CanaryMonitor, Measurement, ProtocolConfig
 
@@ -50,12 +51,14 @@ class DeviceMeasurer(Measurer):
                  cache_dir: str | os.PathLike | None = None, canary_key: str | None = None,
                  seed: int = 0, reference: Reference | None = None,
                  state_ms: float | None = None, network_reference: Reference | None = None,
-                 network_state_ms: float | None = None) -> None:
+                 network_state_ms: float | None = None,
+                 network_interleave: InterleaveConfig | None = None) -> None:
         if isinstance(protocol, dict):
             protocol = load_dataclass(ProtocolConfig, protocol, where="protocol")
         super().__init__(device, space, protocol=protocol, seed=seed, cache_dir=cache_dir,
                          prefix="sgnas-check-", reference=reference, state_ms=state_ms,
-                         network_reference=network_reference, network_state_ms=network_state_ms)
+                         network_reference=network_reference, network_state_ms=network_state_ms,
+                         network_interleave=network_interleave)
         self.canary: CanaryMonitor | None = None
         #: The last probe record (:meth:`Measurer.probe`) of the ``runtime`` target.
         self.last_probe: dict | None = None

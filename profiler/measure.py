@@ -49,6 +49,9 @@ ENTRY_INTERLEAVE = InterleaveConfig(chunk_ms=8.0, min_chunk_iters=3, pairs=6, ma
 #: scheduler on a loaded machine, a short block rarely; measured: docs/RESULTS.md).
 NETWORK_INTERLEAVE = InterleaveConfig(chunk_ms=30.0, min_chunk_iters=3, pairs=8, max_pairs=24,
                                       warmup_ms=60.0, max_spread=0.02, statistic="min")
+#: A model timed against another version of itself (``sgnas check`` of a baseline that keeps its
+#: model): as :data:`NETWORK_INTERLEAVE`, the order of the two alternating from round to round.
+PAIRED_INTERLEAVE = replace(NETWORK_INTERLEAVE, alternate=True)
 
 
 M = TypeVar("M", bound="Measurer")
@@ -73,7 +76,8 @@ def discard(spec: ModelSpec) -> None:
 @dataclass(frozen=True)
 class Reference:
     """The reference model others are timed against: a LUT key (``kind="block"``) or a whole
-    network (``kind="network"``, ``model`` is the architecture string) of search space ``space``.
+    network (``kind="network"``, ``model`` is the architecture string) of search space ``space``,
+    or an ONNX file (``kind="file"``, ``model`` is its path, ``input_shape`` its input).
 
     Its :attr:`name` (``space:kind:model``) is what LUTs and baselines record.
     """
@@ -81,10 +85,13 @@ class Reference:
     space: str
     kind: str
     model: str
+    input_shape: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
-        if self.kind not in ("block", "network"):
-            raise SgnasError(f"reference kind must be block or network, not {self.kind!r}")
+        if self.kind not in ("block", "network", "file"):
+            raise SgnasError(f"reference kind must be block, network or file, not {self.kind!r}")
+        if self.kind == "file" and not self.input_shape:
+            raise SgnasError(f"reference file {self.model} needs its input shape")
 
     @property
     def name(self) -> str:
@@ -101,10 +108,16 @@ class Reference:
         return cls(space.name, "network", str(reference_architecture(space)))
 
     @classmethod
+    def file(cls, path: str | os.PathLike, input_shape: Sequence[int]) -> "Reference":
+        """An ONNX model file as the reference (a paired comparison with that model)."""
+        return cls("onnx", "file", str(path), tuple(int(x) for x in input_shape))
+
+    @classmethod
     def from_name(cls, name: str) -> "Reference":
-        """Parse :attr:`name`; :class:`SgnasError` when it is not one."""
+        """Parse :attr:`name` of a block or network reference; :class:`SgnasError` when it is
+        not one."""
         parts = str(name).split(":", 2)
-        if len(parts) != 3:
+        if len(parts) != 3 or parts[1] == "file":
             raise SgnasError(f"reference {name!r} is not of the form space:kind:model")
         return cls(*parts)
 
@@ -112,6 +125,8 @@ class Reference:
         """Build this reference's graph with ``builder`` (a builder of :attr:`space`)."""
         from sgnas.space import get_space, load_architecture
 
+        if self.kind == "file":
+            return builder.onnx_file(self.model, self.input_shape, "reference")
         if self.kind == "block":
             return builder.entry(self.model)
         return builder.network(get_space(self.space).validate(load_architecture(self.model)),
@@ -447,7 +462,8 @@ class Measurer:
 
         runner = None
         try:
-            space = (self.space if self.space is not None and self.space.name == ref.space
+            space = (self.space if ref.kind == "file" or (self.space is not None
+                                                           and self.space.name == ref.space)
                      else get_space(ref.space))
             builder = ModelBuilder(self.device, space, root, seed=self.builder.seed)
             runner = quiet(make_runner(self.device, ref.spec(builder), cache_dir=self.cache_dir))
@@ -594,7 +610,7 @@ def measure_lut_networks(space: SearchSpace, lut: Lut, archs: Sequence[Architect
                                                   lut=lut)]
 
 
-__all__ = ["ENTRY_INTERLEAVE", "NETWORK_INTERLEAVE", "Measurer", "ModelBuilder", "Reference",
+__all__ = ["ENTRY_INTERLEAVE", "NETWORK_INTERLEAVE", "PAIRED_INTERLEAVE", "Measurer", "ModelBuilder", "Reference",
            "check_device_space", "discard", "for_onnx", "lut_device", "lut_measurer_args",
            "lut_network_reference", "lut_reference",
            "measure_lut_networks", "measure_networks", "measure_spec", "normalized_measurement"]

@@ -104,6 +104,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                       help="measure now and write or refresh --baseline (atomically)")
     onnx.add_argument("--allow-model-change", action="store_true",
                       help="compare a changed model (other sha256) with the baseline")
+    onnx.add_argument("--no-model-copy", action="store_true",
+                      help="--update: keep no copy of the model beside the baseline (BASELINE.model/); "
+                           "check: compare with the recorded figure instead of timing the model "
+                           "against the baseline's copy, side by side (the default when it has one)")
     onnx.add_argument("--input-shape", metavar="SHAPE",
                       help="input shape such as 1x3x224x224 (default: read from the model)")
 
@@ -150,6 +154,7 @@ def _config(args: argparse.Namespace):
         state_limit=parse_tolerance(args.state_limit),
         remeasure_gap_s=args.remeasure_gap,
         baseline_runs=args.baseline_runs,
+        model_copy=not args.no_model_copy,
     )
 
 
@@ -159,6 +164,7 @@ def _validate(args: argparse.Namespace) -> None:
     if args.lut:
         for flag, value in (("--baseline", args.baseline), ("--update", args.update),
                             ("--allow-model-change", args.allow_model_change),
+                            ("--no-model-copy", args.no_model_copy),
                             ("--input-shape", args.input_shape)):
             if value:
                 raise SgnasError(f"{flag} applies to --onnx, not --lut")

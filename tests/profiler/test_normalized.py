@@ -41,7 +41,7 @@ def test_reference_names_round_trip():
     assert Reference.from_name(net.name) == net
     with pytest.raises(SgnasError, match="space:kind:model"):
         Reference.from_name("nonsense")
-    with pytest.raises(SgnasError, match="block or network"):
+    with pytest.raises(SgnasError, match="block, network or file"):
         Reference("tiny", "probe", "x")
 
 
@@ -221,9 +221,11 @@ def test_onnx_baseline_keeps_reference_and_probe_and_catches_a_slowdown(tmp_path
     assert d["probe"]["chain"] >= 1 and d["probe"]["size"] == 160
     d["measurement"]["median_ms"] /= 10.0  # the model now runs 10x its recorded latency
     (tmp_path / "slow.json").write_text(json.dumps(d))
-    # the neighbour gauge and the state limit are off: this tests the mechanics on a shared machine
+    # the neighbour gauge and the state limit are off: this tests the mechanics on a shared machine;
+    # model_copy=False compares with the recorded figure (not with the copy of the model)
     report = check_onnx(path, "cpu", tmp_path / "slow.json",
-                        CheckConfig(remeasure=1, max_neighbour=999.0, state_limit=9.0))
+                        CheckConfig(remeasure=1, max_neighbour=999.0, state_limit=9.0,
+                                    model_copy=False))
     names = [r.name for r in report.results]
     assert names == ["m.onnx", "runtime"] and report.results[0].status == REGRESSED
     assert report.exit_code == 1 and "machine_factor" in report.noise
