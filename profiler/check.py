@@ -51,6 +51,8 @@ import math
 import os
 import shutil
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -79,6 +81,7 @@ from .baseline import (
     write_baseline,
 )
 from .devices import DeviceDescriptor, load_device
+from .lock import ProfileLock
 from .check_config import MAX_TOLERANCE, CheckConfig, MeasureFn, Target, median_error, parse_tolerance
 from .check_measure import (DeviceMeasurer, NeighbourGauge, NoGauge, lut_canary, preflight,
                             provenance, reference_now_ms)
@@ -106,7 +109,7 @@ __all__ = [
     "ItemResult", "MeasureFn", "Target", "check_lut", "machine_noise", "runtime_target", "check_onnx", "check_same_device", "compare",
     "device_dict", "file_sha256", "global_shift", "load_baseline", "lut_model_error", "lut_targets",
     "model_input_shape", "network_targets", "onnx_input_shape", "parse_tolerance", "preflight",
-    "stratified_sample", "update_baseline", "write_baseline",
+    "device_lock", "stratified_sample", "update_baseline", "write_baseline",
 ]
 
 # ------------------------------------------------------------------- comparison
@@ -518,9 +521,60 @@ def _here(device: DeviceDescriptor, measure_fn: MeasureFn | None, host_env: dict
     return provenance(device) if measure_fn is None else None
 
 
+def _host_gate(mode: str, source: str, device: DeviceDescriptor, recorded_device: dict,
+               recorded_env: dict | None, where: str, advice: str, cfg: CheckConfig,
+               measure_fn: MeasureFn | None, host_env: dict | None
+               ) -> tuple[dict | None, CheckReport | None]:
+    """The checks before measuring, common to both modes: this host can run the device, and the
+    LUT or baseline was made here. Returns this host's environment and, when it was made
+    elsewhere, the report of the abstained check (:func:`host_verdict`)."""
+    if measure_fn is None:
+        preflight(device, force=cfg.force)
+    env = _here(device, measure_fn, host_env)
+    reason = host_verdict(recorded_env, env, device, where, cfg, advice)
+    if not reason:
+        return env, None
+    return env, _skipped(mode, source, device_dict(device), recorded_device, cfg, reason, env or {})
+
+
+def _judge_measured(targets: list[Target], cfg: CheckConfig, measure_fn: MeasureFn,
+                    measurer: DeviceMeasurer | None, gauge: Any, probe_base: dict | None,
+                    runtime: bool) -> list[ItemResult]:
+    """Judge ``targets`` (:func:`judge`), with the ``runtime`` test when ``runtime`` and a probe
+    was recorded, then close the measurer; the gauge defaults to the real one when measuring."""
+    if gauge is None:
+        gauge = NeighbourGauge() if measurer is not None else NoGauge()
+    test = runtime_target(probe_base, cfg) if runtime else None
+    if measurer is not None and probe_base:
+        measurer.probe_chain = int(probe_base.get("chain") or 40)
+    try:
+        results = judge([*targets, *([test] if test else [])], cfg, measure_fn, gauge,
+                        gap_s=None if measurer is not None else 0.0)
+        if measurer is not None:
+            measurer.finish()
+    finally:
+        if measurer is not None:
+            measurer.close()
+    _runtime_note(results)
+    return results
+
+
+@contextmanager
+def device_lock(device: DeviceDescriptor, measure_fn: MeasureFn | None, what: str,
+                note: Callable[[str], None] | None = None) -> Iterator[None]:
+    """Hold the device's profile lock (:class:`~profiler.lock.ProfileLock`, waiting for it) while
+    measuring for real: one measurement per device at a time. Notices go to ``note``."""
+    if measure_fn is not None:
+        yield
+        return
+    with ProfileLock(device.name, what=what, wait=True, warn=note):
+        yield
+
+
 def check_lut(lut: Lut | str | os.PathLike, device: DeviceDescriptor | str,
               cfg: CheckConfig | None = None, measure_fn: MeasureFn | None = None,
-              host_env: dict | None = None, gauge: Any = None) -> CheckReport:
+              host_env: dict | None = None, gauge: Any = None,
+              note: Callable[[str], None] | None = None) -> CheckReport:
     """Re-measure a stratified sample of ``lut``'s entries and ``cfg.networks`` reference networks.
 
     ``lut`` is a :class:`sgnas.lut.Lut` or a path; ``device`` a descriptor or a device name. Raises
@@ -528,7 +582,8 @@ def check_lut(lut: Lut | str | os.PathLike, device: DeviceDescriptor | str,
     search space, or a device this host cannot run. A LUT built on another host (its recorded
     environment against ``host_env``, by default this host's) gives an inconclusive report without
     measuring. ``measure_fn`` replaces the device measurement (then no host, runtime or neighbour
-    check is made unless ``host_env`` / ``gauge`` are given).
+    check is made unless ``host_env`` / ``gauge`` are given); without it the device's profile lock
+    is held while measuring (:func:`device_lock`; notices go to ``note``).
     """
     cfg = cfg or CheckConfig()
     if not isinstance(lut, Lut):
@@ -550,15 +605,22 @@ def check_lut(lut: Lut | str | os.PathLike, device: DeviceDescriptor | str,
     if not targets:
         raise SgnasError(f"{where} has no entries to check")
     targets += network_targets(lut, space, cfg, rng)
-    if measure_fn is None:
-        preflight(device, force=cfg.force)
-    env = _here(device, measure_fn, host_env)
-    reason = host_verdict(lut.environment, env, device, where, cfg,
-                          f"build the LUT on this runner first (sgnas-profile --device {device.name}"
-                          f" --space {lut.space} --out LUT) and check against it")
-    if reason:
-        return _skipped("lut", str(lut.path or ""), now, dict(lut.device), cfg, reason, env or {})
+    with device_lock(device, measure_fn, "sgnas check", note):
+        return _check_lut_here(lut, space, device, targets, where, cfg, measure_fn, host_env, gauge)
 
+
+def _check_lut_here(lut: Lut, space: SearchSpace, device: DeviceDescriptor, targets: list[Target],
+                    where: str, cfg: CheckConfig, measure_fn: MeasureFn | None,
+                    host_env: dict | None, gauge: Any) -> CheckReport:
+    """:func:`check_lut` once its input is validated (and the device locked)."""
+    now = device_dict(device)
+    env, skipped = _host_gate("lut", str(lut.path or ""), device, dict(lut.device),
+                              lut.environment, where,
+                              f"build the LUT on this runner first (sgnas-profile --device "
+                              f"{device.name} --space {lut.space} --out LUT) and check against it",
+                              cfg, measure_fn, host_env)
+    if skipped is not None:
+        return skipped
     measurer = None
     canary_lut_ms = None
     reference, state_ms = lut_reference(lut)
@@ -570,22 +632,9 @@ def check_lut(lut: Lut | str | os.PathLike, device: DeviceDescriptor | str,
         measure_fn = measurer
         if reference is not None:
             measurer.open_reference()
-    if gauge is None:
-        gauge = NeighbourGauge() if measurer is not None else NoGauge()
     probe_base = (lut.reference or {}).get(PROBE_KEY)
-    runtime = runtime_target(probe_base, cfg) if reference is not None else None
-    if measurer is not None and probe_base:
-        measurer.probe_chain = int(probe_base.get("chain") or 40)
-    if runtime is not None:
-        targets.append(runtime)
-    try:
-        results = judge(targets, cfg, measure_fn, gauge, gap_s=None if measurer is not None else 0.0)
-        if measurer is not None:
-            measurer.finish()
-    finally:
-        if measurer is not None:
-            measurer.close()
-    _runtime_note(results)
+    results = _judge_measured(targets, cfg, measure_fn, measurer, gauge, probe_base,
+                              runtime=reference is not None)
     machine = machine_noise(measurer, probe_base, state_ms)
     drift = measurer.drift() if measurer is not None else getattr(measure_fn, "drift", lambda: None)()
     noise = noise_summary(results, drift)
@@ -650,7 +699,7 @@ def _median_run(runs: list[Any]) -> Any:
 
 def update_baseline(onnx_path: str | os.PathLike, device: DeviceDescriptor | str, baseline_path: str | os.PathLike,
                     cfg: CheckConfig | None = None, measure_fn: MeasureFn | None = None,
-                    gauge: Any = None) -> Baseline:
+                    gauge: Any = None, note: Callable[[str], None] | None = None) -> Baseline:
     """Measure ``onnx_path`` on ``device`` and write (or refresh) its baseline atomically.
 
     The model is measured ``cfg.baseline_runs`` times, spaced by ``cfg.remeasure_gap_s``; the
@@ -660,6 +709,7 @@ def update_baseline(onnx_path: str | os.PathLike, device: DeviceDescriptor | str
     existing baseline of another device is only replaced with ``cfg.allow_device_change``; a
     corrupt file, or one that is no baseline, is never replaced (:class:`SgnasError`), nor is a
     folder in the copy's place that is not the baseline's copy; a baseline of another model is.
+    Measuring for real holds the device's profile lock (:func:`device_lock`; notices to ``note``).
     """
     cfg = cfg or CheckConfig()
     device = _resolve_device(device)
@@ -691,7 +741,8 @@ def update_baseline(onnx_path: str | os.PathLike, device: DeviceDescriptor | str
     if own:
         preflight(device, force=cfg.force)
         ref = for_onnx(device)
-        with DeviceMeasurer(device, reference=ref) as measurer:
+        with device_lock(device, None, "sgnas check --update", note), \
+                DeviceMeasurer(device, reference=ref) as measurer:
             measurer.open_reference()
             measure_runs(measurer)
             reference = {"model": ref.name, "state_ms": measurer.current_state_ms()}
@@ -723,7 +774,8 @@ def _loads(path: Path) -> bool:
 
 def check_onnx(path: str | os.PathLike, device: DeviceDescriptor | str, baseline: Baseline | str | os.PathLike,
                cfg: CheckConfig | None = None, measure_fn: MeasureFn | None = None,
-               host_env: dict | None = None, gauge: Any = None) -> CheckReport:
+               host_env: dict | None = None, gauge: Any = None,
+               note: Callable[[str], None] | None = None) -> CheckReport:
     """Re-measure the ONNX model at ``path`` on ``device`` and compare it with ``baseline``.
 
     When the baseline keeps a copy of its model (and ``cfg.model_copy``), the model is timed
@@ -733,7 +785,8 @@ def check_onnx(path: str | os.PathLike, device: DeviceDescriptor | str, baseline
 
     Raises :class:`SgnasError` for a baseline of another device (unless ``cfg.allow_device_change``),
     of another model (unless ``cfg.allow_model_change``), or with another input shape. A baseline
-    made on another host gives an inconclusive report without measuring (see :func:`check_lut`).
+    made on another host gives an inconclusive report without measuring; ``measure_fn``,
+    ``host_env``, ``gauge`` and ``note`` as in :func:`check_lut`.
     """
     cfg = cfg or CheckConfig()
     device = _resolve_device(device)
@@ -753,15 +806,25 @@ def check_onnx(path: str | os.PathLike, device: DeviceDescriptor | str, baseline
     if tuple(shape) != tuple(baseline.input_shape):
         raise SgnasError(f"{path} takes input {list(shape)}, {where} was recorded with "
                          f"{list(baseline.input_shape)}")
-    if measure_fn is None:
-        preflight(device, force=cfg.force)
-    env = _here(device, measure_fn, host_env)
-    reason = host_verdict(baseline.environment, env, device, where, cfg,
-                          f"make the baseline on this runner first (sgnas check --onnx {path} "
-                          f"--device {device.name} --baseline {baseline.path or 'PATH'} --update)")
-    if reason:
-        return _skipped("onnx", str(path), now, dict(baseline.device), cfg, reason, env or {})
     copy = baseline_model(baseline) if cfg.model_copy else None
+    with device_lock(device, measure_fn, "sgnas check", note):
+        return _check_onnx_here(path, tuple(shape), device, baseline, copy, sha, where, cfg,
+                                measure_fn, host_env, gauge)
+
+
+def _check_onnx_here(path: Path, shape: tuple[int, ...], device: DeviceDescriptor,
+                     baseline: Baseline, copy: Path | None, sha: str, where: str,
+                     cfg: CheckConfig, measure_fn: MeasureFn | None, host_env: dict | None,
+                     gauge: Any) -> CheckReport:
+    """:func:`check_onnx` once its input is validated (and the device locked)."""
+    now = device_dict(device)
+    env, skipped = _host_gate("onnx", str(path), device, dict(baseline.device),
+                              baseline.environment, where,
+                              f"make the baseline on this runner first (sgnas check --onnx {path} "
+                              f"--device {device.name} --baseline {baseline.path or 'PATH'} "
+                              "--update)", cfg, measure_fn, host_env)
+    if skipped is not None:
+        return skipped
     if copy is not None:
         target = Target(path.name, "model", baseline.median_ms, path=str(path),
                         input_shape=tuple(shape), paired=True)
@@ -782,23 +845,10 @@ def check_onnx(path: str | os.PathLike, device: DeviceDescriptor | str, baseline
         measure_fn = measurer
         if measurer.reference is not None:
             measurer.open_reference()
-    if gauge is None:
-        gauge = NeighbourGauge() if measurer is not None else NoGauge()
-    targets = [target]
-    runtime = (runtime_target(baseline.probe, cfg) if state_ms is not None and copy is None
-               else None)
-    if measurer is not None and baseline.probe:
-        measurer.probe_chain = int(baseline.probe.get("chain") or 40)
-    if runtime is not None:
-        targets.append(runtime)
-    try:
-        results = judge(targets, cfg, measure_fn, gauge, gap_s=None if measurer is not None else 0.0)
-    finally:
-        if measurer is not None:
-            measurer.close()
+    results = _judge_measured([target], cfg, measure_fn, measurer, gauge, baseline.probe,
+                              runtime=state_ms is not None and copy is None)
     if sha != baseline.model_sha256:
         results[0].note = "; ".join(filter(None, [results[0].note, "model changed since the baseline"]))
-    _runtime_note(results)
     if copy is not None:
         machine = machine_noise(measurer, None, baseline.median_ms)
         machine["paired_with"] = str(copy)

@@ -22,10 +22,12 @@ examples:
 
 exit codes: 0 within tolerance, 1 regression, 2 usage or environment error, 3 inconclusive
 (made on another host: make the baseline here; or a busy machine: re-run when it is quiet).
-Baselines and LUTs recorded with a reference model are re-measured against the same live
-reference (a slower machine cancels out) and a machine-speed probe runs before and after: a
+An ONNX baseline keeps a copy of its model beside it (BASELINE.model/): the check times the
+model against that copy, interleaved in one run, and judges their ratio (a slower machine or a
+busy neighbour slows both alike). Baselines without the copy, and LUTs, are re-measured against
+their recorded reference model (a slower machine cancels out), with a machine-speed probe: a
 machine-state change is reported as noise; the reference slowing down beyond what the probe
-explains fails the "runtime" test (--runtime-tolerance).
+explains is the "runtime" test (--runtime-tolerance).
 tolerance of an item = max(--tolerance, min(K x spread, --max-tolerance)), where spread is the
 IQR/median recorded with the baseline or measured now, whichever is larger. Measurements taken
 while other processes use more than --max-neighbour-load cores do not count; a regression needs
@@ -33,7 +35,14 @@ while other processes use more than --max-neighbour-load cores do not count; a r
 """
 
 
+def _pct(fraction: float) -> str:
+    return f"{100 * fraction:g}%"
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from profiler.check_config import CheckConfig
+
+    d = CheckConfig()  # the defaults, written once
     parser.epilog = EPILOG
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     src = parser.add_mutually_exclusive_group(required=True)
@@ -41,21 +50,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     src.add_argument("--onnx", metavar="PATH", help="ONNX model to compare with --baseline")
     parser.add_argument("--device", required=True, metavar="NAME",
                         help="device descriptor name or YAML path (must match the recorded device)")
-    parser.add_argument("--tolerance", default="5%", metavar="PCT",
-                        help="tolerance floor in percent, e.g. 10%% (default 5%%)")
-    parser.add_argument("--runtime-tolerance", default="15%", metavar="PCT",
+    parser.add_argument("--tolerance", default=_pct(d.tolerance), metavar="PCT",
+                        help="tolerance floor in percent, e.g. 10%% (default %(default)s)")
+    parser.add_argument("--runtime-tolerance", default=_pct(d.runtime_tolerance), metavar="PCT",
                         help="how much more than the machine probe the reference model may slow "
-                             "down before the runtime counts as regressed (default 15%%)")
+                             "down before the runtime counts as regressed (default %(default)s)")
     parser.add_argument("--no-probe", action="store_true",
                         help="do not run the machine-speed probe")
-    parser.add_argument("--spread-k", type=float, default=2.0, metavar="K",
-                        help="tolerance = max(floor, K x error of the median: spread / sqrt(pairs)) (default 2)")
-    parser.add_argument("--max-tolerance", default="50%", metavar="PCT",
-                        help="cap of the spread-derived tolerance (default 50%%)")
-    parser.add_argument("--remeasure", type=int, default=3, metavar="N",
-                        help="re-measure a suspect up to N times before failing it (default 3)")
-    parser.add_argument("--reduce", choices=("min", "median"), default="min",
-                        help="how re-measurements of a suspect are combined (default min)")
+    parser.add_argument("--spread-k", type=float, default=d.spread_k, metavar="K",
+                        help="tolerance = max(floor, K x error of the median: spread / sqrt(pairs)) "
+                             "(default %(default)s)")
+    parser.add_argument("--max-tolerance", default=_pct(d.max_tolerance), metavar="PCT",
+                        help="cap of the spread-derived tolerance (default %(default)s)")
+    parser.add_argument("--remeasure", type=int, default=d.remeasure, metavar="N",
+                        help="re-measure a suspect up to N times before failing it "
+                             "(default %(default)s)")
+    parser.add_argument("--reduce", choices=("min", "median"), default=d.reduce,
+                        help="how re-measurements of a suspect are combined (default %(default)s)")
     parser.add_argument("--json", metavar="PATH", help="write the report as JSON")
     parser.add_argument("--junit", metavar="PATH", help="write the report as JUnit XML")
     parser.add_argument("--force", action="store_true",
@@ -65,29 +76,32 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--allow-host-change", action="store_true",
                         help="compare with a LUT/baseline made on another host or runtime version "
                              "(by default: inconclusive, exit 3)")
-    parser.add_argument("--max-neighbour-load", type=float, default=0.25, metavar="CORES",
+    parser.add_argument("--max-neighbour-load", type=float, default=d.max_neighbour,
+                        metavar="CORES",
                         help="a measurement during which other processes use more CPU than this "
                              "(cores, /proc/stat) counts for nothing: it neither passes nor fails "
-                             "an item (default 0.25)")
-    parser.add_argument("--confirm", type=int, default=2, metavar="N",
-                        help="quiet measurements beyond tolerance needed to fail an item (default 2)")
-    parser.add_argument("--state-limit", default="25%", metavar="PCT",
+                             "an item, unless the model is timed against the baseline's own copy "
+                             "(default %(default)s)")
+    parser.add_argument("--confirm", type=int, default=d.confirm, metavar="N",
+                        help="quiet measurements beyond tolerance needed to fail an item "
+                             "(default %(default)s)")
+    parser.add_argument("--state-limit", default=_pct(d.state_limit), metavar="PCT",
                         help="a machine probe further than this from the baseline's speed makes "
-                             "regressions inconclusive (default 25%%)")
-    parser.add_argument("--remeasure-gap", type=float, default=1.0, metavar="S",
+                             "regressions inconclusive (default %(default)s)")
+    parser.add_argument("--remeasure-gap", type=float, default=d.remeasure_gap_s, metavar="S",
                         help="seconds between re-measurement rounds of suspects and between "
-                             "baseline runs (default 1)")
-    parser.add_argument("--baseline-runs", type=int, default=3, metavar="N",
+                             "baseline runs (default %(default)s)")
+    parser.add_argument("--baseline-runs", type=int, default=d.baseline_runs, metavar="N",
                         help="--update: measurements of the model, the baseline is their median "
-                             "(default 3)")
+                             "(default %(default)s)")
 
     lut = parser.add_argument_group("LUT mode (--lut)")
     size = lut.add_mutually_exclusive_group()
-    size.add_argument("--sample", type=int, default=40, metavar="N",
-                      help="entries to re-measure, stem and head included (default 40)")
+    size.add_argument("--sample", type=int, default=d.sample, metavar="N",
+                      help="entries to re-measure, stem and head included (default %(default)s)")
     size.add_argument("--full", action="store_true", help="re-measure every entry")
-    lut.add_argument("--networks", type=int, default=3, metavar="N",
-                     help="random reference networks measured end to end (default 3)")
+    lut.add_argument("--networks", type=int, default=d.networks, metavar="N",
+                     help="random reference networks measured end to end (default %(default)s)")
     lut.add_argument("--network-tolerance", metavar="PCT",
                      help="tolerance floor of the networks (default --tolerance). Networks of a LUT "
                           "without a recorded end-to-end error (sgnas-profile --validate) are "
@@ -96,7 +110,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                      help="compare networks with the raw LUT sum even if the LUT is calibrated")
     lut.add_argument("--no-canary", action="store_true",
                      help="do not re-measure the canary entry to report drift")
-    lut.add_argument("--seed", type=int, default=0, help="seed of sampling and networks (default 0)")
+    lut.add_argument("--seed", type=int, default=d.seed,
+                     help="seed of sampling and networks (default %(default)s)")
 
     onnx = parser.add_argument_group("ONNX mode (--onnx)")
     onnx.add_argument("--baseline", metavar="PATH", help="baseline JSON of the model on this device")
@@ -158,94 +173,33 @@ def _config(args: argparse.Namespace):
     )
 
 
-def _validate(args: argparse.Namespace) -> None:
-    from ..errors import SgnasError
-
-    if args.lut:
-        for flag, value in (("--baseline", args.baseline), ("--update", args.update),
-                            ("--allow-model-change", args.allow_model_change),
-                            ("--no-model-copy", args.no_model_copy),
-                            ("--input-shape", args.input_shape)):
-            if value:
-                raise SgnasError(f"{flag} applies to --onnx, not --lut")
-    else:
-        if not args.baseline:
-            raise SgnasError("--onnx needs --baseline PATH (record it first with --update)")
-    for flag in ("json", "junit"):
-        path = getattr(args, flag)
-        if path and args.baseline and _same(path, args.baseline):
-            raise SgnasError(f"--{flag} would overwrite the baseline {args.baseline}")
-        if path:
-            _writable(f"--{flag}", path)
-    for flag in ("json", "junit"):
-        if getattr(args, flag) and args.lut and _same(getattr(args, flag), args.lut):
-            raise SgnasError(f"--{flag} would overwrite the LUT {args.lut}")
-    if args.update and args.baseline:
-        _writable("--baseline", args.baseline)
-
-
-def _writable(flag: str, path: str) -> None:
-    """A report or baseline path must name a file in an existing folder (checked before measuring)."""
-    import os
-
-    from ..errors import SgnasError
-
-    folder = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(folder):
-        raise SgnasError(f"{flag} {path}: folder {folder} does not exist")
-    if os.path.isdir(path):
-        raise SgnasError(f"{flag} {path} is a folder, expected a file path")
-
-
-def _same(a: str, b: str) -> bool:
-    import os
-
-    return os.path.abspath(a) == os.path.abspath(b)
-
-
 def run(args: argparse.Namespace) -> int:
-    from profiler.devices import load_device
-    from profiler.lock import ProfileLock
+    from profiler.check_run import CheckRequest, run_check
 
-    _validate(args)
-    cfg = _config(args)
-    device = load_device(args.device)
-    # one measurement per device at a time: a profile or another check waits its turn
-    with ProfileLock(device.name, what="sgnas check", wait=True,
-                     warn=lambda line: print(f"note: {line}", file=sys.stderr)):
-        return _run(args, cfg, device)
-
-
-def _run(args: argparse.Namespace, cfg, device) -> int:
-    from profiler.check import check_lut, check_onnx, update_baseline
-
-    if args.onnx and args.update:
-        baseline = update_baseline(args.onnx, device, args.baseline, cfg)
-        m = baseline.measurement
+    request = CheckRequest(device=args.device, lut=args.lut, onnx=args.onnx,
+                           baseline=args.baseline, update=args.update, json=args.json,
+                           junit=args.junit, config=_config(args))
+    outcome = run_check(request, note=lambda line: print(f"note: {line}", file=sys.stderr))
+    if outcome.baseline is not None:
+        m = outcome.baseline.measurement
         runs = ", ".join(f"{x:.4f}" for x in m.get("runs_ms") or [])
-        print(f"baseline written to {args.baseline}: {args.onnx} on device {device.name}, "
-              f"input {list(baseline.input_shape)}, median {m['median_ms']:.4f} ms "
+        print(f"baseline written to {args.baseline}: {args.onnx} on device "
+              f"{outcome.baseline.device.get('name', args.device)}, "
+              f"input {list(outcome.baseline.input_shape)}, median {m['median_ms']:.4f} ms "
               f"(p10 {m.get('p10_ms', float('nan')):.4f}, p90 {m.get('p90_ms', float('nan')):.4f}, "
-              f"spread {100 * float(m.get('spread', 0.0)):.1f}%, n {m.get('n', '?')}; runs {runs} ms)")
-        busy = [c for c in m.get("neighbour") or [] if c is not None]
-        if busy and max(busy) > cfg.max_neighbour:
-            print(f"warning: other processes used up to {max(busy):.2f} cores while the baseline "
-                  "was recorded; record it again when the runner is quiet", file=sys.stderr)
+              f"spread {100 * float(m.get('spread', 0.0)):.1f}%, n {m.get('n', '?')}; runs {runs} ms)"
+              + (f"; model copy {outcome.baseline.model_copy}" if outcome.baseline.model_copy
+                 else ""))
+        if outcome.busy_cores is not None and outcome.busy_cores > request.config.max_neighbour:
+            print(f"warning: other processes used up to {outcome.busy_cores:.2f} cores while the "
+                  "baseline was recorded; record it again when the runner is quiet",
+                  file=sys.stderr)
         return 0
-
-    if args.lut:
-        report = check_lut(args.lut, device, cfg)
-    else:
-        report = check_onnx(args.onnx, device, args.baseline, cfg)
-
+    report = outcome.report
+    assert report is not None
     print(report.table())
-    if args.json:
-        report.write_json(args.json)
-    if args.junit:
-        report.write_junit(args.junit)
     if not report.passed:
-        names = ", ".join(r.name for r in report.failures)
-        print(f"latency regression: {names}", file=sys.stderr)
+        print(f"latency regression: {', '.join(r.name for r in report.failures)}", file=sys.stderr)
     elif report.inconclusive:
         print(f"inconclusive: {report.reason()}", file=sys.stderr)
     return report.exit_code

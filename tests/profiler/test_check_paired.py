@@ -194,9 +194,32 @@ def fast_device(tmp_path):
     return load_device(str(path))
 
 
+def test_measuring_holds_the_device_lock(tmp_path, monkeypatch):
+    from profiler import check
+    from profiler.lock import ProfileLock, ProfileLockedError
+
+    monkeypatch.setenv("SGNAS_LOCK_DIR", str(tmp_path))
+    notes = []
+    with check.device_lock(load_device("cpu"), None, "sgnas check", notes.append):
+        with pytest.raises(ProfileLockedError, match="sgnas check"):
+            ProfileLock("cpu", directory=tmp_path, wait=False).acquire()
+    with check.device_lock(load_device("cpu"), lambda t: None, "sgnas check"):  # injected: no lock
+        ProfileLock("cpu", directory=tmp_path, wait=False).acquire().release()
+
+
 @pytest.mark.slow
-def test_real_paired_check_passes_the_model_and_fails_a_heavier_one(tmp_path):
+def test_real_paired_check_passes_the_model_and_fails_a_heavier_one(tmp_path, monkeypatch):
     pytest.importorskip("onnxruntime")
+    from profiler import check
+
+    held = []
+
+    class Recording(check.ProfileLock):
+        def acquire(self):
+            held.append(self.what)
+            return super().acquire()
+
+    monkeypatch.setattr(check, "ProfileLock", Recording)
     dev = fast_device(tmp_path)
     model = conv_onnx(tmp_path / "m.onnx", channels=8, size=32)
     heavy = conv_onnx(tmp_path / "heavy.onnx", channels=128, size=32)  # 16x the multiply-adds
@@ -208,3 +231,4 @@ def test_real_paired_check_passes_the_model_and_fails_a_heavier_one(tmp_path):
     slow = check_onnx(heavy, dev, base, CheckConfig(allow_model_change=True, remeasure_gap_s=0.0))
     assert slow.results[0].status == REGRESSED and slow.results[0].ratio > 2.0
     assert file_sha256(model_copy_folder(base) / "m.onnx") == file_sha256(model)
+    assert held == ["sgnas check --update", "sgnas check", "sgnas check"]
