@@ -118,12 +118,12 @@ def test_validate_lut_of_another_space_refused(tmp_path, quick, capsys):
 
 
 def test_reference_cells_are_those_of_the_shipped_shared_generator():
-    from sgnas.cli.profile_cells import cell_list
+    from profiler.pipeline import resolve_cells
     from sgnas.generator import default_generator_dirs
     from sgnas.shared_generator import find_shared_generator, load_shared
 
     space = get_space("nb201")
-    cells = cell_list("reference", space)
+    cells = resolve_cells("reference", space)
     shared = load_shared(find_shared_generator(space, default_generator_dirs()))
     assert [str(c) for c in cells] == [str(c) for c in shared.references]
     assert 2 <= len(cells) <= 50 and len({str(c) for c in cells}) == len(cells)
