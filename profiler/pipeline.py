@@ -24,6 +24,8 @@ from sgnas.errors import SgnasError
 from sgnas.lut import Lut
 
 if TYPE_CHECKING:  # pragma: no cover
+    from sgnas.space_protocol import Space
+
     from .devices import DeviceDescriptor
     from .fidelity import FidelityReport
 
@@ -46,7 +48,7 @@ class ProfileRequest:
     #: Device descriptor, or its name / YAML path (:func:`profiler.devices.load_device`).
     device: "str | DeviceDescriptor"
     #: Search space, or its registry name.
-    space: Any = "imagenet"
+    space: "str | Space" = "imagenet"
     #: LUT file to write; None: :func:`default_out` (``-cells.json`` for a partial cell LUT).
     out: Path | None = None
     #: Validate and calibrate this LUT instead of building one (a shipped LUT: into ``out`` or

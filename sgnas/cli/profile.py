@@ -32,7 +32,7 @@ import json
 import sys
 from pathlib import Path
 
-from profiler.pipeline import DEFAULT_NETWORKS, ProfileRequest, default_out  # noqa: F401
+from profiler.pipeline import DEFAULT_NETWORKS, ProfileRequest
 
 NAME = "profile"
 HELP = "measure a device's latency lookup table (LUT) over a search space, or validate one"
