@@ -47,6 +47,7 @@ from sgnas.progress import Progress
 from sgnas.space import SearchSpace
 
 from .measure import Measurer, check_device_space  # noqa: F401 (check_device_space re-exported)
+from .protocol import CanaryMonitor
 
 if TYPE_CHECKING:  # pragma: no cover
     from .devices import DeviceDescriptor
@@ -141,53 +142,6 @@ def _start(cfg: BuildConfig) -> Lut:
             f"precision, batch or threads differ); use --force to start over"
         )
     return lut
-
-
-class _Canary:
-    """Canary medians of this build (or of the build it resumes) and the factor entries get."""
-
-    def __init__(self, cfg: BuildConfig, measurer: Measurer, lut: Lut) -> None:
-        self.cfg = cfg
-        self.measurer = measurer
-        self.key = lut.drift.get("canary_key") or canary_key(cfg.space)
-        self.medians: list[float] = list(lut.drift.get("canary_medians_ms", []))
-        self.at: list[int] = list(lut.drift.get("canary_at_entries", []))
-        self.every = cfg.device.protocol.canary_every
-        self.last_at: int | None = None
-        self.factor: float | None = None
-
-    @property
-    def enabled(self) -> bool:
-        return self.cfg.canary
-
-    def measure(self, done: int) -> None:
-        m = self.measurer.entry(self.key)
-        self.medians.append(m.median_ms)
-        self.at.append(done)
-        self.last_at = done
-        f = self.medians[-1] / self.medians[0]
-        self.factor = f if self.cfg.normalize_drift and abs(f - 1.0) > self.cfg.drift_tolerance else None
-
-    def maybe(self, done: int) -> None:
-        if not self.enabled:
-            return
-        if self.last_at is None or (self.every > 0 and done - self.last_at >= self.every):
-            self.measure(done)
-
-    def to_dict(self) -> dict:
-        if not self.medians:
-            return {}
-        base = self.medians[0]
-        ratios = [m / base for m in self.medians]
-        return {
-            "canary_key": self.key,
-            "canary_medians_ms": self.medians,
-            "canary_at_entries": self.at,
-            "drift": ratios[-1] - 1.0,
-            "max_drift": max(abs(r - 1.0) for r in ratios),
-            "normalized": self.cfg.normalize_drift,
-            "tolerance": self.cfg.drift_tolerance,
-        }
 
 
 class _Probe:
@@ -327,11 +281,15 @@ def build_lut(
                                                 verify=cfg.verify, cache_dir=cfg.cache_dir,
                                                 folder=tmp, reference=reference, state=state))
         measurer.count = len(lut.entries)
-        canary = _Canary(cfg, measurer, lut)
+        ckey = str(lut.drift.get("canary_key") or canary_key(cfg.space))
+        canary = CanaryMonitor.from_record(
+            lut.drift, lambda: measurer.entry(ckey).median_ms, key=ckey,
+            every=cfg.device.protocol.canary_every, tolerance=cfg.drift_tolerance,
+            normalize=cfg.normalize_drift)
+        canary_on = cfg.canary and not cfg.normalize  # normalized: the reference tracks the state
         probe = _Probe(cfg, lut)
         network = _NetworkReference(cfg, lut)
         if cfg.normalize:
-            canary.cfg = dataclasses.replace(cfg, canary=False)  # the reference tracks the state
             if total:
                 measurer.open_reference()  # fails before anything is written
                 probe.maybe(measurer, 0)
@@ -342,11 +300,12 @@ def build_lut(
         unsaved = 0
         try:
             for done, key in enumerate(todo):
-                canary.maybe(done)
+                if canary_on:
+                    canary.step()
                 if cfg.normalize and done:
                     probe.maybe(measurer, done)
                 m = measurer.entry(key)
-                lut.entries[key] = entry_stats(m, canary.factor)
+                lut.entries[key] = entry_stats(m, canary.correction() if canary_on else None)
                 lut.environment["runner"] = measurer.runner_info
                 unsaved += 1
                 if unsaved >= cfg.checkpoint_every:
@@ -354,14 +313,13 @@ def build_lut(
                     unsaved = 0
                 bar.update(1)
                 if canary.medians:
-                    bar.set_postfix(drift=f"{canary.medians[-1] / canary.medians[0] - 1:+.1%}",
-                                    refresh=False)
+                    bar.set_postfix(drift=f"{canary.drift():+.1%}", refresh=False)
                 elif measurer.state is not None and measurer.state.samples:
                     bar.set_postfix(ref=f"{measurer.state.samples[-1][2]:.4f}ms", refresh=False)
                 if on_entry is not None:
                     on_entry(key, lut.entries[key], done + 1, total)
-            if canary.enabled and total:
-                canary.measure(total)
+            if canary_on and total:
+                canary.measure_now()
             if cfg.normalize and (total or not network.record):
                 network.measure(measurer)
             if cfg.normalize and total and probe.enabled:
@@ -391,7 +349,7 @@ def _record_run(lut: Lut, started: float, measured: int) -> None:
     )
 
 
-def _checkpoint(lut: Lut, cfg: BuildConfig, canary: _Canary, measurer: Measurer,
+def _checkpoint(lut: Lut, cfg: BuildConfig, canary: CanaryMonitor, measurer: Measurer,
                 probe: _Probe, network: "_NetworkReference") -> None:
     if canary.medians:
         lut.drift.update(canary.to_dict())

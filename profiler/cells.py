@@ -51,6 +51,7 @@ from .calibration_set import check_split_size
 from .fidelity import FidelityReport, calibrate_and_report, measure_series, reference_record
 from .measure import (Measurer, Reference, check_device_space, lut_measurer_args,
                       lut_reference)
+from .protocol import CanaryMonitor
 
 if TYPE_CHECKING:  # pragma: no cover
     from .devices import DeviceDescriptor
@@ -198,14 +199,15 @@ def build_cell_lut(device: "DeviceDescriptor", space: Any, out: str | Path, *, f
     names = list(cell_graphs.piece_specs(sp))
     todo = [n for n in names if n not in pieces]
     started = time.perf_counter()
-    canary: list[float] = []
     with Measurer(device, sp, seed=int(lut.build["seed"]), verify=verify,
                   prefix="sgnas-cells-", reference=reference, state=state) as meas:
         meas.count = len(pieces)
+        canary = CanaryMonitor(lambda: meas.entry(CANARY_PIECE).median_ms, every=0,
+                               key=CANARY_PIECE)  # the older protocol: at the start and the end
         if normalize and todo:
             meas.open_reference()  # fails before anything is written
         if not normalize:
-            canary.append(meas.entry(CANARY_PIECE).median_ms)
+            canary.measure_now()
         for name in todo:
             pieces[name] = entry_stats(meas.entry(name)).to_dict()
             lut.build["pieces"] = pieces
@@ -216,14 +218,13 @@ def build_cell_lut(device: "DeviceDescriptor", space: Any, out: str | Path, *, f
             if on_piece is not None:
                 on_piece(name, names.index(name) + 1, len(names))
         if not normalize:
-            canary.append(meas.entry(CANARY_PIECE).median_ms)
+            canary.measure_now()
     if state is not None:  # every piece in the build's final reference state
         lut.reference = state.to_dict()
         raw = {n: float(pieces[n]["ratio"]) * state.state_ms for n in names}
     else:
         raw = {n: float(pieces[n]["median_ms"]) for n in names}
-        lut.drift = {"canary_key": CANARY_PIECE, "canary_medians_ms": canary,
-                     "drift": canary[-1] / canary[0] - 1.0, "normalized": False}
+        lut.drift = canary.to_dict()
     terms = net_terms(sp, raw)
     table = compose_table(sp, terms)
     lut.entries = {str(c): EntryStats(median_ms=float(v), p10_ms=float(v), p90_ms=float(v), n=1,

@@ -66,8 +66,8 @@ class DeviceMeasurer(Measurer):
         self.probe_chain: int | None = None
         if canary_key is not None and reference is None:
             spec = self.entry_spec(canary_key, keep=True)
-            self.canary = CanaryMonitor(make_runner(device, spec, cache_dir=self.cache_dir),
-                                        self.protocol)
+            self.canary = CanaryMonitor.of_runner(
+                make_runner(device, spec, cache_dir=self.cache_dir), self.protocol, key=canary_key)
 
     def spec(self, target: Target) -> ModelSpec:
         """The :class:`~profiler.backends.base.ModelSpec` that ``target`` runs."""

@@ -39,6 +39,7 @@ from sgnas.space import SearchSpace
 from .build import canary_key
 from .calibration_set import calibration_networks, check_split_size, range_thirds, split_fit_heldout
 from .measure import Measurer, lut_measurer_args, lut_reference
+from .protocol import CanaryMonitor
 
 if TYPE_CHECKING:  # pragma: no cover
     from .devices import DeviceDescriptor
@@ -172,23 +173,23 @@ def measure_series(items: Sequence[Any], measure_one: Callable[[Any, int], float
                    on_item: Callable[[str, int, int], None] | None = None
                    ) -> tuple[np.ndarray, np.ndarray, list[float]]:
     """The one validation loop: ``measure_one(item, i)`` (ms) for each item, with the drift
-    canary of the older protocol. Every ``canary_every`` items ``canary()`` is re-measured; when
+    canary of the older protocol (:class:`~profiler.protocol.CanaryMonitor`). Every ``canary_every`` items ``canary()`` is re-measured; when
     it is off ``baseline`` (default: its first median) by more than ``drift_tolerance`` the
     following items get its factor. Returns ``(measured, factors, canary medians)``; divide
     ``measured`` by ``factors`` for the drift-corrected latencies."""
     n = len(items)
     measured, factors = np.zeros(n), np.ones(n)
-    medians: list[float] = []
-    factor = 1.0
+    mon = (CanaryMonitor(canary, every=canary_every, tolerance=drift_tolerance, normalize=True,
+                         baseline=baseline)
+           if canary is not None and canary_every > 0 else None)
     for i, item in enumerate(items):
-        if canary is not None and canary_every > 0 and i % canary_every == 0:
-            medians.append(float(canary()))
-            f = medians[-1] / (baseline or medians[0])
-            factor = f if abs(f - 1.0) > drift_tolerance else 1.0
+        if mon is not None:
+            mon.step()
         measured[i] = measure_one(item, i)
-        factors[i] = factor
+        factors[i] = (mon.correction() if mon is not None else None) or 1.0
         if on_item is not None:
             on_item(str(item), i + 1, n)
+    medians = mon.medians if mon is not None else []
     return measured, factors, medians
 
 

@@ -14,13 +14,12 @@ import logging
 import math
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Any, Protocol
+from typing import Any, Callable, Protocol
 
 import numpy as np
 
 from sgnas.config import load_dataclass
 from sgnas.errors import SgnasError
-
 
 
 class Timer(Protocol):
@@ -210,58 +209,96 @@ def measure(runner: Timer, cfg: ProtocolConfig) -> Measurement:
 
 @dataclass
 class CanaryMonitor:
-    """Re-measures a fixed canary every ``cfg.canary_every`` entries to detect drift or throttling.
+    """The one drift canary: a fixed model re-measured every ``every`` entries.
 
-    ``runner`` may be active (it is then used as is, e.g. a GPU engine kept alive) or inactive (it is
-    activated for each canary measurement and deactivated after, so only one session lives at a time
-    on CPUs). Call :meth:`step` after each measured entry; :meth:`drift` is the relative change of the
-    canary's median since the first measurement, :meth:`factor` the ratio current / first, which can
-    normalize entries measured under drift.
+    ``measure_fn()`` times the canary now and returns its median (ms): a LUT entry through a
+    :class:`profiler.measure.Measurer`, or a runner (:meth:`of_runner`). Call :meth:`step` before
+    each entry (it measures when due: at this run's first step, then every ``every`` entries;
+    ``every`` 0: only the first), :meth:`measure_now` for an extra measurement (e.g. at the end).
+    :meth:`factor` is the latest median over the ``baseline`` (default: the first median),
+    :meth:`correction` that factor where entries should be divided by it (``normalize`` and off
+    by more than ``tolerance``, which covers the canary's own noise), else None. A LUT's drift
+    record is :meth:`to_dict`; :meth:`from_record` continues one (a resumed build).
     """
 
-    runner: Timer
-    cfg: ProtocolConfig
+    measure_fn: Callable[[], float]
+    every: int = 50
+    #: The canary's name (a LUT key), recorded as ``canary_key``.
+    key: str = ""
+    tolerance: float = 0.03
+    normalize: bool = False
+    #: Median the factor is relative to (e.g. the LUT build's canary); None: the first median.
+    baseline: float | None = None
     medians: list[float] = field(default_factory=list)
     #: Entry count at which each canary median was taken.
     at_entries: list[int] = field(default_factory=list)
     entries: int = 0
+    _last: int | None = field(default=None, init=False, repr=False)
 
-    def measure_now(self) -> Measurement:
+    @classmethod
+    def of_runner(cls, runner: Timer, cfg: ProtocolConfig, key: str = "") -> "CanaryMonitor":
+        """A canary timed on ``runner`` by the protocol ``cfg`` every ``cfg.canary_every``
+        entries. An active runner is used as is (e.g. a GPU engine kept alive); an inactive one
+        is activated for each measurement and deactivated after, so only one session lives at a
+        time on CPUs."""
+        def once() -> float:
+            if runner.is_active:
+                return measure(runner, cfg).median_ms
+            with runner:
+                return measure(runner, cfg).median_ms
+        return cls(once, every=cfg.canary_every, key=key)
+
+    @classmethod
+    def from_record(cls, record: dict, measure_fn: Callable[[], float],
+                    **kw: Any) -> "CanaryMonitor":
+        """A canary continuing the drift record ``record`` of a LUT (its medians and entries)."""
+        return cls(measure_fn, medians=[float(m) for m in record.get("canary_medians_ms", [])],
+                   at_entries=[int(a) for a in record.get("canary_at_entries", [])], **kw)
+
+    def measure_now(self) -> float:
         """Measure the canary now and record its median."""
-        if self.runner.is_active:
-            m = measure(self.runner, self.cfg)
-        else:
-            with self.runner:
-                m = measure(self.runner, self.cfg)
-        self.medians.append(m.median_ms)
+        median = float(self.measure_fn())
+        self.medians.append(median)
         self.at_entries.append(self.entries)
-        return m
+        self._last = self.entries
+        return median
 
-    def step(self) -> Measurement | None:
-        """Count one measured entry; re-measure the canary when it is due (first call included)."""
-        due = not self.medians or (
-            self.cfg.canary_every > 0 and self.entries - self.at_entries[-1] >= self.cfg.canary_every
-        )
+    def step(self) -> float | None:
+        """Count one entry; measure the canary first when it is due (the run's first step included)."""
+        due = self._last is None or (self.every > 0 and self.entries - self._last >= self.every)
         m = self.measure_now() if due else None
         self.entries += 1
         return m
 
     def factor(self) -> float:
-        """Latest canary median divided by the first (1.0 before two measurements)."""
-        if not self.medians or self.medians[0] <= 0:
+        """Latest canary median over the baseline (1.0 before any measurement)."""
+        base = self.baseline or (self.medians[0] if self.medians else 0.0)
+        if not self.medians or base <= 0:
             return 1.0
-        return self.medians[-1] / self.medians[0]
+        return self.medians[-1] / base
+
+    def correction(self) -> float | None:
+        """The factor entries measured now are divided by, or None (within the tolerance, or not
+        normalizing)."""
+        f = self.factor()
+        return f if self.normalize and abs(f - 1.0) > self.tolerance else None
 
     def drift(self) -> float:
-        """Relative change of the canary since the first measurement, e.g. 0.08 for +8%."""
+        """Relative change of the canary from the baseline, e.g. 0.08 for +8%."""
         return self.factor() - 1.0
 
     def max_drift(self) -> float:
-        """Largest absolute relative deviation of any canary median from the first."""
-        if not self.medians or self.medians[0] <= 0:
+        """Largest absolute relative deviation of any canary median from the baseline."""
+        base = self.baseline or (self.medians[0] if self.medians else 0.0)
+        if not self.medians or base <= 0:
             return 0.0
-        return max(abs(m / self.medians[0] - 1.0) for m in self.medians)
+        return max(abs(m / base - 1.0) for m in self.medians)
 
     def to_dict(self) -> dict:
-        return {"medians_ms": list(self.medians), "at_entries": list(self.at_entries),
-                "drift": self.drift(), "max_drift": self.max_drift()}
+        """The drift record of a LUT (``lut.drift``); empty before any measurement."""
+        if not self.medians:
+            return {}
+        return {"canary_key": self.key, "canary_medians_ms": list(self.medians),
+                "canary_at_entries": list(self.at_entries), "drift": self.drift(),
+                "max_drift": self.max_drift(), "normalized": self.normalize,
+                "tolerance": self.tolerance}

@@ -81,3 +81,16 @@ def read_json(path: str | os.PathLike, what: str, missing: str | None = None) ->
         raise SgnasError(f"{what} {path} is corrupt or truncated ({msg})") from exc
     except OSError as exc:
         raise SgnasError(f"cannot read {what} {path}: {exc.strerror}") from exc
+
+
+def finite_float(text: str, where: str, what: str = "value", column: str | None = None) -> float:
+    """A table field ``text`` as a finite number; else one line naming it: ``<where>: <what>
+    '<text>' [in column '<column>'] is not a finite number`` (``where``: file and line)."""
+    try:
+        v = float(text)
+    except (TypeError, ValueError):
+        v = math.nan
+    if not math.isfinite(v):
+        in_column = f" in column {column!r}" if column is not None else ""
+        raise SgnasError(f"{where}: {what} {text!r}{in_column} is not a finite number")
+    return v

@@ -93,7 +93,8 @@ def read_partial(csv_path: str | os.PathLike, column: str, space: str = "nb201",
     header = _header(path)
     if arch_column not in header and "index" in header and column in header:
         import csv
-        import math
+
+        from .fileio import finite_float
 
         bidx = BenchmarkIndex.load(bench)
         cells, values = [], []
@@ -102,16 +103,12 @@ def read_partial(csv_path: str | os.PathLike, column: str, space: str = "nb201",
             for line, row in enumerate(reader, start=2):
                 try:
                     cells.append(bidx.cell(int(row["index"])))
-                    v = float(row[column])
                 except ValueError:
-                    raise SgnasError(f"{path} line {line}: index {row['index']!r} or value "
-                                     f"{row[column]!r} is not a number") from None
+                    raise SgnasError(f"{path} line {line}: index {row['index']!r} is not a whole "
+                                     f"number") from None
                 except SgnasError as exc:
                     raise SgnasError(f"{path} line {line}: {exc}") from None
-                if not math.isfinite(v):
-                    raise SgnasError(f"{path} line {line}: value {row[column]!r} in column "
-                                     f"{column!r} is not a finite number")
-                values.append(v)
+                values.append(finite_float(row[column], f"{path} line {line}", column=column))
     else:
         table = read_cell_table(path, [column], arch_column=arch_column, space=space)
         cells, values = list(table.cells), [float(v) for v in table.columns[column]]

@@ -131,20 +131,6 @@ def lut_arg(text: str) -> Path:
     return find_lut(text) or Path(text)
 
 
-def calibrated_copy_path(args, lut_path: Path, out: Path) -> Path:
-    """Where ``--validate --lut`` writes the calibrated LUT: ``--out`` when given, else the LUT
-    itself, except a shipped LUT, whose calibrated copy goes to the per-user folder; an existing
-    file other than the LUT is refused without ``--force``."""
-    from ..errors import SgnasError
-    from ..shipped import is_shipped
-
-    target = Path(args.out) if args.out else (out if is_shipped(lut_path) else lut_path)
-    if target.resolve() != lut_path.resolve() and target.exists() and not args.force:
-        raise SgnasError(f"{target} exists; pass --force to overwrite it with the calibrated copy "
-                         f"of {lut_path}")
-    return target
-
-
 def warn_lut(lut) -> None:
     """Print the LUT's trustworthiness warnings (:func:`sgnas.lut.lut_warnings`), one line each,
     to stderr."""

@@ -9,7 +9,6 @@ tests and scripts look by default (relative to the repository root).
 from __future__ import annotations
 
 import csv
-import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import Sequence
 import numpy as np
 
 from ..errors import ArchitectureError, SgnasError
+from ..fileio import finite_float
 from .space import NUM_CELLS, Cell
 
 DEFAULT_DIR = os.path.join("..", "shared", "data", "nasbench201")
@@ -131,14 +131,8 @@ def read_cell_table(path: str | os.PathLike, columns: Sequence[str],
             else:
                 index.append(line - 2)
             for k, (c, name) in enumerate(zip(v_cols, columns)):
-                try:
-                    v = float(row[c])
-                except ValueError:
-                    v = math.nan
-                if not math.isfinite(v):
-                    raise SgnasError(f"{path} line {line} ({text}): value {row[c]!r} in column "
-                                     f"{name!r} is not a finite number")
-                values[k].append(v)
+                values[k].append(finite_float(row[c], f"{path} line {line} ({text})",
+                                              column=name))
     if not cells:
         raise SgnasError(f"{path} has no data rows")
     return CellTable(str(path), cells, np.array(index, dtype=np.int64),

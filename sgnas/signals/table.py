@@ -11,7 +11,6 @@ one of another space, a duplicate, a NaN or infinite score; an NB201 table must 
 from __future__ import annotations
 
 import csv
-import math
 import os
 from pathlib import Path
 from typing import Any, Sequence
@@ -19,6 +18,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..errors import ArchitectureError, SgnasError
+from ..fileio import finite_float
 from .base import SIGNALS, Signal, arch_key, as_archs, resolve_space
 
 _SKIP_COLUMNS = ("index", "arch_str")
@@ -93,13 +93,7 @@ def _read_unified(path: Path, space: Any, column: str, arch_column: str) -> dict
                 space.validate(arch)
             except ArchitectureError as exc:
                 raise SgnasError(f"{path} line {line}: {text}: {exc}") from None
-            try:
-                v = float(row[v_col])
-            except ValueError:
-                v = math.nan
-            if not math.isfinite(v):
-                raise SgnasError(f"{path} line {line} ({text}): score {row[v_col]!r} is not a "
-                                 f"finite number")
+            v = finite_float(row[v_col], f"{path} line {line} ({text})", what="score")
             key = str(arch)
             if key in out:
                 raise SgnasError(f"{path} line {line}: {key} appears twice")

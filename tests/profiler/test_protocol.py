@@ -136,7 +136,7 @@ def test_protocol_config_rejects_out_of_range_and_unknown():
 def test_canary_monitor_detects_drift_and_manages_activation():
     level = {"ms": 1.0}
     runner = ScriptedRunner(lambda n: np.full(n, level["ms"]))
-    mon = CanaryMonitor(runner, exact_cfg(canary_every=2))
+    mon = CanaryMonitor.of_runner(runner, exact_cfg(canary_every=2))
     measured = [mon.step() is not None for _ in range(3)]
     assert measured == [True, False, True]
     assert mon.drift() == 0.0 and mon.factor() == 1.0
@@ -148,15 +148,45 @@ def test_canary_monitor_detects_drift_and_manages_activation():
     assert mon.drift() == pytest.approx(0.1)
     assert mon.max_drift() == pytest.approx(0.1)
     assert runner.activations == 3 and not runner.is_active
-    assert mon.to_dict()["medians_ms"] == pytest.approx([1.0, 1.0, 1.1])
+    assert mon.to_dict()["canary_medians_ms"] == pytest.approx([1.0, 1.0, 1.1])
 
 
 def test_canary_monitor_uses_an_active_runner_as_is():
     runner = ScriptedRunner(lambda n: np.full(n, 2.0))
     with runner:
-        mon = CanaryMonitor(runner, exact_cfg(canary_every=1))
+        mon = CanaryMonitor.of_runner(runner, exact_cfg(canary_every=1))
         mon.step()
         mon.step()
         assert runner.is_active
     assert runner.activations == 1
     assert mon.medians == [2.0, 2.0]
+
+
+def test_canary_correction_baseline_and_lut_record():
+    """One canary for builds, validations and checks: the factor is taken against a baseline,
+    applied beyond the tolerance only, and the LUT's drift record continues across a resume."""
+    from profiler.check_measure import lut_canary
+    from sgnas.lut import Lut
+    from sgnas.space import get_space
+
+    levels = iter([1.0, 1.02, 1.3])
+    mon = CanaryMonitor(lambda: next(levels), every=1, key="ub_k", tolerance=0.05, normalize=True)
+    assert [mon.step(), mon.correction()] == [1.0, None]
+    assert [mon.step(), mon.correction()] == [1.02, None]  # within the tolerance
+    mon.step()
+    assert mon.correction() == pytest.approx(1.3)
+    record = mon.to_dict()
+    assert record["canary_key"] == "ub_k" and record["canary_at_entries"] == [0, 1, 2]
+    assert record["max_drift"] == pytest.approx(0.3) and record["normalized"] is True
+    space = get_space("tiny")
+    lut = Lut(space="tiny", space_fingerprint=space.fingerprint, device={"name": "cpu"},
+              drift=record)
+    assert lut_canary(lut, space) == ("ub_k", 1.0)  # what the check reads back
+    again = CanaryMonitor.from_record(record, lambda: 1.1, every=5, key="ub_k")
+    assert again.step() == 1.1 and again.step() is None  # the resumed run measures first
+    assert again.medians == [1.0, 1.02, 1.3, 1.1] and again.factor() == pytest.approx(1.1)
+    assert CanaryMonitor(lambda: 2.0, baseline=1.6).step() == 2.0
+    assert not CanaryMonitor(lambda: 1.0).correction()  # not normalizing: never a factor
+    judged = CanaryMonitor(lambda: 2.0, baseline=1.6, normalize=True)
+    judged.step()
+    assert judged.correction() == pytest.approx(1.25)

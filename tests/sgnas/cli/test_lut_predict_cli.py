@@ -85,10 +85,10 @@ def test_predict_from_a_partial_lut_as_the_profiler_writes_it(tmp_path, capsys):
 
 
 def test_profiler_reference_cells_are_enough_to_predict():
-    from sgnas.cli.profile_cells import cell_list
+    from profiler.pipeline import resolve_cells
     from sgnas.lut_predict import MIN_CELLS
 
-    cells = cell_list("reference", SPACE)
+    cells = resolve_cells("reference", SPACE)
     assert len(cells) >= MIN_CELLS and len({str(c) for c in cells}) == len(cells)
 
 

@@ -118,12 +118,28 @@ def test_validate_lut_of_another_space_refused(tmp_path, quick, capsys):
 
 
 def test_reference_cells_are_those_of_the_shipped_shared_generator():
-    from sgnas.cli.profile_cells import cell_list
+    from profiler.pipeline import resolve_cells
     from sgnas.generator import default_generator_dirs
     from sgnas.shared_generator import find_shared_generator, load_shared
 
     space = get_space("nb201")
-    cells = cell_list("reference", space)
+    cells = resolve_cells("reference", space)
     shared = load_shared(find_shared_generator(space, default_generator_dirs()))
     assert [str(c) for c in cells] == [str(c) for c in shared.references]
     assert 2 <= len(cells) <= 50 and len({str(c) for c in cells}) == len(cells)
+
+
+def test_an_existing_cell_lut_is_revalidated_only_when_networks_are_asked_for(tmp_path, quick,
+                                                                             capsys):
+    """``--validate N`` of an existing --out validates it again; ``--validate 0`` (nothing to
+    validate) is a build, which an existing file refuses without --force."""
+    out = tmp_path / "quick-nb201.json"
+    out.write_text("precious")
+    for extra in (["--validate", "0"], ["--no-validate"]):
+        assert profile_main(["--device", str(quick), "--space", "nb201", "--out", str(out),
+                             *extra]) == 2
+        assert "exists; use --resume to continue or --force to overwrite" in _error(capsys)
+    assert profile_main(["--device", str(quick), "--space", "nb201", "--out", str(out),
+                         "--validate", "4"]) == 2
+    assert "corrupt" in _error(capsys)  # read as the LUT to validate, not rebuilt
+    assert out.read_text() == "precious"

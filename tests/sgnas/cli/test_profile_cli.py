@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from sgnas.cli.main import main, profile_main
-from sgnas.cli.profile import default_out
+from profiler.pipeline import default_out
 from sgnas.lut import EntryStats, Lut, load_lut, save_lut
 from sgnas.space import get_space
 
