@@ -68,11 +68,9 @@ def read_header(path: str | os.PathLike, kind: str | None = None) -> dict[str, A
 
 
 def _plain(obj: Any) -> Any:
-    """``obj`` with its tensors (and the dicts / lists left empty by removing them) left out."""
+    """``obj`` with its tensors left out."""
     if isinstance(obj, dict):
-        kept = {k: _plain(v) for k, v in obj.items() if not isinstance(v, torch.Tensor)}
-        return {k: v for k, v in kept.items()
-                if not (isinstance(v, (dict, list)) and not v and obj[k])}
+        return {k: _plain(v) for k, v in obj.items() if not isinstance(v, torch.Tensor)}
     if isinstance(obj, (list, tuple)):
         return [_plain(v) for v in obj if not isinstance(v, torch.Tensor)]
     return obj

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 from pathlib import Path
 
 from ..fileio import refuse_overwrite  # noqa: F401  (re-exported: one definition, in fileio)
