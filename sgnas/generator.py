@@ -292,8 +292,24 @@ def decode_tabulated(space, logp: np.ndarray, cost, bounds: tuple[float, float],
 
 
 # ----------------------------------------------------------------------------- the bundle
+class MetaMembers:
+    """The members of the :class:`~sgnas.generator_protocol.Generator` protocol read from a
+    generator's ``meta`` (both kinds)."""
+
+    meta: dict
+
+    @property
+    def signal(self) -> str:
+        return signal_name(self.meta)
+
+    @property
+    def default_eps(self) -> float | None:
+        """0.01; ``None`` (at most the target) for a generator trained on an accuracy signal."""
+        return None if self.meta.get("decode") == "upper" else 0.01
+
+
 @dataclass
-class GeneratorBundle:
+class GeneratorBundle(MetaMembers):
     """A generator with what it needs to generate: priors, cost identity, target interval (a
     :class:`~sgnas.generator_protocol.Generator`)."""
 
@@ -328,15 +344,6 @@ class GeneratorBundle:
 
     def _where(self) -> str:
         return f"{self.path} " if self.path else ""
-
-    @property
-    def signal(self) -> str:
-        return signal_name(self.meta)
-
-    @property
-    def default_eps(self) -> float | None:
-        """0.01; ``None`` (at most the target) for a generator trained on an accuracy signal."""
-        return None if self.meta.get("decode") == "upper" else 0.01
 
     def match_note(self, cost) -> str:
         """How it serves ``cost``: ``""`` when trained for it, a note for a FLOPs generator serving

@@ -33,6 +33,7 @@ from .errors import SgnasError, SpaceMismatchError
 from .generator import (
     ArchitectureGenerator,
     GeneratorConfig,
+    MetaMembers,
     PriorPool,
     decode_tabulated,
     load_weights,
@@ -44,7 +45,6 @@ from .generator_catalog import (
     SHARED_VERSION,
     GeneratorCatalog,
     load_generator_file,
-    signal_name,
 )
 #: Reference cells of a shared generator by default.
 DEFAULT_REFERENCES = 50
@@ -111,7 +111,7 @@ class DeviceConditionedGenerator(ArchitectureGenerator):
 
 
 @dataclass
-class SharedBundle:
+class SharedBundle(MetaMembers):
     """A shared generator with its priors, reference cells and the devices it was trained on (a
     :class:`~sgnas.generator_protocol.Generator`)."""
 
@@ -140,15 +140,6 @@ class SharedBundle:
         if cost.space.fingerprint != self.space.fingerprint:
             raise SpaceMismatchError(f"cost is for space {cost.space.name!r}, the shared generator "
                                      f"{self.path or ''} for {self.space.name!r}")
-
-    @property
-    def signal(self) -> str:
-        return signal_name(self.meta)
-
-    @property
-    def default_eps(self) -> float | None:
-        """0.01; ``None`` (at most the target) for a generator trained on an accuracy signal."""
-        return None if self.meta.get("decode") == "upper" else 0.01
 
     def trained_for(self, cost) -> bool:
         """Whether ``cost`` is the latency table of one of its training devices."""
