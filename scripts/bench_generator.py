@@ -204,7 +204,7 @@ def run(args: argparse.Namespace) -> dict:
                 "kendall_tau": kendall_tau(t_targets, achieved),
                 "decode_s_median": float(np.median(decode_s))}
     if args.measure:
-        from sgnas.cli.generate import measure_archs
+        from sgnas.search.generation import measure_archs
 
         ms = measure_archs(space, lut, t_archs, force=args.force_host)
         m_err = [(m - t) / t * 100.0 for m, t in zip(ms, t_targets)]

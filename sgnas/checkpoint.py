@@ -57,11 +57,30 @@ def load_checkpoint(
 
     A missing, truncated or foreign file, or one of another kind, raises :class:`SgnasError`.
     """
-    path = Path(path)
+    return _read(Path(path), kind, map_location=map_location, mmap=False)
+
+
+def read_header(path: str | os.PathLike, kind: str | None = None) -> dict[str, Any]:
+    """The checkpoint's plain values (kind, space, cost, meta...) without its tensors: the file is
+    memory-mapped, so tensor data is never read, and tensors are left out of the answer. Errors as
+    :func:`load_checkpoint`."""
+    return _plain(_read(Path(path), kind, map_location="cpu", mmap=True))
+
+
+def _plain(obj: Any) -> Any:
+    """``obj`` with its tensors left out."""
+    if isinstance(obj, dict):
+        return {k: _plain(v) for k, v in obj.items() if not isinstance(v, torch.Tensor)}
+    if isinstance(obj, (list, tuple)):
+        return [_plain(v) for v in obj if not isinstance(v, torch.Tensor)]
+    return obj
+
+
+def _read(path: Path, kind: str | None, map_location: Any, mmap: bool) -> dict[str, Any]:
     if not path.is_file():
         raise SgnasError(f"checkpoint not found: {path}")
     try:
-        data = torch.load(path, map_location=map_location, weights_only=True)
+        data = torch.load(path, map_location=map_location, weights_only=True, mmap=mmap)
     except pickle.UnpicklingError as exc:
         detail = next((line.strip() for line in str(exc).splitlines()
                        if "Unsupported global" in line), "")

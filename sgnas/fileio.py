@@ -8,9 +8,18 @@ import math
 import os
 import tempfile
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 from .errors import SgnasError
+
+
+def refuse_overwrite(paths: Iterable[str | os.PathLike], force: bool) -> None:
+    """Raise :class:`SgnasError` naming the first of ``paths`` that exists, unless ``force``."""
+    if force:
+        return
+    for path in paths:
+        if os.path.exists(path):
+            raise SgnasError(f"{path} exists; pass --force to overwrite")
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:

@@ -29,17 +29,21 @@ from __future__ import annotations
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, ClassVar, Sequence
 
 import numpy as np
 import torch
 from torch import nn
 
 from .errors import SgnasError, SpaceMismatchError
+from .generator_catalog import (
+    GENERATOR_KIND,
+    GENERATOR_LOADERS,
+    GENERATOR_VERSION,
+    GeneratorCatalog,
+    signal_name,
+)
 from .space import Architecture, SearchSpace
-
-GENERATOR_KIND = "sgnas-generator"
-GENERATOR_VERSION = 2
 #: Percentiles of forced-sampling costs that bound the default target interval.
 INTERVAL_PERCENTILES = (1.0, 99.0)
 
@@ -288,10 +292,29 @@ def decode_tabulated(space, logp: np.ndarray, cost, bounds: tuple[float, float],
 
 
 # ----------------------------------------------------------------------------- the bundle
-@dataclass
-class GeneratorBundle:
-    """A generator with what it needs to generate: priors, cost identity, target interval."""
+class MetaMembers:
+    """The members of the :class:`~sgnas.generator_protocol.Generator` protocol read from a
+    generator's ``meta`` (both kinds)."""
 
+    meta: dict
+
+    @property
+    def signal(self) -> str:
+        return signal_name(self.meta)
+
+    @property
+    def default_eps(self) -> float | None:
+        """0.01; ``None`` (at most the target) for a generator trained on an accuracy signal."""
+        return None if self.meta.get("decode") == "upper" else 0.01
+
+
+@dataclass
+class GeneratorBundle(MetaMembers):
+    """A generator with what it needs to generate: priors, cost identity, target interval (a
+    :class:`~sgnas.generator_protocol.Generator`)."""
+
+    kind: ClassVar[str] = GENERATOR_KIND
+    has_argmax: ClassVar[bool] = True
     space: Any
     generator: ArchitectureGenerator
     priors: PriorPool
@@ -321,6 +344,24 @@ class GeneratorBundle:
 
     def _where(self) -> str:
         return f"{self.path} " if self.path else ""
+
+    def match_note(self, cost) -> str:
+        """How it serves ``cost``: ``""`` when trained for it, a note for a FLOPs generator serving
+        a latency model or a generator of another model of the same cost; another cost is an
+        error."""
+        self.check_space(cost)
+        if self.cost["name"] == "flops" and cost.name == "latency":
+            return flops_note(self.path, cost)
+        if self.cost["name"] != cost.name:
+            self.check_cost(cost)  # raises: a generator of another cost
+        if not self.trained_for(cost):
+            return (f"note: {self.path} was trained on another {cost.name} model "
+                    f"({self.cost['fingerprint']}); targets are placed by their position in this "
+                    f"model's interval")
+        return ""
+
+    def describe(self, cost) -> dict:
+        return {}
 
     def interval_for(self, cost) -> tuple[float, float]:
         """``[C_L, C_H]`` in ``cost`` units: the stored one for the very cost model trained on, else
@@ -482,56 +523,18 @@ def default_generator_dirs() -> list[Path]:
     return out
 
 
-def _candidates(dirs: Sequence[str | os.PathLike]):
-    for d in dirs:
-        d = Path(d)
-        if not d.is_dir():
-            continue
-        for path in sorted(d.glob("*.pt")):
-            try:
-                yield path, read_checkpoint(path)
-            except SgnasError:
-                continue
-
-
 def find_generator(cost, dirs: Sequence[str | os.PathLike], same_name: bool = False) -> Path | None:
-    """The newest checkpoint under ``dirs`` trained for ``cost`` (same cost fingerprint), or with
-    ``same_name`` for any cost of the same name and space (e.g. another LUT); else ``None``."""
-    found: list[tuple[float, Path]] = []
-    for path, ckpt in _candidates(dirs):
-        c = ckpt.get("cost", {})
-        if ckpt.get("space_fingerprint") != cost.space.fingerprint or c.get("name") != cost.name:
-            continue
-        if same_name or c.get("fingerprint") == cost.fingerprint:
-            found.append((path.stat().st_mtime, path))
-    return max(found)[1] if found else None
+    """:meth:`GeneratorCatalog.find <sgnas.generator_catalog.GeneratorCatalog.find>` over
+    ``dirs``."""
+    return GeneratorCatalog(dirs).find(cost, same_name)
 
 
 def resolve_generator(cost, dirs: Sequence[str | os.PathLike]) -> tuple[GeneratorBundle, str]:
-    """The generator to serve ``cost``: one trained for it; for a per-cell latency table (a cell
-    space) without one, the space's FLOPs generator; else one trained for the same cost name on the
-    same space (both returned with a note). Raises with the training command when none fits."""
-    path = find_generator(cost, dirs)
-    note = ""
-    if path is None and cost.name == "latency" and getattr(cost, "tabulated", False):
-        # a cell space's per-cell LUT: the space's FLOPs generator, decoded exactly on the LUT
-        from .costs import make_cost
-
-        path = find_generator(make_cost("flops", cost.space), dirs)
-        if path is not None:
-            note = flops_note(path, cost)
-    if path is None:
-        path = find_generator(cost, dirs, same_name=True)
-        if path is not None:
-            note = (f"note: {path} was trained on another {cost.name} model of this space; "
-                    f"targets are placed by their position in this model's interval")
-    if path is None:
-        where = ", ".join(str(d) for d in dirs)
-        source = "--lut LUT.json" if cost.name == "latency" else f"--cost {cost.name}"
-        raise SgnasError(f"no {cost.name} generator for space {cost.space.name} found in {where}; "
-                         f"train one with: sgnas train-generator --supernet SUPERNET.pt {source} "
-                         f"--data DATA_DIR")
-    return load_generator(path), note
+    """The per-cost generator that serves ``cost`` (:meth:`GeneratorCatalog.choose
+    <sgnas.generator_catalog.GeneratorCatalog.choose>`, shared generators aside), loaded, with its
+    :meth:`~GeneratorBundle.match_note`."""
+    bundle = load_generator(GeneratorCatalog(dirs).choose(cost, shared=False))
+    return bundle, bundle.match_note(cost)
 
 
 def flops_note(path, cost) -> str:
@@ -547,10 +550,4 @@ def default_generator_name(space, cost) -> str:
     return f"{space.name}-{cost.name}-{cost.fingerprint}.pt"
 
 
-def generator_spaces(cost_name: str, dirs: Sequence[str | os.PathLike]) -> list[str]:
-    """Names of the spaces that have a ``cost_name`` generator under ``dirs``."""
-    out: list[str] = []
-    for _, ckpt in _candidates(dirs):
-        if ckpt.get("cost", {}).get("name") == cost_name and ckpt.get("space") not in out:
-            out.append(ckpt["space"])
-    return out
+GENERATOR_LOADERS.register(GENERATOR_KIND, load_generator)

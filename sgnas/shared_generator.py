@@ -23,7 +23,7 @@ import os
 from dataclasses import asdict, dataclass, field
 import functools
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, ClassVar, Sequence
 
 import numpy as np
 import torch
@@ -33,14 +33,19 @@ from .errors import SgnasError, SpaceMismatchError
 from .generator import (
     ArchitectureGenerator,
     GeneratorConfig,
+    MetaMembers,
     PriorPool,
     decode_tabulated,
     load_weights,
     target_interval,
 )
-
-SHARED_KIND = "sgnas-shared-generator"
-SHARED_VERSION = 1
+from .generator_catalog import (
+    GENERATOR_LOADERS,
+    SHARED_KIND,
+    SHARED_VERSION,
+    GeneratorCatalog,
+    load_generator_file,
+)
 #: Reference cells of a shared generator by default.
 DEFAULT_REFERENCES = 50
 _MIN_MS = 1e-6
@@ -106,9 +111,12 @@ class DeviceConditionedGenerator(ArchitectureGenerator):
 
 
 @dataclass
-class SharedBundle:
-    """A shared generator with its priors, reference cells and the devices it was trained on."""
+class SharedBundle(MetaMembers):
+    """A shared generator with its priors, reference cells and the devices it was trained on (a
+    :class:`~sgnas.generator_protocol.Generator`)."""
 
+    kind: ClassVar[str] = SHARED_KIND
+    has_argmax: ClassVar[bool] = False
     space: Any
     generator: DeviceConditionedGenerator
     priors: PriorPool
@@ -132,6 +140,31 @@ class SharedBundle:
         if cost.space.fingerprint != self.space.fingerprint:
             raise SpaceMismatchError(f"cost is for space {cost.space.name!r}, the shared generator "
                                      f"{self.path or ''} for {self.space.name!r}")
+
+    def trained_for(self, cost) -> bool:
+        """Whether ``cost`` is the latency table of one of its training devices."""
+        lut = getattr(cost, "lut", None)
+        return cost.name == "latency" and lut is not None and self.knows(lut)
+
+    def match_note(self, cost) -> str:
+        """:meth:`describe_device` of ``cost``'s LUT; a cost other than a per-cell latency table,
+        or a LUT without the reference cells, is an error naming it."""
+        self.check_space(cost)
+        if cost.name != "latency" or not getattr(cost, "tabulated", False):
+            raise SgnasError(f"{self.path} is a shared latency generator: give --latency-ms with "
+                             f"a per-cell --lut")
+        self.features_of(cost.lut)  # a LUT without the reference cells: the error names them
+        return self.describe_device(cost.lut)
+
+    def argmax(self, targets: Sequence[float], cost) -> list:
+        raise SgnasError("--decode argmax is not available with the shared generator; use "
+                         "--decode exact")
+
+    def describe(self, cost) -> dict:
+        lut = cost.lut
+        return {"shared": {"device": lut.device_name, "new_device": not self.knows(lut),
+                           "training_devices": [d["name"] for d in self.devices],
+                           "references": len(self.references)}}
 
     @torch.no_grad()
     def logprobs_norm(self, c_norm: float, features: np.ndarray) -> np.ndarray:
@@ -216,29 +249,10 @@ def load_shared(path: str | os.PathLike) -> SharedBundle:
                         list(ckpt.get("devices", [])), dict(ckpt.get("meta", {})), str(path))
 
 
-def checkpoint_kind(path: str | os.PathLike) -> str:
-    """The ``kind`` tag of a checkpoint file."""
-    from .checkpoint import load_checkpoint
-
-    return str(load_checkpoint(path)["kind"])
-
-
 def find_shared_generator(space, dirs: Sequence[str | os.PathLike]) -> Path | None:
-    """The newest shared generator (with its device input) for ``space`` under ``dirs``."""
-    from .checkpoint import load_checkpoint
-
-    found: list[tuple[float, Path]] = []
-    for d in dirs:
-        if not Path(d).is_dir():
-            continue
-        for path in sorted(Path(d).glob("*.pt")):
-            try:
-                ckpt = load_checkpoint(path, SHARED_KIND)
-            except SgnasError:
-                continue
-            if ckpt.get("space_fingerprint") == space.fingerprint and ckpt.get("device_input"):
-                found.append((path.stat().st_mtime, path))
-    return max(found)[1] if found else None
+    """:meth:`GeneratorCatalog.find_shared <sgnas.generator_catalog.GeneratorCatalog.find_shared>`
+    over ``dirs``."""
+    return GeneratorCatalog(dirs).find_shared(space)
 
 
 def generate_cell(generator, table, target: float, eps: float = 0.01, space=None):
@@ -251,11 +265,9 @@ def generate_cell(generator, table, target: float, eps: float = 0.01, space=None
     window is empty). A shared generator takes the device embedding from the table's reference
     cells."""
     from .costs import CellTableCost
-    from .generator import load_generator
 
     if isinstance(generator, (str, os.PathLike)):
-        generator = (load_shared(generator) if checkpoint_kind(generator) == SHARED_KIND
-                     else load_generator(generator))
+        generator = load_generator_file(generator)
     if isinstance(table, CellTableCost):
         cost = table
     else:
@@ -304,6 +316,7 @@ def shipped_cell(table, target: float, name: str | None = None):
 @functools.lru_cache(maxsize=8)
 def _loaded(path: str):
     """A generator checkpoint loaded once per process (shared or per-cost)."""
-    from .generator import load_generator
+    return load_generator_file(path)
 
-    return load_shared(path) if checkpoint_kind(path) == SHARED_KIND else load_generator(path)
+
+GENERATOR_LOADERS.register(SHARED_KIND, load_shared)

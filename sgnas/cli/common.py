@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 from pathlib import Path
-from typing import Iterable
+
+from ..fileio import refuse_overwrite  # noqa: F401  (re-exported: one definition, in fileio)
 
 
 def positive_int(text: str) -> int:
@@ -51,18 +51,6 @@ def add_resume_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_mutually_exclusive_group()
     group.add_argument("--resume", action="store_true", help="continue the run in --out")
     group.add_argument("--force", action="store_true", help="start over, replacing --out's run")
-
-
-def refuse_overwrite(paths: Iterable[str | os.PathLike], force: bool) -> None:
-    """Raise :class:`~sgnas.errors.SgnasError` naming the first of ``paths`` that exists, unless
-    ``force``."""
-    from ..errors import SgnasError
-
-    if force:
-        return
-    for path in paths:
-        if os.path.exists(path):
-            raise SgnasError(f"{path} exists; pass --force to overwrite")
 
 
 #: What ``--arch`` takes, for error messages.

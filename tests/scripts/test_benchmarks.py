@@ -119,10 +119,10 @@ def bench_args(a: dict, *extra: str) -> list[str]:
 @pytest.mark.slow
 def test_bench_generator_compares_three_methods_on_an_unselected_split(artifacts, monkeypatch,
                                                                          capsys):
-    import sgnas.cli.generate as generate
+    import sgnas.search.generation as generation
     from sgnas.space import load_architecture
 
-    monkeypatch.setattr(generate, "measure_archs",
+    monkeypatch.setattr(generation, "measure_archs",
                         lambda space, lut, archs, force=False:
                         [1.1 * artifacts["cost"].exact(a) for a in archs])
     bench = load_script("bench_generator")

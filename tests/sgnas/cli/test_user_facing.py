@@ -292,7 +292,7 @@ def test_measure_on_an_imported_table_says_what_it_is(capsys, tmp_path, monkeypa
 
 
 def test_measure_reports_absolute_lut_state_and_speed_factor(capsys, tmp_path, monkeypatch):
-    from sgnas.cli import generate
+    from sgnas.search import generation
     from sgnas.costs import LatencyCost
     from sgnas.generator import target_interval
 
@@ -303,11 +303,11 @@ def test_measure_reports_absolute_lut_state_and_speed_factor(capsys, tmp_path, m
     lo, hi = target_interval(cost)
     t = round((lo + hi) / 2, 4)
 
-    def fake(space, lut, archs, force=False):
+    def fake(space, lut, archs, force=False, note=None):
         rows = [{"measured_ms": t, "absolute_ms": 1.3 * t, "speed_factor": 1.3} for _ in archs]
         return rows, {"speed_factor": 1.3, "probe_factor": 1.25}
 
-    monkeypatch.setattr(generate, "measure_generated", fake)
+    monkeypatch.setattr(generation, "measure_generated", fake)
     assert main(["generate", "--latency-ms", str(t), "--lut", str(tmp_path / "lut.json"),
                  "--generator", str(gen), "--measure"]) == 0
     out = capsys.readouterr().out
@@ -329,7 +329,7 @@ def test_measure_generated_divides_the_absolute_time_by_the_lut_state(monkeypatc
     import profiler.devices
     import profiler.measure as pm
     from profiler.protocol import Measurement
-    from sgnas.cli.generate import measure_generated
+    from sgnas.search.generation import measure_generated
 
     class Last:
         entry_median_ms = 5.2
