@@ -119,7 +119,7 @@ class Reference:
         parts = str(name).split(":", 2)
         if len(parts) != 3 or parts[1] == "file":
             raise SgnasError(f"reference {name!r} is not of the form space:kind:model")
-        return cls(*parts)
+        return cls(parts[0], parts[1], parts[2])
 
     def spec(self, builder: "ModelBuilder") -> ModelSpec:
         """Build this reference's graph with ``builder`` (a builder of :attr:`space`)."""
