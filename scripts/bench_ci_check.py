@@ -3,6 +3,10 @@
 Each run makes a fresh baseline of a CIFAR-10 network on the quiet machine
 (``sgnas check --onnx model.onnx --baseline B --update``), then checks a model against it:
 
+The baseline keeps a copy of the model (the default), so every check times the model against it,
+interleaved (a paired comparison); ``--check-args=--no-model-copy`` measures the earlier protocol
+(against the recorded figure) instead.
+
 * ``quiet``: the unchanged model, nothing else started (target: 0 failures);
 * ``hog``: the unchanged model beside a 1-thread numpy loop pinned to the other CPU (target: 0
   failures; inconclusive allowed, counted);
@@ -14,8 +18,8 @@ Each run makes a fresh baseline of a CIFAR-10 network on the quiet machine
   and the shipped LUT (built elsewhere, no machine id) in LUT mode (target: inconclusive, exit 3).
 
 Prints one JSON line: per case the runs, exit codes and counts (ok / fail / inconclusive for
-unchanged models; caught / passed / inconclusive for slowdowns), the measured ratios, the
-neighbours' load and the wall time. ``--hog`` alone runs the CPU hog until killed.
+unchanged models; caught / passed / inconclusive for slowdowns), every measured ratio (first
+measurement and re-measurements) and their range per case, the neighbours' load and the wall time. ``--hog`` alone runs the CPU hog until killed.
 
     python scripts/bench_ci_check.py --quiet 20 --hog-runs 20 --slow 5 --slow-hog 5
 """
@@ -101,7 +105,11 @@ def report_figures(path: Path) -> dict:
     noise = data.get("noise") or {}
     return {"ratio": model.get("ratio"), "status": model.get("status"),
             "measurements": len(model.get("measurements_ms") or []),
-            "neighbour_max": noise.get("neighbour_max"), "machine": noise.get("machine_factor")}
+            "ratios": [round(m / model["baseline_ms"], 4) for m in model.get("measurements_ms") or []]
+            if model.get("baseline_ms") else [],
+            "neighbour_max": noise.get("neighbour_max"), "machine": noise.get("machine_factor"),
+            "paired": bool(noise.get("paired_with")),
+            "baseline_model_now": noise.get("reference_vs_baseline")}
 
 
 def run_case(case: str, n: int, model: Path, heavy: Path, work: Path, device: str,
@@ -134,7 +142,10 @@ def run_case(case: str, n: int, model: Path, heavy: Path, work: Path, device: st
     else:
         counts = {"ok": codes.count(0), "fail": codes.count(1), "inconclusive": codes.count(3)}
     counts["errors"] = sum(1 for c in codes if c not in (0, 1, 3))
-    return {"runs": n, **counts, "exit_codes": codes, "rows": rows}
+    ratios = [x for r in rows for x in r.get("ratios") or []]
+    spread = ({"ratio_min": min(ratios), "ratio_max": max(ratios),
+               "ratio_median": float(sorted(ratios)[len(ratios) // 2])} if ratios else {})
+    return {"runs": n, **counts, **spread, "exit_codes": codes, "rows": rows}
 
 
 def other_host(model: Path, work: Path, device: str, extra: list[str], env: dict) -> dict:
