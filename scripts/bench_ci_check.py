@@ -27,6 +27,7 @@ measurement and re-measurements) and their range per case, the neighbours' load 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -113,7 +114,7 @@ def report_figures(path: Path) -> dict:
 
 
 def run_case(case: str, n: int, model: Path, heavy: Path, work: Path, device: str,
-             extra: list[str], env: dict) -> dict:
+             extra: list[str], env: dict, recorded_too: bool = False) -> dict:
     rows = []
     for i in range(n):
         base = work / f"{case}-{i}.json"
@@ -127,14 +128,18 @@ def run_case(case: str, n: int, model: Path, heavy: Path, work: Path, device: st
                 "--json", str(work / "r.json"), *extra]
         if target == heavy:
             args.append("--allow-model-change")
-        if case.endswith("hog"):
-            with Hog():
-                rc, t, err = sgnas(*args, env=env)
-        else:
+        with Hog() if case.endswith("hog") else contextlib.nullcontext():
             rc, t, err = sgnas(*args, env=env)
-        rows.append({"exit": rc, "update_s": round(t_b, 1), "check_s": round(t, 1),
-                     **report_figures(work / "r.json"), **({"stderr": err} if rc else {})})
-        (work / "r.json").unlink(missing_ok=True)
+            row = {"exit": rc, "update_s": round(t_b, 1), "check_s": round(t, 1),
+                   **report_figures(work / "r.json"), **({"stderr": err} if rc else {})}
+            (work / "r.json").unlink(missing_ok=True)
+            if recorded_too:  # the same baseline, right after: against the recorded figure
+                rc_r, t_r, err_r = sgnas(*args, "--no-model-copy", env=env)
+                row["recorded"] = {"exit": rc_r, "check_s": round(t_r, 1),
+                                   **report_figures(work / "r.json"),
+                                   **({"stderr": err_r} if rc_r else {})}
+                (work / "r.json").unlink(missing_ok=True)
+        rows.append(row)
         print(f"{case} {i + 1}/{n}: exit {rc} ({rows[-1]})", file=sys.stderr, flush=True)
     codes = [r.get("exit") for r in rows]
     if case.startswith("slow"):
@@ -142,6 +147,13 @@ def run_case(case: str, n: int, model: Path, heavy: Path, work: Path, device: st
     else:
         counts = {"ok": codes.count(0), "fail": codes.count(1), "inconclusive": codes.count(3)}
     counts["errors"] = sum(1 for c in codes if c not in (0, 1, 3))
+    if recorded_too:
+        rec = [r["recorded"]["exit"] for r in rows if "recorded" in r]
+        counts["recorded_exit_codes"] = rec
+        rec_ratios = [r["recorded"]["ratios"][0] for r in rows
+                      if "recorded" in r and r["recorded"].get("ratios")]
+        if rec_ratios:
+            counts["recorded_first_ratio_range"] = [min(rec_ratios), max(rec_ratios)]
     ratios = [x for r in rows for x in r.get("ratios") or []]
     spread = ({"ratio_min": min(ratios), "ratio_max": max(ratios),
                "ratio_median": float(sorted(ratios)[len(ratios) // 2])} if ratios else {})
@@ -173,6 +185,9 @@ def main() -> None:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--hog", action="store_true", help="run the CPU hog until killed")
     ap.add_argument("--check-args", default="", help="extra arguments of every sgnas check")
+    ap.add_argument("--recorded-too", action="store_true",
+                    help="after each check, check again against the same baseline's recorded "
+                         "figure (--no-model-copy): the two protocols side by side")
     args = ap.parse_args()
     if args.hog:
         signal.signal(signal.SIGTERM, lambda *a: sys.exit(0))
@@ -192,7 +207,8 @@ def main() -> None:
         for case, n in (("quiet", args.quiet), ("hog", args.hog_runs), ("slow", args.slow),
                         ("slow_hog", args.slow_hog)):
             if n > 0:
-                out[case] = run_case(case, n, model, heavy, work, args.device, extra, env)
+                out[case] = run_case(case, n, model, heavy, work, args.device, extra, env,
+                                     args.recorded_too)
         out["other_host"] = other_host(model, work, args.device, extra, env)
     out["load_after"] = [round(x, 2) for x in os.getloadavg()]
     out["seconds"] = round(time.perf_counter() - start, 1)

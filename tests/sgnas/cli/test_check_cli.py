@@ -242,6 +242,28 @@ def test_onnx_missing_or_corrupt_baseline_exits_2(tmp_path, capsys):
     assert snapshot(corrupt) == before
 
 
+def test_a_baseline_copy_that_is_not_its_model_exits_2_and_writes_nothing(tmp_path, capsys):
+    from profiler.check import CheckConfig, update_baseline
+    from profiler.devices import load_device
+    from profiler.protocol import Measurement
+
+    dev = fast_device(tmp_path)
+    model = conv_onnx(tmp_path / "m.onnx")
+    base = tmp_path / "latency.json"
+    update_baseline(model, load_device(dev), base, CheckConfig(baseline_runs=1),
+                    measure_fn=lambda t: Measurement(1.0, 0.9, 1.1, 30, 0.02, [1.0] * 3, False))
+    conv_onnx(tmp_path / "latency.model" / "m.onnx", widths=(8,))  # the copy no longer matches
+    before = snapshot(base)
+    report = tmp_path / "r.xml"
+    assert main(["check", "--onnx", model, "--device", dev, "--baseline", str(base),
+                 "--junit", str(report)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "sha256 differs" in err[0] and "--update" in err[0]
+    assert snapshot(base) == before and not report.exists()
+    assert main(["check", "--lut", str(base), "--device", dev, "--no-model-copy"]) == 2
+    assert "--no-model-copy applies to --onnx" in capsys.readouterr().err
+
+
 # ------------------------------------------------------- another host, bad report paths
 def test_lut_of_another_host_is_inconclusive_exit_3(tmp_path, capsys):
     pytest.importorskip("onnxruntime")
