@@ -126,6 +126,12 @@ def _quiet(neighbour: float | None, cfg: CheckConfig) -> bool:
     return neighbour is None or neighbour <= cfg.max_neighbour
 
 
+#: A paired target whose first ratio is beyond this share of its tolerance is re-measured
+#: ``remeasure`` times and judged on the median of all its measurements (a single reading decides
+#: only when it is clearly inside).
+PAIRED_SUSPECT = 0.5
+
+
 @dataclass
 class _Taken:
     """One measurement of an item: its median, spread, error and the neighbours' load then."""
@@ -134,6 +140,12 @@ class _Taken:
     spread: float
     error: float
     neighbour: float | None
+
+
+def _median_taken(taken: Sequence["_Taken"]) -> "_Taken":
+    """One measurement standing for several: the medians of their latencies, spreads and errors."""
+    return _Taken(float(np.median([t.ms for t in taken])), float(np.median([t.spread for t in taken])),
+                  float(np.median([t.error for t in taken])), None)
 
 
 class _Item:
@@ -158,8 +170,8 @@ class _Item:
     def tol(self, t: _Taken) -> float:
         return self.cfg.item_tolerance(self.baseline_error, t.error, self.target.tolerance_floor)
 
-    def within(self, t: _Taken) -> bool:
-        return t.ms / self.target.baseline_ms <= 1.0 + self.tol(t)
+    def within(self, t: _Taken, share: float = 1.0) -> bool:
+        return t.ms / self.target.baseline_ms <= 1.0 + share * self.tol(t)
 
     @property
     def quiet(self) -> list[_Taken]:
@@ -169,19 +181,22 @@ class _Item:
 
     @property
     def suspect(self) -> bool:
-        """Slower than tolerance in its first quiet measurement."""
+        """Slower than tolerance in its first quiet measurement (a paired target: slower than
+        half of it)."""
         quiet = self.quiet
-        return bool(quiet) and not self.within(quiet[0])
+        return bool(quiet) and not self.within(quiet[0], PAIRED_SUSPECT if self.target.paired else 1.0)
 
     @property
     def pending(self) -> bool:
         """Needs another measurement: none quiet yet, or a suspect not yet cleared (``min``) or
-        not yet measured ``remeasure`` times (``median``)."""
+        not yet measured ``remeasure`` times (``median``, and every paired target)."""
         quiet = self.quiet
         if not quiet:
             return True
         if not self.suspect:
             return False
+        if self.target.paired:
+            return len(quiet) < 1 + self.cfg.remeasure
         return self.cfg.reduce == "median" or not any(self.within(t) for t in quiet[1:])
 
     def result(self) -> ItemResult:
@@ -198,11 +213,16 @@ class _Item:
             final = quiet[0]
             ratio = final.ms / target.baseline_ms
             status = IMPROVED if ratio < 1.0 / (1.0 + self.tol(final)) else OK
+        elif target.paired:  # the median of every measurement decides
+            final = _median_taken(quiet)
+            if self.within(final):
+                status = OK if self.within(quiet[0]) else NOISY
+                note = (f"first ratio {first.ms / target.baseline_ms:.3f}x re-measured "
+                        f"{len(again)} time(s); their median decides")
+            else:
+                status = REGRESSED if len(quiet) >= need else INCONCLUSIVE
         elif cfg.reduce == "median" and quiet[1:]:
-            rest = quiet[1:]
-            final = _Taken(float(np.median([t.ms for t in rest])),
-                           float(np.median([t.spread for t in rest])),
-                           float(np.median([t.error for t in rest])), None)
+            final = _median_taken(quiet[1:])
             if self.within(final):
                 status = NOISY
             else:
@@ -224,11 +244,12 @@ class _Item:
         if status == MISMATCH:
             note = ("slower than the LUT predicts, but the LUT records no end-to-end error to judge it "
                     "by (calibrate it with sgnas-profile --validate); not failed")
-        elif status == NOISY:
+        elif status == NOISY and not target.paired:
             note = (f"first run {first.ms:.4f} ms ({first.ms / target.baseline_ms:.2f}x) "
                     f"was not confirmed by {len(again)} re-measurement(s)")
         elif status == REGRESSED and again:
-            note = f"confirmed by {len(again)} re-measurement(s) ({cfg.reduce})"
+            note = (f"the median of {len(quiet)} measurements (paired)" if target.paired else
+                    f"confirmed by {len(again)} re-measurement(s) ({cfg.reduce})")
         elif status == INCONCLUSIVE:
             note = (f"{len(busy)} of {len(self.taken)} measurement(s) taken while other "
                     f"processes used up to {max(busy, default=0.0):.2f} cores (limit "

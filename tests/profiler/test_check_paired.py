@@ -137,6 +137,34 @@ def test_contended_measurements_count_for_a_paired_target_only(factor, paired_st
     assert paired.neighbour[0] == 1.0  # the load is still reported
 
 
+@pytest.mark.parametrize("readings, paired_status, unpaired_status", [
+    # measured: a planted +11% slowdown read 1.157, 1.093, 1.0515 (inside its noise-widened
+    # tolerance) -- one low reading cleared it under the unpaired rule (min); the median of all
+    # its readings does not
+    ([1.157, 1.093, 1.045, 1.10], REGRESSED, "noisy"),
+    ([1.06, 0.99, 1.00, 1.01], "noisy", "noisy"),     # one high reading of an unchanged model
+    ([1.03, 1.00, 0.99, 1.00], OK, OK),               # beyond half the tolerance: re-measured
+    ([1.02, 1.2, 1.2, 1.2], OK, OK),                  # clearly inside: one reading decides
+])
+def test_a_paired_suspect_is_judged_on_the_median_of_all_its_readings(readings, paired_status,
+                                                                      unpaired_status):
+    cfg = CheckConfig(remeasure_gap_s=0.0)  # 5% floor, 3 re-measurements, 2 confirmations
+
+    def results(paired):
+        it = iter(readings)
+        [r] = judge([Target("m.onnx", "model", 1.0, paired=paired)], cfg,
+                    lambda t: meas(next(it), spread=0.0), Gauge(0.0))
+        return r
+
+    paired, unpaired = results(True), results(False)
+    assert (paired.status, unpaired.status) == (paired_status, unpaired_status)
+    if readings[0] > 1.025:  # re-measured every time, and the median reported
+        assert paired.measurements_ms == readings
+        assert paired.now_ms == pytest.approx(float(np.median(readings)))
+    else:
+        assert paired.measurements_ms == readings[:1]
+
+
 class StepTimer:
     """A timer that logs its calls in ``log``."""
 
