@@ -66,7 +66,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="re-measure a suspect up to N times before failing it "
                              "(default %(default)s)")
     parser.add_argument("--reduce", choices=("min", "median"), default=d.reduce,
-                        help="how re-measurements of a suspect are combined (default %(default)s)")
+                        help="how re-measurements of a suspect are combined (default %(default)s; a "
+                             "model timed against its baseline's copy: the median of all)")
     parser.add_argument("--json", metavar="PATH", help="write the report as JSON")
     parser.add_argument("--junit", metavar="PATH", help="write the report as JUnit XML")
     parser.add_argument("--force", action="store_true",
