@@ -6,20 +6,15 @@ import pytest
 from profiler import build, measure
 from profiler.build import BuildConfig, build_lut, canary_key, with_protocol
 from profiler.interleave import reference_key
-from profiler.devices import load_device
 from profiler.protocol import Measurement
 from sgnas.errors import SgnasError
 from sgnas.lut import load_lut
 from sgnas.space import get_space
 
 SPACE = get_space("tiny")
-QUICK = dict(warmup_ms=0.0, warmup_min_iters=1, rounds=1, min_iters_per_round=2, min_round_ms=0.0,
-             remeasure=0, canary_every=100)
-
-
 @pytest.fixture
-def device():
-    return with_protocol(load_device("cpu"), **QUICK)
+def device(quick_cpu):
+    return quick_cpu
 
 
 def test_partial_build_with_real_backend(tmp_path, device):

@@ -3,8 +3,6 @@
 import pytest
 
 from profiler import pipeline
-from profiler.build import with_protocol
-from profiler.devices import load_device
 from profiler.lock import ProfileLock, ProfileLockedError
 from profiler.pipeline import DEFAULT_NETWORKS, ProfileRequest, profile_device
 from sgnas.errors import SgnasError
@@ -12,13 +10,9 @@ from sgnas.lut import load_lut
 from sgnas.space import get_space
 
 SPACE = get_space("tiny")
-QUICK = dict(warmup_ms=0.0, warmup_min_iters=1, rounds=1, min_iters_per_round=2, min_round_ms=0.0,
-             remeasure=0, canary_every=100)
-
-
 @pytest.fixture
-def device():
-    return with_protocol(load_device("cpu"), **QUICK)
+def device(quick_cpu):
+    return quick_cpu
 
 
 @pytest.fixture(autouse=True)
