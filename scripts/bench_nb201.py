@@ -20,6 +20,7 @@ seeds of the per-seed means over constraints, per method and per cost.
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib
 import json
 import os
@@ -56,8 +57,9 @@ def parse_args(argv):
     ap.add_argument("--cache-dir", default=None, help="decoded-image cache (as in training)")
     ap.add_argument("--methods", default="random,evolution",
                     help="comma-separated: random, evolution, generator (needs --generator)")
-    ap.add_argument("--generator", default=None, metavar="MODULE:FUNCTION",
-                    help="generate(table, target) -> Cell (or its string)")
+    ap.add_argument("--generator", default=None, metavar="shipped|MODULE:FUNCTION",
+                    help="generate(table, target) -> Cell (or its string); shipped: the shipped "
+                         "NB201 generators")
     ap.add_argument("--devices", default=None, help="comma-separated latency.csv devices or 'all'")
     ap.add_argument("--no-flops", action="store_true", help="skip the FLOPs targets")
     ap.add_argument("--quantiles", default=None,
@@ -294,13 +296,54 @@ def signals_main(args) -> dict:
             "signals": signals}
 
 
+def shipped_cell(table, target: float, name: str | None = None):
+    """The ``--generator shipped`` hook: the shipped NB201 generators, the FLOPs generator for
+    ``name == "flops"``, else the shared latency generator (device-conditioned through the table's
+    reference cells); exact decoding either way. A target above the table's interval (the
+    benchmark's unconstrained row) is served at the interval's top, which still meets it."""
+    from sgnas.costs import CellTableCost
+    from sgnas.errors import SgnasError
+    from sgnas.generator import default_generator_dirs, target_interval
+    from sgnas.generator_catalog import GeneratorCatalog
+    from sgnas.shared_generator import generate_cell
+    from sgnas.space import get_space
+
+    import numpy as np
+
+    space = get_space("nb201")
+    cost = CellTableCost(space, np.asarray(table, dtype=np.float64), "latency", "ms")
+    target = min(float(target), target_interval(cost)[1])
+    dirs = default_generator_dirs()
+    if name == "flops":
+        found = sorted(p for d in dirs for p in Path(d).glob("nb201-flops-*.pt"))
+        if not found:
+            raise SgnasError("no shipped NB201 FLOPs generator (generators/nb201-flops-*.pt)")
+        path = found[-1]
+    else:
+        shared = GeneratorCatalog(dirs).find_shared(space)
+        if shared is None:
+            raise SgnasError("no shipped NB201 shared generator (generators/nb201-shared-*.pt)")
+        path = shared
+    return generate_cell(_loaded(str(path)), cost, target, space=space)
+
+
+@functools.lru_cache(maxsize=8)
+def _loaded(path: str):
+    """A generator checkpoint loaded once per process (shared or per-cost)."""
+    from sgnas.generator_catalog import load_generator_file
+
+    return load_generator_file(path)
+
+
 def load_generator(spec: str):
-    """``module:function`` -> the callable."""
+    """``shipped`` (:func:`shipped_cell`) or ``module:function`` -> the callable."""
     from sgnas.errors import SgnasError
 
+    if spec == "shipped":
+        return shipped_cell
     module, sep, name = spec.partition(":")
     if not sep:
-        raise SgnasError(f"--generator {spec!r}: want MODULE:FUNCTION")
+        raise SgnasError(f"--generator {spec!r}: want shipped or MODULE:FUNCTION")
     try:
         return getattr(importlib.import_module(module), name)
     except (ImportError, AttributeError) as exc:

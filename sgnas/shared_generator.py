@@ -21,8 +21,6 @@ from __future__ import annotations
 
 import os
 from dataclasses import asdict, dataclass, field
-import functools
-from pathlib import Path
 from typing import Any, ClassVar, Sequence
 
 import numpy as np
@@ -284,39 +282,6 @@ def generate_cell(generator, table, target: float, eps: float = 0.01, space=None
         return cell
     cell, _ = generator.decode(float(target), cost, eps)
     return cell
-
-
-def shipped_cell(table, target: float, name: str | None = None):
-    """``generate(table, target, name)`` hook of ``scripts/bench_nb201.py`` over the shipped NB201
-    generators: the FLOPs generator for ``name == "flops"``, else the shared latency generator
-    (device-conditioned through the table's reference cells); exact decoding either way. A target
-    above the table's interval (the benchmark's unconstrained row) is served at the interval's top,
-    which still meets it."""
-    from .costs import CellTableCost
-    from .generator import default_generator_dirs
-    from .space import get_space
-
-    space = get_space("nb201")
-    cost = CellTableCost(space, np.asarray(table, dtype=np.float64), "latency", "ms")
-    target = min(float(target), target_interval(cost)[1])
-    dirs = default_generator_dirs()
-    if name == "flops":
-        found = sorted(p for d in dirs for p in Path(d).glob("nb201-flops-*.pt"))
-        if not found:
-            raise SgnasError("no shipped NB201 FLOPs generator (generators/nb201-flops-*.pt)")
-        path = found[-1]
-    else:
-        shared = find_shared_generator(space, dirs)
-        if shared is None:
-            raise SgnasError("no shipped NB201 shared generator (generators/nb201-shared-*.pt)")
-        path = shared
-    return generate_cell(_loaded(str(path)), cost, target, space=space)
-
-
-@functools.lru_cache(maxsize=8)
-def _loaded(path: str):
-    """A generator checkpoint loaded once per process (shared or per-cost)."""
-    return load_generator_file(path)
 
 
 GENERATOR_LOADERS.register(SHARED_KIND, load_shared)

@@ -7,6 +7,8 @@ import json
 
 import pytest
 
+from sgnas.errors import SgnasError
+
 from tests.sgnas.nb201.synthetic_bench import write_bench
 
 from .test_benchmarks import load_script, one_json_line
@@ -159,3 +161,21 @@ def test_signal_protocol_rejects_an_unknown_signal(folder, capsys):
     assert bench.main(["--bench", str(folder), "--signals", "bogus"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "unknown signal 'bogus'" in err[0]
+
+
+def test_generator_hook_shipped_serves_the_shipped_generators_under_the_target():
+    import numpy as np
+
+    script = load_script("bench_nb201")
+    generate = script.load_generator("shipped")
+    from sgnas.space import get_space
+
+    space = get_space("nb201")
+    rng = np.random.default_rng(0)
+    table = rng.uniform(1.0, 3.0, (5,) * 6)
+    target = float(np.quantile(table, 0.5))
+    cell = generate(table, target)
+    cell = space.parse(cell) if isinstance(cell, str) else cell
+    assert table[tuple(space.indices_of(cell))] <= target and not space.is_degenerate(cell)
+    with pytest.raises(SgnasError, match="MODULE:FUNCTION"):
+        script.load_generator("nonsense")
