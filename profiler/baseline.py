@@ -244,17 +244,23 @@ def model_copy_folder(baseline_path: str | os.PathLike) -> Path:
     return p.with_name(p.stem + ".model")
 
 
+def owns_model_copy(baseline_path: str | os.PathLike) -> bool:
+    """Whether the model-copy folder beside ``baseline_path`` exists and is the copy the baseline
+    there names."""
+    folder = model_copy_folder(baseline_path)
+    if not folder.exists():
+        return False
+    try:
+        return load_baseline(baseline_path).model_copy.split("/", 1)[0] == folder.name
+    except SgnasError:
+        return False
+
+
 def check_copy_replaceable(baseline_path: str | os.PathLike) -> None:
     """Refuse (:class:`SgnasError`) when the model-copy folder of ``baseline_path`` exists but is
     not the copy of the baseline there (a folder of the user's that ``--update`` would replace)."""
     folder = model_copy_folder(baseline_path)
-    if not folder.exists():
-        return
-    try:
-        own = load_baseline(baseline_path).model_copy.split("/", 1)[0] == folder.name
-    except SgnasError:
-        own = False
-    if not own:
+    if folder.exists() and not owns_model_copy(baseline_path):
         raise SgnasError(f"{folder} exists and is not the model copy of baseline {baseline_path}; "
                          "not overwritten: move it away, or choose another --baseline path")
 

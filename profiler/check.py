@@ -67,6 +67,7 @@ from .baseline import (
     baseline_model,
     check_copy_replaceable,
     model_copy_folder,
+    owns_model_copy,
     store_model_copy,
     BASELINE_SCHEMA,
     host_changes,
@@ -742,7 +743,9 @@ def update_baseline(onnx_path: str | os.PathLike, device: DeviceDescriptor | str
         if old is not None:
             check_same_device(old.device, device_dict(device), f"baseline {baseline_path}",
                               cfg.allow_device_change)
-    check_copy_replaceable(baseline_path)
+    owned_copy = owns_model_copy(baseline_path)  # the replaced baseline's own copy
+    if cfg.model_copy:
+        check_copy_replaceable(baseline_path)
     own = measure_fn is None
     reference: dict = {}
     probed: dict = {}
@@ -776,12 +779,11 @@ def update_baseline(onnx_path: str | os.PathLike, device: DeviceDescriptor | str
     record["runs_ms"] = [float(r.median_ms) for r in runs]
     record["neighbour"] = load
     env = provenance(device) if own else {}
-    copy = model_copy_folder(baseline_path)
     kept = store_model_copy(baseline_path, onnx_path) if cfg.model_copy else ""
     written = write_baseline(baseline_path, onnx_path, device, record, shape, env,
                              reference=reference, probe=probed, model_copy=kept)
-    if not kept and copy.exists():
-        shutil.rmtree(copy, ignore_errors=True)  # the replaced baseline's copy
+    if not kept and owned_copy:
+        shutil.rmtree(model_copy_folder(baseline_path), ignore_errors=True)
     return written
 
 

@@ -27,6 +27,7 @@ from profiler.protocol import Measurement
 from sgnas.errors import SgnasError
 from sgnas.lut import Calibration, EntryStats, Lut
 from sgnas.space import get_space
+from tests.profiler.onnx_models import conv_onnx, fast_device
 
 SPACE = get_space("tiny")
 
@@ -323,23 +324,10 @@ def test_junit_escapes_and_strips_invalid_characters():
 
 
 # --------------------------------------------------------------------- ONNX
-def tiny_onnx(path, channels=4, batch="N", size=8):
-    from onnx import TensorProto, helper, numpy_helper
-
-    w = numpy_helper.from_array(np.ones((channels, 3, 3, 3), np.float32), "w")
-    node = helper.make_node("Conv", ["x", "w"], ["y"], pads=[1, 1, 1, 1])
-    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [batch, 3, size, size])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], [w])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    Path(path).write_bytes(model.SerializeToString())
-    return Path(path)
-
-
 def test_onnx_input_shape_fills_dynamic_dims(tmp_path):
-    p = tiny_onnx(tmp_path / "m.onnx")
+    p = conv_onnx(tmp_path / "m.onnx")
     assert onnx_input_shape(p, batch_size=4) == (4, 3, 8, 8)
-    q = tiny_onnx(tmp_path / "d.onnx", size="H")
+    q = conv_onnx(tmp_path / "d.onnx", size="H")
     assert onnx_input_shape(q, 1, input_size=32) == (1, 3, 32, 32)
     with pytest.raises(SgnasError, match="dynamic"):
         onnx_input_shape(q, 1)
@@ -349,7 +337,7 @@ def test_onnx_input_shape_fills_dynamic_dims(tmp_path):
 
 
 def test_onnx_baseline_update_then_check(device, tmp_path):
-    model = tiny_onnx(tmp_path / "m.onnx")
+    model = conv_onnx(tmp_path / "m.onnx")
     base = tmp_path / "latency.json"
     fixed = lambda t: meas(2.0, 0.01)  # noqa: E731
     b = update_baseline(model, device, base, CheckConfig(), measure_fn=fixed)
@@ -366,8 +354,8 @@ def test_onnx_baseline_update_then_check(device, tmp_path):
 
 
 def test_onnx_baseline_refusals(device, tmp_path):
-    model = tiny_onnx(tmp_path / "m.onnx")
-    other = tiny_onnx(tmp_path / "o.onnx", channels=8)
+    model = conv_onnx(tmp_path / "m.onnx")
+    other = conv_onnx(tmp_path / "o.onnx", channels=8)
     base = tmp_path / "latency.json"
     write_baseline(base, model, device, meas(2.0), (1, 3, 8, 8))
     fixed = lambda t: meas(2.0)  # noqa: E731
@@ -390,7 +378,7 @@ def test_onnx_baseline_refusals(device, tmp_path):
 
 
 def test_update_refuses_to_replace_baseline_of_another_device(device, tmp_path):
-    model = tiny_onnx(tmp_path / "m.onnx")
+    model = conv_onnx(tmp_path / "m.onnx")
     base = tmp_path / "latency.json"
     write_baseline(base, model, load_device("cpu-2t"), meas(2.0), (1, 3, 8, 8))
     before = base.read_bytes()
@@ -399,23 +387,10 @@ def test_update_refuses_to_replace_baseline_of_another_device(device, tmp_path):
     assert base.read_bytes() == before
 
 
-def fast_device(tmp_path, name="cpu", threads=1):
-    """A CPU descriptor with a short protocol, for real measurements in tests."""
-    import yaml
-
-    data = {"name": name, "description": "test", "kind": "cpu", "backend": "onnxruntime",
-            "precision": "fp32", "batch_size": 1, "threads": threads, "pin_threads": False,
-            "protocol": {"warmup_ms": 2, "warmup_min_iters": 2, "rounds": 3, "min_iters_per_round": 5,
-                         "min_round_ms": 2, "remeasure": 0}}
-    path = tmp_path / f"{name}.yaml"
-    path.write_text(yaml.safe_dump(data))
-    return path
-
-
 def test_real_onnxruntime_update_then_unchanged_check(tmp_path):
     pytest.importorskip("onnxruntime")
     dev = load_device(str(fast_device(tmp_path)))
-    model = tiny_onnx(tmp_path / "m.onnx")
+    model = conv_onnx(tmp_path / "m.onnx")
     base = tmp_path / "latency.json"
     b = update_baseline(model, dev, base, CheckConfig())
     assert b.median_ms > 0 and b.measurement["n"] >= 15

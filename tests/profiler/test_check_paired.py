@@ -1,7 +1,6 @@
 """Paired ONNX checks: the baseline keeps its model, and a check times the model against it."""
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,6 +13,7 @@ from profiler.devices import load_device
 from profiler.interleave import InterleaveConfig, interleave
 from profiler.protocol import Measurement
 from sgnas.errors import SgnasError
+from tests.profiler.onnx_models import conv_onnx, fast_device
 
 pytest.importorskip("onnx")
 
@@ -21,20 +21,6 @@ pytest.importorskip("onnx")
 def meas(ms, spread=0.01):
     return Measurement(median_ms=ms, p10_ms=ms, p90_ms=ms, n=50, spread=spread,
                        round_medians=[ms] * 5, noisy=False, pairs=8)
-
-
-def conv_onnx(path, channels=4, size=8):
-    from onnx import TensorProto, helper, numpy_helper
-
-    w = numpy_helper.from_array(np.ones((channels, 3, 3, 3), np.float32), "w")
-    node = helper.make_node("Conv", ["x", "w"], ["y"], pads=[1, 1, 1, 1])
-    graph = helper.make_graph(
-        [node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, size, size])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], [w])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    Path(path).write_bytes(model.SerializeToString())
-    return Path(path)
 
 
 class Gauge:
@@ -86,6 +72,10 @@ def test_a_folder_in_the_copys_place_is_never_replaced(device, tmp_path):
     with pytest.raises(SgnasError, match="not overwritten"):
         update_baseline(model, device, base, CheckConfig(), measure_fn=lambda t: meas(2.0))
     assert not base.exists() and (mine / "notes.txt").read_text() == "mine"
+    # a baseline that keeps no copy neither refuses nor touches the folder
+    update_baseline(model, device, base, CheckConfig(baseline_runs=1, model_copy=False),
+                    measure_fn=lambda t: meas(2.0))
+    assert base.exists() and (mine / "notes.txt").read_text() == "mine"
 
 
 def test_a_copy_that_is_not_the_recorded_model_is_refused(device, tmp_path):
@@ -210,31 +200,6 @@ def test_alternated_rounds_cancel_an_order_effect():
     assert fixed.ratio == pytest.approx(0.96)  # without alternation the order biases the ratio
 
 
-def fast_device(tmp_path):
-    import yaml
-
-    data = {"name": "cpu", "description": "test", "kind": "cpu", "backend": "onnxruntime",
-            "precision": "fp32", "batch_size": 1, "threads": 1, "pin_threads": False,
-            "protocol": {"warmup_ms": 2, "warmup_min_iters": 2, "rounds": 3,
-                         "min_iters_per_round": 5, "min_round_ms": 2, "remeasure": 0}}
-    path = tmp_path / "cpu.yaml"
-    path.write_text(yaml.safe_dump(data))
-    return load_device(str(path))
-
-
-def test_measuring_holds_the_device_lock(tmp_path, monkeypatch):
-    from profiler import check
-    from profiler.lock import ProfileLock, ProfileLockedError
-
-    monkeypatch.setenv("SGNAS_LOCK_DIR", str(tmp_path))
-    notes = []
-    with check.device_lock(load_device("cpu"), None, "sgnas check", notes.append):
-        with pytest.raises(ProfileLockedError, match="sgnas check"):
-            ProfileLock("cpu", directory=tmp_path, wait=False).acquire()
-    with check.device_lock(load_device("cpu"), lambda t: None, "sgnas check"):  # injected: no lock
-        ProfileLock("cpu", directory=tmp_path, wait=False).acquire().release()
-
-
 @pytest.mark.slow
 def test_real_paired_check_passes_the_model_and_fails_a_heavier_one(tmp_path, monkeypatch):
     pytest.importorskip("onnxruntime")
@@ -248,7 +213,7 @@ def test_real_paired_check_passes_the_model_and_fails_a_heavier_one(tmp_path, mo
             return super().acquire()
 
     monkeypatch.setattr(check, "ProfileLock", Recording)
-    dev = fast_device(tmp_path)
+    dev = load_device(str(fast_device(tmp_path)))
     model = conv_onnx(tmp_path / "m.onnx", channels=8, size=32)
     heavy = conv_onnx(tmp_path / "heavy.onnx", channels=128, size=32)  # 16x the multiply-adds
     base = tmp_path / "latency.json"

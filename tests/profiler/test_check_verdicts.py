@@ -19,6 +19,7 @@ from profiler.protocol import Measurement
 from sgnas.errors import SgnasError
 from sgnas.lut import EntryStats, Lut
 from sgnas.space import get_space
+from tests.profiler.onnx_models import relu_onnx
 
 SPACE = get_space("tiny")
 ENV = {"machine_id": "abc", "hostname": "runner-1", "cpu_model": "AMD EPYC", "cpu_count": 2,
@@ -125,14 +126,7 @@ def test_lut_from_another_host_is_inconclusive_and_measures_nothing(device):
 
 
 def test_baseline_from_another_host_is_inconclusive(device, tmp_path):
-    onnx = pytest.importorskip("onnx")
-    from onnx import TensorProto, helper
-
-    graph = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "g",
-                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8, 8])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)])
-    model = tmp_path / "m.onnx"
-    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), model)
+    model = tiny_model(tmp_path)
     base = tmp_path / "b.json"
     write_baseline(base, model, device, meas(1.0), (1, 3, 8, 8), {**ENV, "cpu_model": "Intel Xeon"})
     fake = Fake(default=3.0)
@@ -264,15 +258,8 @@ def test_neighbour_gauge_counts_other_processes_cpu_time(tmp_path, monkeypatch):
 
 # ------------------------------------------------------------------- baselines
 def tiny_model(tmp_path):
-    onnx = pytest.importorskip("onnx")
-    from onnx import TensorProto, helper
-
-    graph = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "g",
-                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8, 8])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)])
-    path = tmp_path / "m.onnx"
-    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
-    return path
+    pytest.importorskip("onnx")
+    return relu_onnx(tmp_path / "m.onnx")
 
 
 def test_baseline_is_the_median_of_its_runs(device, tmp_path):
