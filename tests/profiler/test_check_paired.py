@@ -200,6 +200,19 @@ def test_alternated_rounds_cancel_an_order_effect():
     assert fixed.ratio == pytest.approx(0.96)  # without alternation the order biases the ratio
 
 
+def test_measuring_holds_the_device_lock(tmp_path, monkeypatch):
+    from profiler import check
+    from profiler.lock import ProfileLock, ProfileLockedError
+
+    monkeypatch.setenv("SGNAS_LOCK_DIR", str(tmp_path))
+    notes = []
+    with check.device_lock(load_device("cpu"), None, "sgnas check", notes.append):
+        with pytest.raises(ProfileLockedError, match="sgnas check"):
+            ProfileLock("cpu", directory=tmp_path, wait=False).acquire()
+    with check.device_lock(load_device("cpu"), lambda t: None, "sgnas check"):  # injected: no lock
+        ProfileLock("cpu", directory=tmp_path, wait=False).acquire().release()
+
+
 @pytest.mark.slow
 def test_real_paired_check_passes_the_model_and_fails_a_heavier_one(tmp_path, monkeypatch):
     pytest.importorskip("onnxruntime")
